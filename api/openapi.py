@@ -1,0 +1,149 @@
+"""The OpenAPI 3.1 description of the API. A test checks that every route under /api/v1 is described here."""
+
+from __future__ import annotations
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _op(summary: str, *, admin: bool = False, body: str | None = None, params: list | None = None,
+        ok: tuple[str, str] = ("200", "OK"), schema: str | None = None, errors: tuple[str, ...] = ()) -> dict:
+    op: dict = {"summary": summary, "security": [{"apiKey": []}], "parameters": params or []}
+    if admin:
+        op["description"] = "Needs an admin key."
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}} if schema else {"application/json": {}}
+    op["responses"] = {ok[0]: {"description": ok[1], "content": content}}
+    for code in ("401", "403" if admin else None, "404", *errors):
+        if code:
+            op["responses"][code] = PROBLEM
+    return op
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _query(name: str, description: str, type_: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": type_}, "description": description}
+
+
+SLUG = _path_param("slug", "The form's slug")
+SUBMISSION = _path_param("submission_id", "The UUID the device gave the submission")
+
+PATHS: dict[str, dict] = {
+    "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "OK"}}}},
+    "/readyz": {"get": {"summary": "The database is reachable", "security": [],
+                        "responses": {"200": {"description": "Ready"}, "503": PROBLEM}}},
+    "/api/v1/forms": {
+        "get": _op("List the organization's forms"),
+        "post": _op("Create a form", admin=True, body="FormInput", ok=("201", "Created"), schema="Form", errors=("400", "409", "422")),
+    },
+    "/api/v1/forms/{slug}": {
+        "get": _op("Get a form with its current questions", params=[SLUG], schema="Form"),
+        "put": _op("Update a form; changed questions make a new version", admin=True, params=[SLUG], body="FormInput",
+                   schema="Form", errors=("400", "422")),
+    },
+    "/api/v1/forms/{slug}/responses": {
+        "post": _op("Post one submission. 201 when new, 200 when the same submission was already received",
+                    params=[SLUG], body="Submission", ok=("201", "Created"), schema="Response",
+                    errors=("400", "409", "413", "422")),
+        "get": _op("Page through responses (keyset), filter by received time, choice answers and words",
+                   params=[SLUG, _query("limit", "Page size, 1-1000 (default 100)", "integer"),
+                           _query("cursor", "next_cursor of the previous page"),
+                           _query("since", "Only responses received at or after this ISO 8601 time"),
+                           _query("answer.{key}", "Equality on a choice or boolean answer, e.g. answer.city=Pune"),
+                           _query("q", "Words that must all appear in the text answers")],
+                   schema="ResponsePage", errors=("422",)),
+    },
+    "/api/v1/forms/{slug}/responses/batch": {
+        "post": _op("Post up to 1,000 submissions; each is judged on its own", params=[SLUG], body="Batch",
+                    schema="BatchResult", errors=("400", "413", "422")),
+    },
+    "/api/v1/forms/{slug}/responses/{submission_id}": {
+        "get": _op("Get a response", params=[SLUG, SUBMISSION], schema="Response"),
+        "put": _op("Edit a response: a new revision, earlier ones kept", params=[SLUG, SUBMISSION], body="Edit",
+                   schema="Response", errors=("400", "422")),
+    },
+    "/api/v1/forms/{slug}/responses/{submission_id}/revisions": {
+        "get": _op("Every revision of a response, oldest first", params=[SLUG, SUBMISSION]),
+    },
+}
+
+SCHEMAS: dict[str, dict] = {
+    "Question": {
+        "type": "object", "required": ["key", "type"],
+        "properties": {
+            "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+            "label": {"type": "string"},
+            "type": {"enum": ["text", "long_text", "integer", "decimal", "single_choice", "multi_choice",
+                              "phone", "date", "boolean", "email"]},
+            "required": {"type": "boolean"},
+            "mask": {"type": "boolean", "description": "Masked in exports"},
+            "choices": {"type": "array", "items": {"type": "object", "properties": {
+                "value": {"type": "string"}, "label": {"type": "string"}}}},
+        },
+    },
+    "FormInput": {
+        "type": "object",
+        "properties": {
+            "slug": {"type": "string"}, "title": {"type": "string"},
+            "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
+            "settings": {"type": "object", "description": "sms_receipt {phone_question, template}; sheet {spreadsheet_id, worksheet}"},
+        },
+    },
+    "Form": {"allOf": [{"$ref": "#/components/schemas/FormInput"},
+                       {"type": "object", "properties": {"version": {"type": "integer"}}}]},
+    "Submission": {
+        "type": "object", "required": ["submission_id", "submitted_at", "collector", "answers"],
+        "properties": {
+            "submission_id": {"type": "string", "format": "uuid"},
+            "submitted_at": {"type": "string", "format": "date-time"},
+            "form_version": {"type": "integer", "description": "Defaults to the form's current version"},
+            "collector": {"type": "object", "required": ["id"],
+                          "properties": {"id": {"type": "string"}, "phone": {"type": "string", "description": "E.164"}}},
+            "answers": {"type": "object", "additionalProperties": True},
+        },
+    },
+    "Edit": {"type": "object", "required": ["answers"], "properties": {
+        "answers": {"type": "object"}, "form_version": {"type": "integer"},
+        "submitted_at": {"type": "string", "format": "date-time"}, "collector": {"type": "object"}}},
+    "Response": {"allOf": [{"$ref": "#/components/schemas/Submission"}, {"type": "object", "properties": {
+        "form": {"type": "string"}, "revision": {"type": "integer"},
+        "received_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}}}]},
+    "ResponsePage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Response"}},
+        "next_cursor": {"type": ["string", "null"]}}},
+    "Batch": {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/Submission"}}}},
+    "BatchResult": {"type": "object", "properties": {
+        "summary": {"type": "object", "properties": {k: {"type": "integer"} for k in ("created", "duplicate", "conflict", "invalid")}},
+        "results": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"}, "submission_id": {"type": ["string", "null"]},
+            "status": {"enum": ["created", "duplicate", "conflict", "invalid"]},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}}}}},
+    "FieldError": {"type": "object", "properties": {
+        "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}},
+    "Problem": {"type": "object", "description": "RFC 9457 problem details", "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "code": {"type": "string", "description": "Stable code such as 409.1"}, "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}},
+}
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fieldpipe ingestion API", "version": "1.0.0",
+                 "description": "Form responses from field apps, idempotent by submission id. "
+                                "Every error is application/problem+json."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "fpk_... API key"}},
+            "responses": {"Problem": {"description": "An error (RFC 9457)", "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
+        },
+    }

@@ -1,0 +1,33 @@
+"""Forms: create, list, get by slug, update (a new version when the questions change)."""
+
+from flask import Blueprint
+
+from api.context import endpoint, json_body
+from fieldpipe import forms
+
+bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
+
+
+@bp.get("")
+@endpoint()
+def list_forms(conn, caller):
+    return {"items": forms.list_forms(conn, caller.organization_id)}
+
+
+@bp.post("")
+@endpoint(admin=True)
+def create_form(conn, caller):
+    form = forms.create_form(conn, caller.organization_id, json_body())
+    return form, 201, {"Location": f"/api/v1/forms/{form['slug']}"}
+
+
+@bp.get("/<slug>")
+@endpoint()
+def get_form(conn, caller, slug):
+    return forms.get_form(conn, caller.organization_id, slug)
+
+
+@bp.put("/<slug>")
+@endpoint(admin=True)
+def update_form(conn, caller, slug):
+    return forms.update_form(conn, caller.organization_id, slug, json_body())

@@ -1,0 +1,84 @@
+"""Responses: post one or a batch (idempotent by submission id), read, search, edit as a new revision."""
+
+from flask import Blueprint, request
+
+from api.context import endpoint, json_body
+from fieldpipe import responses
+from fieldpipe.forms import get_form_row
+from fieldpipe.problems import FieldError, Problem, invalid
+
+bp = Blueprint("responses", __name__, url_prefix="/api/v1/forms/<slug>/responses")
+
+
+@bp.post("")
+@endpoint()
+def post_response(conn, caller, slug):
+    form = get_form_row(conn, caller.organization_id, slug)
+    outcome = responses.ingest(conn, form, [json_body()])[0]
+    if outcome.status == "invalid":
+        raise invalid(outcome.errors)
+    if outcome.status == "conflict":
+        raise Problem("submission-conflict",
+                      f"submission {outcome.submission_id} was already received with different answers; "
+                      "edit it with PUT instead")
+    location = f"/api/v1/forms/{slug}/responses/{outcome.submission_id}"
+    status = 201 if outcome.status == "created" else 200
+    return outcome.record, status, {"Location": location}
+
+
+@bp.post("/batch")
+@endpoint()
+def post_batch(conn, caller, slug):
+    form = get_form_row(conn, caller.organization_id, slug)
+    body = json_body()
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise invalid([FieldError("items", "required", "must be a non-empty list of submissions")])
+    if len(items) > responses.MAX_BATCH:
+        raise invalid([FieldError("items", "too_many", f"at most {responses.MAX_BATCH} submissions per batch")])
+    outcomes = responses.ingest(conn, form, items)
+    results = []
+    summary = {"created": 0, "duplicate": 0, "conflict": 0, "invalid": 0}
+    for index, outcome in enumerate(outcomes):
+        summary[outcome.status] += 1
+        result = {"index": index, "submission_id": outcome.submission_id, "status": outcome.status}
+        if outcome.errors:
+            result["errors"] = [e.as_dict() for e in outcome.errors]
+        results.append(result)
+    return {"summary": summary, "results": results}
+
+
+@bp.get("")
+@endpoint()
+def list_responses(conn, caller, slug):
+    form = get_form_row(conn, caller.organization_id, slug)
+    args = request.args
+    try:
+        limit = int(args.get("limit", 100))
+    except ValueError:
+        raise invalid([FieldError("limit", "type", "must be an integer")]) from None
+    filters = {k[len("answer."):]: v for k, v in args.items() if k.startswith("answer.")}
+    return responses.list_responses(conn, form, limit=limit, cursor=args.get("cursor"), since=args.get("since"),
+                                    answer_filters=filters, q=args.get("q"))
+
+
+@bp.get("/<submission_id>")
+@endpoint()
+def get_response(conn, caller, slug, submission_id):
+    form = get_form_row(conn, caller.organization_id, slug)
+    return responses.get_response(conn, form, submission_id)
+
+
+@bp.put("/<submission_id>")
+@endpoint()
+def edit_response(conn, caller, slug, submission_id):
+    form = get_form_row(conn, caller.organization_id, slug)
+    record, _ = responses.edit_response(conn, form, submission_id, json_body())
+    return record
+
+
+@bp.get("/<submission_id>/revisions")
+@endpoint()
+def list_revisions(conn, caller, slug, submission_id):
+    form = get_form_row(conn, caller.organization_id, slug)
+    return {"items": responses.list_revisions(conn, form, submission_id)}

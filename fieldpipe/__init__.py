@@ -1,0 +1,1 @@
+"""fieldpipe: the domain logic shared by the ingestion API, the Airflow DAGs and the operators."""

@@ -1,0 +1,369 @@
+"""Responses: idempotent ingestion (one or a batch), edits as revisions, reading and searching.
+
+Idempotency rests on the unique key (form_id, submission_id) and `ON CONFLICT DO NOTHING`:
+the same submission posted twice, or by two clients at once, leaves one row. A post whose
+id exists is a duplicate when its answers hash like the first submission's, else a conflict.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fieldpipe.answers import (
+    CHOICE_TYPES, AnswerError, check_answers, content_hash, normalize_phone, search_words, split_words,
+)
+from fieldpipe.forms import get_version
+from fieldpipe.problems import FieldError, Problem, invalid, not_found
+
+MAX_BATCH = 1000
+MAX_PAGE = 1000
+
+RESPONSE_COLUMNS = """r.id, r.submission_id, r.revision, r.collector_id, r.collector_phone, r.submitted_at,
+       r.received_at, r.updated_at, r.answers, v.version AS form_version"""
+
+
+@dataclass
+class Submission:
+    """A checked submission, ready to store."""
+
+    submission_id: uuid.UUID
+    submitted_at: dt.datetime
+    collector_id: str
+    collector_phone: str | None
+    answers: dict
+    form_version_id: int
+    form_version: int
+    words: list[str] = field(default_factory=list)
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.answers)
+
+
+@dataclass
+class Outcome:
+    status: str  # created | duplicate | conflict | invalid
+    submission_id: str | None
+    record: dict | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+
+def _parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datetime | None:
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "required", "must be an ISO 8601 timestamp with a time zone"))
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(name, "format", "must be an ISO 8601 timestamp with a time zone"))
+        return None
+    if parsed.tzinfo is None:
+        errors.append(FieldError(name, "timezone", "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30"))
+        return None
+    return parsed
+
+
+class FormVersions:
+    """The versions of one form, loaded on demand and kept for the length of a request."""
+
+    def __init__(self, conn: psycopg.Connection, form: dict):
+        self.conn, self.form = conn, form
+        self._cache = {form["current_version"]: {"id": form["version_id"], "version": form["current_version"],
+                                                  "questions": form["questions"]}}
+
+    def get(self, version: int) -> dict | None:
+        if version not in self._cache:
+            self._cache[version] = get_version(self.conn, self.form["id"], version)
+        return self._cache[version]
+
+
+def check_submission(payload: Any, versions: FormVersions, default_version: int | None = None,
+                     require_id: bool = True) -> tuple[Submission | None, list[FieldError]]:
+    """Check the envelope and the answers; return the submission or the errors, never both."""
+    if not isinstance(payload, dict):
+        return None, [FieldError("", "type", "must be a JSON object")]
+    errors: list[FieldError] = []
+    sub_id = payload.get("submission_id")
+    parsed_id = None
+    if require_id:
+        try:
+            parsed_id = uuid.UUID(str(sub_id)) if isinstance(sub_id, str) else None
+        except ValueError:
+            parsed_id = None
+        if parsed_id is None:
+            errors.append(FieldError("submission_id", "format", "must be a UUID made on the device"))
+    submitted_at = _parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
+    collector = payload.get("collector")
+    collector_id = collector_phone = None
+    if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
+        errors.append(FieldError("collector.id", "required", "is required"))
+    else:
+        collector_id = collector["id"]
+        if collector.get("phone") not in (None, ""):
+            try:
+                collector_phone = normalize_phone(collector["phone"])
+            except AnswerError as err:
+                errors.append(FieldError("collector.phone", err.code, str(err)))
+    version_no = payload.get("form_version", default_version or versions.form["current_version"])
+    version = versions.get(version_no) if isinstance(version_no, int) and not isinstance(version_no, bool) else None
+    if version is None:
+        errors.append(FieldError("form_version", "unknown", f"form version {version_no!r} does not exist"))
+        return None, errors
+    answers, answer_errors = check_answers(payload.get("answers"), version["questions"])
+    errors += answer_errors
+    if errors:
+        return None, errors
+    return Submission(parsed_id, submitted_at, collector_id, collector_phone, answers, version["id"],
+                      version["version"], search_words(answers, version["questions"])), []
+
+
+INSERT_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(collectors)s::text[], %(phones)s::text[],
+                         %(submitted)s::timestamptz[], %(answers)s::jsonb[], %(hashes)s::text[], %(words)s::jsonb[])
+        AS t(submission_id, form_version_id, collector_id, collector_phone, submitted_at, answers, content_hash, words)
+), created AS (
+    INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, collector_phone,
+                           submitted_at, answers, content_hash, search_words)
+    SELECT %(form_id)s, form_version_id, submission_id, collector_id, collector_phone, submitted_at, answers,
+           content_hash, ARRAY(SELECT jsonb_array_elements_text(words))
+      FROM input
+    ON CONFLICT (form_id, submission_id) DO NOTHING
+    RETURNING *
+), revisions AS (
+    INSERT INTO response_revisions (response_id, revision, form_version_id, collector_id, collector_phone,
+                                    submitted_at, answers, created_at)
+    SELECT id, 1, form_version_id, collector_id, collector_phone, submitted_at, answers, received_at FROM created
+)
+SELECT id, submission_id, received_at FROM created
+"""
+
+
+def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission]) -> tuple[dict, dict]:
+    """Insert what is new; return ({submission_id: created row}, {submission_id: existing row})."""
+    params = {
+        "form_id": form_id,
+        "ids": [s.submission_id for s in submissions],
+        "versions": [s.form_version_id for s in submissions],
+        "collectors": [s.collector_id for s in submissions],
+        "phones": [s.collector_phone for s in submissions],
+        "submitted": [s.submitted_at for s in submissions],
+        "answers": [Jsonb(s.answers) for s in submissions],
+        "hashes": [s.hash for s in submissions],
+        "words": [Jsonb(s.words) for s in submissions],
+    }
+    created = {row["submission_id"]: row for row in conn.execute(INSERT_SQL, params)}
+    missing = [s.submission_id for s in submissions if s.submission_id not in created]
+    existing = {}
+    if missing:
+        existing = {
+            row["submission_id"]: row
+            for row in conn.execute(
+                f"""SELECT {RESPONSE_COLUMNS}, r.content_hash FROM responses r
+                      JOIN form_versions v ON v.id = r.form_version_id
+                     WHERE r.form_id = %s AND r.submission_id = ANY(%s)""",
+                (form_id, missing),
+            )
+        }
+    return created, existing
+
+
+def record_body(form_slug: str, row: dict) -> dict:
+    return {
+        "submission_id": str(row["submission_id"]),
+        "form": form_slug,
+        "form_version": row["form_version"],
+        "revision": row["revision"],
+        "collector": {"id": row["collector_id"], "phone": row["collector_phone"]},
+        "submitted_at": row["submitted_at"],
+        "received_at": row["received_at"],
+        "updated_at": row["updated_at"],
+        "answers": row["answers"],
+    }
+
+
+def _created_body(form_slug: str, sub: Submission, row: dict) -> dict:
+    return record_body(form_slug, {
+        "submission_id": sub.submission_id, "form_version": sub.form_version, "revision": 1,
+        "collector_id": sub.collector_id, "collector_phone": sub.collector_phone, "submitted_at": sub.submitted_at,
+        "received_at": row["received_at"], "updated_at": row["received_at"], "answers": sub.answers,
+    })
+
+
+def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outcome]:
+    """Judge each item on its own and store the valid new ones in one statement."""
+    versions = FormVersions(conn, form)
+    outcomes: list[Outcome] = []
+    valid: list[tuple[int, Submission]] = []
+    for item in items:
+        sub, errors = check_submission(item, versions)
+        raw_id = item.get("submission_id") if isinstance(item, dict) else None
+        outcomes.append(Outcome("invalid", raw_id if isinstance(raw_id, str) else None, errors=errors))
+        if sub is not None:
+            valid.append((len(outcomes) - 1, sub))
+    if not valid:
+        return outcomes
+    created, existing = store(conn, form["id"], [s for _, s in valid])
+    claimed: set[uuid.UUID] = set()
+    for index, sub in valid:
+        outcome = outcomes[index]
+        outcome.submission_id = str(sub.submission_id)
+        if sub.submission_id in created and sub.submission_id not in claimed:
+            claimed.add(sub.submission_id)
+            outcome.status, outcome.record = "created", _created_body(form["slug"], sub, created[sub.submission_id])
+            continue
+        stored = existing.get(sub.submission_id)
+        if stored is None:  # an earlier item of this batch created it
+            first = next(s for i, s in valid if s.submission_id == sub.submission_id)
+            same = first.hash == sub.hash
+            stored_body = _created_body(form["slug"], first, created[sub.submission_id])
+        else:
+            same = stored["content_hash"] == sub.hash
+            stored_body = record_body(form["slug"], stored)
+        outcome.status = "duplicate" if same else "conflict"
+        outcome.record = stored_body if same else None
+    return outcomes
+
+
+def _lookup(conn: psycopg.Connection, form: dict, submission_id: str, lock: bool = False) -> dict:
+    try:
+        parsed = uuid.UUID(submission_id)
+    except ValueError:
+        raise not_found(f"response {submission_id!r}") from None
+    row = conn.execute(
+        f"""SELECT {RESPONSE_COLUMNS}, r.form_version_id FROM responses r
+              JOIN form_versions v ON v.id = r.form_version_id
+             WHERE r.form_id = %s AND r.submission_id = %s {'FOR UPDATE OF r' if lock else ''}""",
+        (form["id"], parsed),
+    ).fetchone()
+    if row is None:
+        raise not_found(f"response {submission_id!r}")
+    return row
+
+
+def get_response(conn: psycopg.Connection, form: dict, submission_id: str) -> dict:
+    return record_body(form["slug"], _lookup(conn, form, submission_id))
+
+
+def list_revisions(conn: psycopg.Connection, form: dict, submission_id: str) -> list[dict]:
+    row = _lookup(conn, form, submission_id)
+    rows = conn.execute(
+        """SELECT rr.revision, v.version AS form_version, rr.collector_id, rr.collector_phone, rr.submitted_at,
+                  rr.created_at, rr.answers
+             FROM response_revisions rr JOIN form_versions v ON v.id = rr.form_version_id
+            WHERE rr.response_id = %s ORDER BY rr.revision""",
+        (row["id"],),
+    ).fetchall()
+    return [
+        {"revision": r["revision"], "form_version": r["form_version"],
+         "collector": {"id": r["collector_id"], "phone": r["collector_phone"]},
+         "submitted_at": r["submitted_at"], "created_at": r["created_at"], "answers": r["answers"]}
+        for r in rows
+    ]
+
+
+def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payload: Any) -> tuple[dict, bool]:
+    """Store an edit as a new revision; an edit equal to the current answers changes nothing.
+
+    Returns the record and whether a new revision was made.
+    """
+    current = _lookup(conn, form, submission_id, lock=True)
+    if not isinstance(payload, dict):
+        raise invalid([FieldError("", "type", "must be a JSON object")])
+    envelope = {
+        "submitted_at": payload.get("submitted_at", current["submitted_at"].isoformat()),
+        "collector": payload.get("collector", {"id": current["collector_id"], "phone": current["collector_phone"]}),
+        "answers": payload.get("answers"),
+        "form_version": payload.get("form_version", current["form_version"]),
+    }
+    sub, errors = check_submission(envelope, FormVersions(conn, form), require_id=False)
+    if errors:
+        raise invalid(errors)
+    if sub.answers == current["answers"] and sub.form_version_id == current["form_version_id"]:
+        return record_body(form["slug"], current), False
+    row = conn.execute(
+        """UPDATE responses SET revision = revision + 1, answers = %s, form_version_id = %s, collector_id = %s,
+                  collector_phone = %s, submitted_at = %s, search_words = %s, updated_at = clock_timestamp()
+            WHERE id = %s RETURNING *""",
+        (Jsonb(sub.answers), sub.form_version_id, sub.collector_id, sub.collector_phone, sub.submitted_at,
+         sub.words, current["id"]),
+    ).fetchone()
+    conn.execute(
+        """INSERT INTO response_revisions (response_id, revision, form_version_id, collector_id, collector_phone,
+                                           submitted_at, answers, created_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (row["id"], row["revision"], sub.form_version_id, sub.collector_id, sub.collector_phone, sub.submitted_at,
+         Jsonb(sub.answers), row["updated_at"]),
+    )
+    return record_body(form["slug"], {**row, "form_version": sub.form_version}), True
+
+
+def _encode_cursor(received_at: dt.datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([received_at.isoformat(), row_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        received_at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return dt.datetime.fromisoformat(received_at), int(row_id)
+    except (ValueError, TypeError):
+        raise Problem("bad-request", "cursor is not one this API handed out",
+                      [FieldError("cursor", "format", "pass next_cursor from a previous page unchanged")]) from None
+
+
+def list_responses(conn: psycopg.Connection, form: dict, *, limit: int = 100, cursor: str | None = None,
+                   since: str | None = None, answer_filters: dict[str, str] | None = None,
+                   q: str | None = None) -> dict:
+    """A page of responses in (received_at, id) order, using the indexes for every filter.
+
+    `answer_filters` match choice answers exactly (a multi-choice answer matches when it contains the value),
+    through the GIN index on `answers`; `q` matches responses whose text answers contain every word.
+    """
+    errors: list[FieldError] = []
+    if not 1 <= limit <= MAX_PAGE:
+        errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
+    clauses, params = ["r.form_id = %s"], [form["id"]]
+    if since:
+        since_at = _parse_timestamp(since, "since", errors)
+        clauses.append("r.received_at >= %s")
+        params.append(since_at)
+    questions = {q_["key"]: q_ for q_ in form["questions"]}
+    for key, value in (answer_filters or {}).items():
+        question = questions.get(key)
+        if question is None or question["type"] not in CHOICE_TYPES + ("boolean",):
+            errors.append(FieldError(f"answer.{key}", "not_filterable", "only choice and boolean questions can be filtered on"))
+            continue
+        typed: Any = value
+        if question["type"] == "boolean":
+            typed = value.lower() == "true"
+        elif question["type"] == "multi_choice":
+            typed = [value]
+        clauses.append("r.answers @> %s")
+        params.append(Jsonb({key: typed}))
+    if q:
+        words = split_words(q)
+        if words:
+            clauses.append("r.search_words @> %s::text[]")
+            params.append(words)
+    if cursor:
+        after_at, after_id = _decode_cursor(cursor)
+        clauses.append("(r.received_at, r.id) > (%s, %s)")
+        params += [after_at, after_id]
+    if errors:
+        raise invalid(errors)
+    rows = conn.execute(
+        f"""SELECT {RESPONSE_COLUMNS} FROM responses r JOIN form_versions v ON v.id = r.form_version_id
+             WHERE {' AND '.join(clauses)} ORDER BY r.received_at, r.id LIMIT %s""",
+        (*params, limit + 1),
+    ).fetchall()
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1]["received_at"], page[-1]["id"]) if len(rows) > limit else None
+    return {"items": [record_body(form["slug"], r) for r in page], "next_cursor": next_cursor}

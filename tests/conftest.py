@@ -1,0 +1,128 @@
+"""Shared fixtures: one throwaway PostgreSQL per test session (never SQLite, never mocks), migrated once.
+
+Set TEST_DATABASE_URL to a server's maintenance URL (postgresql://user@host:port/postgres) to use an
+existing server instead of the embedded one; a database named fieldpipe_test_<pid> is created on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fieldpipe.db import connect, migrate
+from fieldpipe.embedded_db import EmbeddedPostgres, free_port
+from tests.helpers import HOUSEHOLD_QUESTIONS, auth
+
+REPO = Path(__file__).resolve().parent.parent
+APP_TABLES_EXCLUDED = {"alembic_version"}
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """(maintenance URL, server or None): an embedded cluster unless TEST_DATABASE_URL names one."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"], None
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-pg-"))
+    server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
+    try:
+        yield server.url, server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _create_database(maintenance_url: str, name: str) -> str:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return maintenance_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server):
+    url = _create_database(pg_server[0], f"fieldpipe_test_{os.getpid()}")
+    migrate(url)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    with connect(url, autocommit=True) as conn:
+        tables = [r["tablename"] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            if r["tablename"] not in APP_TABLES_EXCLUDED]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def clean_db(db_url):
+    """Every test starts from empty tables."""
+    _truncate_all(db_url)
+    return db_url
+
+
+@pytest.fixture
+def conn(clean_db):
+    with connect(clean_db, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def app(db_url):
+    from api import create_app
+
+    application = create_app({"DATABASE_URL": db_url, "TESTING": True, "POOL_SIZE": 4})
+    yield application
+    application.extensions["fieldpipe_pool"].close()
+
+
+@pytest.fixture
+def client(app, clean_db):
+    return app.test_client()
+
+
+def _key(db_url: str, org: str, role: str) -> str:
+    from fieldpipe.orgs import create_key
+
+    with connect(db_url) as connection:
+        key = create_key(connection, org, role)
+        connection.commit()
+    return key
+
+
+@pytest.fixture
+def admin_key(clean_db):
+    return _key(clean_db, "acme", "admin")
+
+
+@pytest.fixture
+def collector_key(clean_db, admin_key):
+    return _key(clean_db, "acme", "collector")
+
+
+@pytest.fixture
+def other_org_admin_key(clean_db):
+    return _key(clean_db, "rival", "admin")
+
+
+@pytest.fixture
+def make_form(client, admin_key):
+    """Create a form through the API (as a user would) and return its JSON."""
+
+    def create(slug: str = "household-survey", questions: list | None = None, settings: dict | None = None,
+               key: str | None = None) -> dict:
+        body = {"slug": slug, "title": slug.replace("-", " ").title(),
+                "questions": questions or HOUSEHOLD_QUESTIONS, "settings": settings or {}}
+        resp = client.post("/api/v1/forms", json=body, headers=auth(key or admin_key))
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    return create
