@@ -50,3 +50,14 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "heads")
+
+
+def connect_airflow(conn_id: str = "fieldpipe_db") -> psycopg.Connection:
+    """The application database from inside an Airflow task, through the named Airflow connection.
+
+    A missing connection fails at once with Airflow's error naming `conn_id`, rather than hanging.
+    """
+    from airflow.sdk import BaseHook
+
+    uri = BaseHook.get_connection(conn_id).get_uri()
+    return connect(uri.replace("postgres://", "postgresql://", 1))

@@ -1,0 +1,91 @@
+"""The `fieldpipe` command: database, keys, demo data and `up` (what `make up` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fieldpipe.db import connect, migrate
+
+
+def _cmd_db_start(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import database_url
+
+    print(database_url(start=True))
+    return 0
+
+
+def _cmd_db_stop(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import embedded_server
+
+    embedded_server().stop()
+    return 0
+
+
+def _cmd_db_migrate(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import database_url
+
+    migrate(database_url())
+    print("schema is up to date")
+    return 0
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import database_url
+    from fieldpipe.orgs import create_key
+
+    with connect(database_url()) as conn:
+        key = create_key(conn, args.org, args.role, args.label)
+        conn.commit()
+    print(f"Created a {args.role} key for organization {args.org!r}. It is shown only once:")
+    print(key)
+    return 0
+
+
+def _cmd_demo_load(args: argparse.Namespace) -> int:
+    from fieldpipe.demo import load_demo
+    from fieldpipe.local_db import database_url
+
+    with connect(database_url()) as conn:
+        load_demo(conn)
+        conn.commit()
+    print("demo organization 'demo' is loaded")
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from fieldpipe.devserver import run_up
+
+    return run_up()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fieldpipe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the application database").add_subparsers(dest="action", required=True)
+    db.add_parser("start", help="start the embedded PostgreSQL under var/ and print the app database URL").set_defaults(func=_cmd_db_start)
+    db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=_cmd_db_stop)
+    db.add_parser("migrate", help="apply the Alembic migrations").set_defaults(func=_cmd_db_migrate)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key (and the organization if new); prints it once, last")
+    create.add_argument("--org", required=True, help="organization slug")
+    create.add_argument("--role", required=True, choices=["admin", "collector"])
+    create.add_argument("--label", help="what the key is for")
+    create.set_defaults(func=_cmd_keys_create)
+
+    demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
+    demo.add_parser("load", help="create the demo organization and forms (idempotent)").set_defaults(func=_cmd_demo_load)
+
+    commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Where the application database is: DATABASE_URL, or the embedded server under var/postgres."""
+
+from __future__ import annotations
+
+import os
+
+from fieldpipe.config import Settings, var_dir
+from fieldpipe.embedded_db import EmbeddedPostgres
+
+APP_DATABASE = "fieldpipe"
+AIRFLOW_DATABASE = "airflow"
+
+
+def embedded_server() -> EmbeddedPostgres:
+    return EmbeddedPostgres(var_dir() / "postgres", Settings.from_env().embedded_pg_port)
+
+
+def database_url(start: bool = True) -> str:
+    """DATABASE_URL when set; otherwise start (if asked) the embedded server and return its app database."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    server = embedded_server()
+    if start:
+        server.start()
+    return server.ensure_database(APP_DATABASE)
