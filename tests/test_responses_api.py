@@ -1,0 +1,155 @@
+"""Posting, reading, searching and editing responses, as a field app and an analyst would."""
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.helpers import auth, submission
+
+URL = "/api/v1/forms/household-survey/responses"
+
+
+def count_rows(conn, table="responses"):
+    return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+
+
+@pytest.fixture
+def form(make_form):
+    return make_form()
+
+
+def test_post_stores_once_and_a_retry_is_a_duplicate(client, form, collector_key, conn):
+    body = submission()
+    first = client.post(URL, json=body, headers=auth(collector_key))
+    assert first.status_code == 201
+    assert first.headers["Location"] == f"{URL}/{body['submission_id']}"
+    again = client.post(URL, json=body, headers=auth(collector_key))
+    assert again.status_code == 200
+    assert again.get_json()["submission_id"] == body["submission_id"]
+    assert again.get_json()["answers"] == first.get_json()["answers"]
+    assert count_rows(conn) == 1 and count_rows(conn, "response_revisions") == 1
+
+
+def test_same_id_with_different_answers_is_a_conflict(client, form, collector_key, conn):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    body["answers"]["monthly_income"] = 99999
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.status_code == 409
+    assert resp.mimetype == "application/problem+json"
+    assert resp.get_json()["code"] == "409.1"
+    stored = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key)).get_json()
+    assert stored["answers"]["monthly_income"] == 20000
+
+
+def test_concurrent_identical_posts_leave_one_row(app, form, collector_key, conn):
+    body = submission()
+
+    def post(_):
+        return app.test_client().post(URL, json=body, headers=auth(collector_key)).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(post, range(16)))
+    assert sorted(set(statuses)) == [200, 201]
+    assert statuses.count(201) == 1
+    assert count_rows(conn) == 1
+
+
+def test_invalid_answers_get_one_error_per_field_and_store_nothing(client, form, collector_key, conn):
+    body = submission(answers={"name": 42, "city": "mumbai", "phone": "12345", "monthly_income": "lots",
+                               "monthly_savings": 1.5, "favourite_colour": "red"})
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert resp.mimetype == "application/problem+json"
+    errors = {e["field"]: e["code"] for e in resp.get_json()["errors"]}
+    assert errors == {
+        "answers.favourite_colour": "unknown_question",
+        "answers.name": "type",
+        "answers.city": "choice",
+        "answers.phone": "phone",
+        "answers.monthly_income": "type",
+        "answers.monthly_savings": "type",
+    }
+    assert count_rows(conn) == 0
+
+
+def test_missing_required_answers_and_bad_envelope(client, form, collector_key, conn):
+    body = submission(submission_id="not-a-uuid", submitted_at="yesterday", collector={"phone": "+91"},
+                      answers={"local_word": "jal"})
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.status_code == 422
+    fields = {e["field"] for e in resp.get_json()["errors"]}
+    assert {"submission_id", "submitted_at", "collector.id", "answers.name", "answers.city"} <= fields
+    assert count_rows(conn) == 0
+
+
+@pytest.mark.parametrize("value,valid", [("+919876543210", True), ("+14155552671", True), ("9876543210", False),
+                                         ("+91 98765", False), ("+999123456789", False)])
+def test_phone_answers_must_be_valid_e164(client, form, collector_key, value, valid):
+    body = submission()
+    body["answers"]["phone"] = value
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.status_code == (201 if valid else 422), resp.get_json()
+
+
+def test_local_language_text_round_trips(client, form, collector_key):
+    body = submission()
+    body["answers"]["local_word"] = "पानी, जल — नीर"
+    body["answers"]["name"] = "आशा देवी"
+    client.post(URL, json=body, headers=auth(collector_key))
+    resp = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key))
+    assert resp.get_json()["answers"]["local_word"] == "पानी, जल — नीर"
+    assert "आशा देवी".encode() in resp.data, "text is sent as UTF-8, not \\u escapes"
+
+
+def test_batch_judges_each_item_on_its_own(client, form, collector_key, conn):
+    existing = submission()
+    client.post(URL, json=existing, headers=auth(collector_key))
+    conflicting = {**existing, "answers": {**existing["answers"], "monthly_savings": 1}}
+    fresh = submission()
+    items = [fresh, existing, conflicting, submission(answers={"name": "x"}), fresh]
+    resp = client.post(f"{URL}/batch", json={"items": items}, headers=auth(collector_key))
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert [r["status"] for r in body["results"]] == ["created", "duplicate", "conflict", "invalid", "duplicate"]
+    assert body["summary"] == {"created": 1, "duplicate": 2, "conflict": 1, "invalid": 1}
+    assert body["results"][3]["errors"][0]["field"] == "answers.city"
+    assert count_rows(conn) == 2
+
+
+def test_batch_limit(client, form, collector_key, conn):
+    resp = client.post(f"{URL}/batch", json={"items": [submission() for _ in range(1001)]}, headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert count_rows(conn) == 0
+
+
+def test_edit_makes_a_new_revision_and_keeps_history(client, form, collector_key, conn):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    edited_answers = {**body["answers"], "monthly_savings": 4000}
+    resp = client.put(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
+    assert resp.status_code == 200
+    assert resp.get_json()["revision"] == 2
+    assert resp.get_json()["answers"]["monthly_savings"] == 4000
+    same = client.put(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
+    assert same.get_json()["revision"] == 2, "re-sending the same edit makes no new revision"
+    history = client.get(f"{URL}/{body['submission_id']}/revisions", headers=auth(collector_key)).get_json()["items"]
+    assert [(r["revision"], r["answers"]["monthly_savings"]) for r in history] == [(1, 5000), (2, 4000)]
+    # the original post retried after the edit is still recognised as the same submission
+    assert client.post(URL, json=body, headers=auth(collector_key)).status_code == 200
+
+
+def test_invalid_edit_changes_nothing(client, form, collector_key):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    resp = client.put(f"{URL}/{body['submission_id']}", json={"answers": {"city": "atlantis"}}, headers=auth(collector_key))
+    assert resp.status_code == 422
+    stored = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key)).get_json()
+    assert stored["revision"] == 1 and stored["answers"]["city"] == "pune"
+
+
+def test_unknown_response_is_404(client, form, collector_key):
+    assert client.get(f"{URL}/{uuid.uuid4()}", headers=auth(collector_key)).status_code == 404
+    assert client.get(f"{URL}/nope", headers=auth(collector_key)).status_code == 404
+    assert client.put(f"{URL}/{uuid.uuid4()}", json={"answers": {}}, headers=auth(collector_key)).status_code == 404
