@@ -1,0 +1,111 @@
+"""`ingest_single` and `ingest_batch`: accepted submissions per second through gunicorn on this machine.
+
+ingest_single: 16 concurrent keep-alive clients posting one submission each request; the baseline is the
+naive version (one ORM row per answer, bench/naive_ingest.py) under the same load.
+ingest_batch: batches of 1,000 submissions of 10 answers; the baseline is the single endpoint's rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from bench.common import admin_key, figure, throwaway_database
+from bench.loadgen import run_load
+from fieldpipe.embedded_db import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", 20))
+QUESTIONS = [
+    {"key": "name", "type": "text", "required": True},
+    {"key": "phone", "type": "phone"},
+    {"key": "city", "type": "single_choice", "choices": ["pune", "nagpur", "shimla"]},
+    {"key": "monthly_income", "type": "integer"},
+    {"key": "monthly_savings", "type": "integer"},
+    {"key": "local_word", "type": "text"},
+    {"key": "age", "type": "integer"},
+    {"key": "visited_on", "type": "date"},
+    {"key": "has_tap", "type": "boolean"},
+    {"key": "notes", "type": "long_text"},
+]
+
+
+def make_submission() -> dict:
+    return {"submission_id": str(uuid.uuid4()), "submitted_at": "2026-11-20T10:15:00+05:30",
+            "collector": {"id": "enum-7", "phone": "+919812345678"},
+            "answers": {"name": "Asha", "phone": "+919876543210", "city": "pune", "monthly_income": 20000,
+                        "monthly_savings": 5000, "local_word": "पानी", "age": 41, "visited_on": "2026-11-19",
+                        "has_tap": True, "notes": "कुआँ गाँव के बाहर है"}}
+
+
+@contextmanager
+def gunicorn(app_path: str, database_url: str, workers: int = 3, threads: int = 6):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "FIELDPIPE_POOL_SIZE": str(threads)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", app_path, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30", "--log-level", "warning"],
+        cwd=REPO, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{app_path} did not start")
+                time.sleep(0.3)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def single_load(port: int, path: str, key: str):
+    def request() -> tuple[str, bytes]:
+        return path, json.dumps(make_submission(), ensure_ascii=False).encode()
+
+    return run_load("127.0.0.1", port, request, clients=16, seconds=SECONDS, headers={"Authorization": f"Bearer {key}"})
+
+
+def run() -> dict:
+    with throwaway_database() as url:
+        key = admin_key(url)
+        headers = {"Authorization": f"Bearer {key}"}
+        with gunicorn("api.wsgi:app", url) as port:
+            form = {"slug": "bench", "title": "Bench", "questions": QUESTIONS}
+            requests.post(f"http://127.0.0.1:{port}/api/v1/forms", json=form, headers=headers).raise_for_status()
+            single = single_load(port, "/api/v1/forms/bench/responses", key)
+            batch_size = 1000
+
+            def batch_request() -> tuple[str, bytes]:
+                items = [make_submission() for _ in range(batch_size)]
+                return "/api/v1/forms/bench/responses/batch", json.dumps({"items": items}, ensure_ascii=False).encode()
+
+            batch = run_load("127.0.0.1", port, batch_request, clients=3, seconds=SECONDS, headers=headers)
+        with gunicorn("bench.naive_ingest:app", url) as naive_port:
+            naive = single_load(naive_port, "/naive/responses", key)
+
+    assert set(single.statuses) == {201}, single.statuses
+    assert set(batch.statuses) == {200}, batch.statuses
+    single_rate = single.rate
+    print(f"   single: {single.requests} in {single.seconds:.1f} s, p99 {single.percentile(0.99) * 1000:.1f} ms; "
+          f"naive: {naive.rate:.0f}/s p99 {naive.percentile(0.99) * 1000:.1f} ms; "
+          f"batch: {batch.requests} requests of {batch_size}, p99 {batch.percentile(0.99) * 1000:.0f} ms", flush=True)
+    return {
+        "ingest_single": figure(single_rate, "submissions/s", naive.rate, ">= 800/s with p99 <= 50 ms at 16 clients",
+                                p99_ms=round(single.percentile(0.99) * 1000, 1),
+                                baseline_p99_ms=round(naive.percentile(0.99) * 1000, 1)),
+        "ingest_batch": figure(batch.rate * batch_size, "responses/s", single_rate, ">= 20,000/s"),
+    }
