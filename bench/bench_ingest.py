@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -40,9 +41,10 @@ QUESTIONS = [
 
 
 def make_submission() -> dict:
+    """Respondents' phones differ (as in the field); the collector's repeats across their submissions."""
     return {"submission_id": str(uuid.uuid4()), "submitted_at": "2026-11-20T10:15:00+05:30",
             "collector": {"id": "enum-7", "phone": "+919812345678"},
-            "answers": {"name": "Asha", "phone": "+919876543210", "city": "pune", "monthly_income": 20000,
+            "answers": {"name": "Asha", "phone": f"+9198{random.randrange(10**8):08d}", "city": "pune", "monthly_income": 20000,
                         "monthly_savings": 5000, "local_word": "पानी", "age": 41, "visited_on": "2026-11-19",
                         "has_tap": True, "notes": "कुआँ गाँव के बाहर है"}}
 

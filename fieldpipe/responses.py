@@ -127,14 +127,14 @@ def check_submission(payload: Any, versions: FormVersions, default_version: int 
 
 INSERT_SQL = """
 WITH input AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(collectors)s::text[], %(phones)s::text[],
-                         %(submitted)s::timestamptz[], %(answers)s::jsonb[], %(hashes)s::text[], %(words)s::jsonb[])
-        AS t(submission_id, form_version_id, collector_id, collector_phone, submitted_at, answers, content_hash, words)
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS t(submission_id uuid, form_version_id bigint, collector_id text, collector_phone text,
+             submitted_at timestamptz, answers jsonb, content_hash text, words text[])
 ), created AS (
     INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, collector_phone,
                            submitted_at, answers, content_hash, search_words)
     SELECT %(form_id)s, form_version_id, submission_id, collector_id, collector_phone, submitted_at, answers,
-           content_hash, ARRAY(SELECT jsonb_array_elements_text(words))
+           content_hash, words
       FROM input
     ON CONFLICT (form_id, submission_id) DO NOTHING
     RETURNING *
@@ -148,19 +148,17 @@ SELECT id, submission_id, received_at FROM created
 
 
 def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission]) -> tuple[dict, dict]:
-    """Insert what is new; return ({submission_id: created row}, {submission_id: existing row})."""
-    params = {
-        "form_id": form_id,
-        "ids": [s.submission_id for s in submissions],
-        "versions": [s.form_version_id for s in submissions],
-        "collectors": [s.collector_id for s in submissions],
-        "phones": [s.collector_phone for s in submissions],
-        "submitted": [s.submitted_at for s in submissions],
-        "answers": [Jsonb(s.answers) for s in submissions],
-        "hashes": [s.hash for s in submissions],
-        "words": [Jsonb(s.words) for s in submissions],
-    }
-    created = {row["submission_id"]: row for row in conn.execute(INSERT_SQL, params)}
+    """Insert what is new; return ({submission_id: created row}, {submission_id: existing row}).
+
+    The rows travel as one JSON document: one parameter to encode instead of thousands.
+    """
+    rows = [
+        {"submission_id": str(s.submission_id), "form_version_id": s.form_version_id, "collector_id": s.collector_id,
+         "collector_phone": s.collector_phone, "submitted_at": s.submitted_at.isoformat(), "answers": s.answers,
+         "content_hash": s.hash, "words": s.words}
+        for s in submissions
+    ]
+    created = {row["submission_id"]: row for row in conn.execute(INSERT_SQL, {"form_id": form_id, "rows": Jsonb(rows)})}
     missing = [s.submission_id for s in submissions if s.submission_id not in created]
     existing = {}
     if missing:
