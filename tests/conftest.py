@@ -2,6 +2,11 @@
 
 Set TEST_DATABASE_URL to a server's maintenance URL (postgresql://user@host:port/postgres) to use an
 existing server instead of the embedded one; a database named fieldpipe_test_<pid> is created on it.
+
+Airflow reads its configuration once, at its first import, and test modules import `airflow.sdk` and
+plugins at module level: so the Airflow environment (home, DAGs folder, metadata database
+airflow_test_<pid> on the same server, connection `fieldpipe_db` = the test app database) is decided
+here, at import time, while the server itself starts lazily in the `pg_server` fixture.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fieldpipe.airflow_runtime import airflow_env, postgres_connection, with_database
 from fieldpipe.db import connect, migrate
 from fieldpipe.embedded_db import EmbeddedPostgres, free_port
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth
@@ -22,15 +28,29 @@ from tests.helpers import HOUSEHOLD_QUESTIONS, auth
 REPO = Path(__file__).resolve().parent.parent
 APP_TABLES_EXCLUDED = {"alembic_version"}
 
+EMBEDDED_PG_PORT = free_port()
+MAINTENANCE_URL = os.environ.get("TEST_DATABASE_URL") or f"postgresql://postgres@127.0.0.1:{EMBEDDED_PG_PORT}/postgres"
+APP_DATABASE = f"fieldpipe_test_{os.getpid()}"
+AIRFLOW_DATABASE = f"airflow_test_{os.getpid()}"
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fieldpipe-airflow-"))
+os.environ.update(airflow_env(with_database(MAINTENANCE_URL, APP_DATABASE),
+                              with_database(MAINTENANCE_URL, AIRFLOW_DATABASE), AIRFLOW_HOME))
+# Forced, not defaulted: a developer's shell may still hold the `make up` value.
+os.environ["AIRFLOW_CONN_FIELDPIPE_DB"] = postgres_connection(with_database(MAINTENANCE_URL, APP_DATABASE))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def pg_server():
     """(maintenance URL, server or None): an embedded cluster unless TEST_DATABASE_URL names one."""
     if os.environ.get("TEST_DATABASE_URL"):
-        yield os.environ["TEST_DATABASE_URL"], None
+        yield MAINTENANCE_URL, None
         return
     data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-pg-"))
-    server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
+    server = EmbeddedPostgres(data_dir, EMBEDDED_PG_PORT, fast_unsafe=True).start()
     try:
         yield server.url, server
     finally:
@@ -42,15 +62,33 @@ def _create_database(maintenance_url: str, name: str) -> str:
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return maintenance_url.rsplit("/", 1)[0] + f"/{name}"
+    return with_database(maintenance_url, name)
 
 
 @pytest.fixture(scope="session")
 def db_url(pg_server):
-    url = _create_database(pg_server[0], f"fieldpipe_test_{os.getpid()}")
+    url = _create_database(pg_server[0], APP_DATABASE)
     migrate(url)
     os.environ["DATABASE_URL"] = url
     return url
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg_server):
+    """Airflow's metadata database on the test server, created and migrated once per session (~2 s)."""
+    from fieldpipe.airflow_runtime import init_metadata
+
+    url = _create_database(pg_server[0], AIRFLOW_DATABASE)
+    init_metadata()
+    return url
+
+
+@pytest.fixture
+def run_dag(airflow_db, db_url):
+    """`run_dag(dag_id, **conf) -> DagRun`: one `dag.test()` run, state asserted (tests/dags/harness.py)."""
+    from tests.dags.harness import run_dag as run
+
+    return run
 
 
 def _truncate_all(url: str) -> None:

@@ -1,0 +1,156 @@
+"""Running Airflow for fieldpipe: one environment for `make up`, docker-compose's init service and the tests.
+
+Airflow is configured entirely through environment variables (`AIRFLOW__SECTION__KEY` settings and
+`AIRFLOW_CONN_<ID>` connections), so every process we start sees the same configuration and nothing
+has to be edited in `airflow.cfg`. Locally:
+
+- `AIRFLOW_HOME` is `var/airflow`; the DAGs folder is the repository's `dags/`, plugins are `plugins/`;
+- the metadata database is `airflow` on the same PostgreSQL server as the application database;
+- LocalExecutor, no example DAGs, the simple auth manager with one `admin` user whose password is
+  generated once and kept in `var/airflow/passwords.json` (mode 600);
+- connections `fieldpipe_db`, `aws_default`, `google_sheets`, `twilio_default` get local defaults
+  (see docs/airflow.md) unless the environment already defines them.
+
+Importing this module does not import Airflow: Airflow reads its configuration once, at its first
+import, so callers build the environment here first and then import or start Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from fieldpipe.config import REPO_ROOT, var_dir
+from fieldpipe.db import sqlalchemy_url
+
+API_PORT = 8080
+ADMIN_USER = "admin"
+LOCAL_MOTO_PORT = 5055
+
+# A task that names a pool which does not exist waits forever without an error, so every pool the
+# DAGs use is created by `init_metadata` (and by docker-compose's init service through it).
+POOLS: dict[str, tuple[int, str]] = {
+    "sheets_api": (2, "Google Sheets exports: Google allows 300 requests a minute per project"),
+    "sms": (2, "SMS dispatch: provider rate limits are enforced inside each task"),
+}
+
+
+def airflow_home() -> Path:
+    return var_dir() / "airflow"
+
+
+def passwords_file(home: Path) -> Path:
+    return home / "passwords.json"
+
+
+def admin_password(home: Path) -> str:
+    """The admin's UI password: generated on first use and kept in AIRFLOW_HOME (mode 600)."""
+    path = passwords_file(home)
+    if path.exists():
+        return json.loads(path.read_text())[ADMIN_USER]
+    home.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({ADMIN_USER: password}, f)
+    return password
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials as `url`, another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def postgres_connection(url: str) -> str:
+    """An Airflow `postgres` connection (JSON) for a postgresql:// URL."""
+    parts = urlsplit(url)
+    return json.dumps({
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port or 5432,
+        "login": parts.username,
+        "password": parts.password,
+        "schema": parts.path.lstrip("/"),
+    })
+
+
+def local_connections(app_db_url: str) -> dict[str, str]:
+    """`AIRFLOW_CONN_*` values for local runs; docs/airflow.md describes each and its production value."""
+    return {
+        "AIRFLOW_CONN_FIELDPIPE_DB": postgres_connection(app_db_url),
+        # Dummy keys and a local SNS-compatible server (moto, started by `make up`).
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+            "conn_type": "aws", "login": "local", "password": "local",
+            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{LOCAL_MOTO_PORT}"},
+        }),
+        # No Google account locally: exports go to var/exports/<form>.xlsx through the same code path.
+        "AIRFLOW_CONN_GOOGLE_SHEETS": json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}),
+        # No Twilio account locally: the `file` provider appends messages to var/sms/sent.jsonl.
+        "AIRFLOW_CONN_TWILIO_DEFAULT": json.dumps({
+            "conn_type": "http", "host": "https://api.twilio.com", "extra": {"provider": "file"},
+        }),
+    }
+
+
+def airflow_env(app_db_url: str, metadata_db_url: str, home: Path, *, dags_folder: Path | None = None,
+                connections: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment variables every Airflow process of this project runs with.
+
+    Connections already defined in the current environment win over `connections`, so a user can
+    point `google_sheets` or `twilio_default` at a real account without editing code.
+    """
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(metadata_db_url),
+        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
+        "AIRFLOW__API__PORT": str(API_PORT),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+    }
+    for name, value in (connections or {}).items():
+        env[name] = os.environ.get(name, value)
+    return env
+
+
+def local_env(app_db_url: str, metadata_db_url: str) -> dict[str, str]:
+    """What `make up` runs Airflow with: the above plus the local connections, DAGs unpaused."""
+    home = airflow_home()
+    admin_password(home)
+    env = airflow_env(app_db_url, metadata_db_url, home, connections=local_connections(app_db_url))
+    # Locally the scheduler should run the DAGs against the demo data without a click per DAG.
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    return env
+
+
+def ensure_metadata_database(app_db_url: str, name: str = "airflow") -> str:
+    """Create Airflow's database next to the application database (if missing) and return its URL."""
+    import psycopg
+
+    with psycopg.connect(app_db_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(app_db_url, name)
+
+
+def init_metadata() -> None:
+    """Migrate Airflow's metadata database and create the pools (idempotent).
+
+    Runs in-process, so the Airflow environment must already be in `os.environ` before this is called
+    in a process that has not imported Airflow yet (`fieldpipe airflow init` does exactly that).
+    """
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    db.upgradedb()  # creates the schema on an empty database, migrates an older one, no-op otherwise
+    for name, (slots, description) in POOLS.items():
+        Pool.create_or_update_pool(name, slots, description, include_deferred=False)
