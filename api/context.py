@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from functools import wraps
 from typing import Any, Callable
 
 from flask import current_app, request
 
-from fieldpipe.orgs import authenticate
+from fieldpipe.orgs import Caller, authenticate, hash_key
 from fieldpipe.problems import Problem
+
+# Field apps send the same key with every post; remembering a key for a short while saves a database
+# round trip per request. Keys are never deleted, only revoked, so a revocation takes effect within the TTL.
+KEY_CACHE_SECONDS = 30
+KEY_CACHE_MAX = 10_000
+_key_cache: dict[str, tuple[float, Caller]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def _cached_caller(conn, key: str) -> Caller | None:
+    digest = hash_key(key)
+    now = time.monotonic()
+    hit = _key_cache.get(digest)
+    if hit and hit[0] > now:
+        return hit[1]
+    caller = authenticate(conn, key)
+    if caller is not None:
+        with _key_cache_lock:
+            if len(_key_cache) >= KEY_CACHE_MAX:
+                _key_cache.clear()
+            _key_cache[digest] = (now + KEY_CACHE_SECONDS, caller)
+    return caller
 
 
 def _api_key() -> str | None:
@@ -29,7 +53,7 @@ def endpoint(admin: bool = False) -> Callable:
             if key is None:
                 raise Problem("unauthenticated", "send the API key as 'Authorization: Bearer <key>'")
             with current_app.extensions["fieldpipe_pool"].connection() as conn:
-                caller = authenticate(conn, key)
+                caller = _cached_caller(conn, key)
                 if caller is None:
                     raise Problem("unauthenticated", "the API key is not valid")
                 if admin and not caller.is_admin:

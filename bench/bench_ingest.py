@@ -50,7 +50,7 @@ def make_submission() -> dict:
 
 
 @contextmanager
-def gunicorn(app_path: str, database_url: str, workers: int = 3, threads: int = 6):
+def gunicorn(app_path: str, database_url: str, workers: int = 2, threads: int = 4):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "FIELDPIPE_POOL_SIZE": str(threads)}
     proc = subprocess.Popen(
