@@ -8,6 +8,7 @@ PostgreSQL refuses to run as root, so as root the server runs as an unprivileged
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -23,15 +24,14 @@ SYSTEM_USER = "fieldpipe-pg"
 
 
 def _bin_dir() -> Path:
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        return Path(POSTGRES_BIN_PATH)
-    except ImportError:  # pragma: no cover - the wheel is in requirements.txt
-        pg_ctl = shutil.which("pg_ctl")
-        if not pg_ctl:
-            raise RuntimeError("no PostgreSQL found: install the pgserver wheel or set DATABASE_URL")
-        return Path(pg_ctl).parent
+    """The pgserver wheel's bin/ (found without importing it: its import has side effects), else the system's."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    pg_ctl = shutil.which("pg_ctl")
+    if not pg_ctl:
+        raise RuntimeError("no PostgreSQL found: install the pgserver wheel or set DATABASE_URL")
+    return Path(pg_ctl).parent
 
 
 def free_port() -> int:
