@@ -1,0 +1,109 @@
+"""The layout of a form's export: which columns, in what order, and how each answer becomes a cell.
+
+Columns are metadata first, then one per question in the order questions first appeared across ALL
+the form's versions: a question added by a later version is a new column at the end, a removed one keeps
+its column (older responses answered it). Labels come from the newest version that has the question.
+
+Cells are typed Python values (str, int, float, bool, date, datetime, None); each target encodes them
+(Sheets: USER_ENTERED with text kept as text; xlsx: native cell types).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+import psycopg
+
+ID_COLUMN = "submission_id"
+ANSWER_PREFIX = "answers."
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # "submission_id", ... or "answers.<question key>"
+    label: str
+    type: str = "text"
+    mask: bool = False
+
+
+METADATA_COLUMNS = (
+    Column(ID_COLUMN, "Submission ID"),
+    Column("submitted_at", "Submitted at (UTC)", "timestamp"),
+    Column("received_at", "Received at (UTC)", "timestamp"),
+    Column("collector", "Collector"),
+    Column("revision", "Revision", "integer"),
+    Column("open_flags", "Open flags", "integer"),
+)
+
+
+def question_columns(versions: list[list[dict]]) -> list[Column]:
+    """Question columns from the versions' question lists, oldest version first."""
+    order: list[str] = []
+    latest: dict[str, dict] = {}
+    for questions in versions:
+        for question in questions:
+            if question["key"] not in latest:
+                order.append(question["key"])
+            latest[question["key"]] = question
+    return [Column(ANSWER_PREFIX + key, latest[key]["label"], latest[key]["type"], bool(latest[key].get("mask")))
+            for key in order]
+
+
+def form_columns(conn: psycopg.Connection, form_id: int) -> list[Column]:
+    versions = conn.execute(
+        "SELECT questions FROM form_versions WHERE form_id = %s ORDER BY version", (form_id,)
+    ).fetchall()
+    return list(METADATA_COLUMNS) + question_columns([v["questions"] for v in versions])
+
+
+def mask_phone(phone: str) -> str:
+    """+919876543210 -> +91******3210: the country stays readable, the subscriber does not."""
+    try:
+        country = str(phonenumbers.parse(phone, None).country_code)
+    except phonenumbers.NumberParseException:
+        country = ""
+    digits = phone.lstrip("+")[len(country):]
+    return f"+{country}" + "*" * max(len(digits) - 4, 0) + digits[-4:]
+
+
+def mask_value(value: Any, qtype: str) -> str:
+    if qtype == "phone":
+        return mask_phone(str(value))
+    if qtype == "email" and "@" in str(value):
+        local, domain = str(value).split("@", 1)
+        return local[:1] + "***@" + domain
+    return "***"  # fixed width, so the mask does not leak the length
+
+
+def answer_cell(column: Column, value: Any) -> Any:
+    if value is None or value == "" or value == []:
+        return None
+    if column.mask:
+        return mask_value(value, column.type)
+    if column.type == "multi_choice":
+        return ", ".join(value)
+    if column.type == "date":
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def row_cells(columns: list[Column], response: dict) -> dict[str, Any]:
+    """One response (a row of `responses` plus `open_flags`) as {column key: cell value}."""
+    meta = {
+        ID_COLUMN: str(response["submission_id"]),
+        "submitted_at": _utc(response["submitted_at"]),
+        "received_at": _utc(response["received_at"]),
+        "collector": response["collector_id"],
+        "revision": response["revision"],
+        "open_flags": response.get("open_flags") or 0,
+    }
+    answers = response["answers"]
+    return {c.key: meta[c.key] if c.key in meta else answer_cell(c, answers.get(c.key[len(ANSWER_PREFIX):]))
+            for c in columns}
