@@ -68,6 +68,32 @@ PATHS: dict[str, dict] = {
     "/api/v1/forms/{slug}/responses/{submission_id}/revisions": {
         "get": _op("Every revision of a response, oldest first", params=[SLUG, SUBMISSION]),
     },
+    "/api/v1/webhooks": {
+        "post": _op("Register a webhook for flag events. The URL is checked now (shape, https in production, "
+                    "a public resolved address); the answer carries the signing secret, shown only this once",
+                    admin=True, body="WebhookInput", ok=("201", "Created"), schema="WebhookCreated",
+                    errors=("400", "422")),
+        "get": _op("List the organization's webhooks (without secrets), with each endpoint's circuit state",
+                   admin=True),
+    },
+    "/api/v1/webhooks/{webhook_id}": {
+        "delete": _op("Remove a webhook; its queued deliveries are cancelled, past ones stay listed", admin=True,
+                      params=[_path_param("webhook_id", "The webhook's id")], ok=("204", "Removed")),
+    },
+    "/api/v1/deliveries": {
+        "get": _op("List webhook deliveries, newest first", admin=True,
+                   params=[_query("status", "queued, sending, delivered, failed or cancelled"),
+                           _query("limit", "Page size, 1-1000 (default 100)", "integer")],
+                   schema="DeliveryList", errors=("422",)),
+    },
+    "/api/v1/deliveries/{delivery_id}": {
+        "get": _op("One delivery with its body and every attempt (time, status code, error, duration)", admin=True,
+                   params=[_path_param("delivery_id", "The delivery's id")], schema="Delivery"),
+    },
+    "/api/v1/deliveries/{delivery_id}/retry": {
+        "post": _op("Put a failed delivery back in the queue with a fresh 24 h retry window", admin=True,
+                    params=[_path_param("delivery_id", "The delivery's id")], schema="Delivery", errors=("409",)),
+    },
 }
 
 SCHEMAS: dict[str, dict] = {
@@ -123,6 +149,31 @@ SCHEMAS: dict[str, dict] = {
             "index": {"type": "integer"}, "submission_id": {"type": ["string", "null"]},
             "status": {"enum": ["created", "duplicate", "conflict", "invalid"]},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}}}}},
+    "WebhookInput": {"type": "object", "required": ["url", "events"], "properties": {
+        "url": {"type": "string", "format": "uri", "description": "http(s) URL; https in production"},
+        "events": {"type": "array", "minItems": 1, "items": {"enum": ["flag.opened", "flag.resolved"]}}}},
+    "Webhook": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "string", "format": "date-time"},
+        "circuit": {"type": "object", "properties": {"consecutive_failures": {"type": "integer"},
+                                                     "open_until": {"type": ["string", "null"], "format": "date-time"}}}}},
+    "WebhookCreated": {"allOf": [{"$ref": "#/components/schemas/Webhook"}, {"type": "object", "properties": {
+        "secret": {"type": "string", "description": "HMAC-SHA256 signing secret (whsec_...); shown only here"}}}]},
+    "Delivery": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "webhook_id": {"type": "integer"}, "url": {"type": "string"},
+        "event": {"enum": ["flag.opened", "flag.resolved"]}, "event_key": {"type": "string"},
+        "status": {"enum": ["queued", "sending", "delivered", "failed", "cancelled"]},
+        "attempts": {"type": "integer"}, "last_status_code": {"type": ["integer", "null"]},
+        "last_error": {"type": ["string", "null"]}, "next_attempt_at": {"type": "string", "format": "date-time"},
+        "give_up_at": {"type": "string", "format": "date-time"},
+        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+        "body": {"type": "string", "description": "The exact JSON sent (single delivery only)"},
+        "attempt_log": {"type": "array", "items": {"type": "object", "properties": {
+            "attempt": {"type": "integer"}, "started_at": {"type": "string", "format": "date-time"},
+            "duration_ms": {"type": "integer"}, "status_code": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"]}, "outcome": {"enum": ["delivered", "retry", "failed"]}}}}}},
+    "DeliveryList": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}}},
     "FieldError": {"type": "object", "properties": {
         "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}},
     "Problem": {"type": "object", "description": "RFC 9457 problem details", "properties": {

@@ -53,6 +53,18 @@ def _cmd_demo_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import database_url
+    from fieldpipe.webhooks.delivery import requeue_failed
+
+    with connect(database_url()) as conn:
+        ids = requeue_failed(conn, delivery_ids=None if args.all_failed else [args.id])
+        conn.commit()
+    print(f"requeued {len(ids)} failed webhook deliver{'y' if len(ids) == 1 else 'ies'}"
+          + (f": {', '.join(map(str, ids))}" if ids else ""))
+    return 0 if ids or args.all_failed else 1
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from fieldpipe.devserver import run_up
 
@@ -77,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
     demo.add_parser("load", help="create the demo organization and forms (idempotent)").set_defaults(func=_cmd_demo_load)
+
+    deliveries = commands.add_parser("deliveries", help="webhook deliveries").add_subparsers(dest="action", required=True)
+    retry = deliveries.add_parser("retry", help="put failed deliveries back in the queue (fresh 24 h window)")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, help="one delivery's id")
+    which.add_argument("--all-failed", action="store_true", help="every failed delivery")
+    retry.set_defaults(func=_cmd_deliveries_retry)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser

@@ -1,0 +1,319 @@
+"""The webhook deliveries outbox: enqueue once, claim with SKIP LOCKED, attempt, record, retry or fail.
+
+Policy (docs/webhooks.md): a 2xx answer delivers. 5xx, 408, 429, timeouts and connection errors are retried
+with exponential backoff and jitter (Retry-After honoured) until `retry_window` after the event; any other
+answer (3xx, other 4xx) fails the delivery at once. Every attempt is a row in webhook_attempts.
+
+Circuit breaker per webhook: retryable failures add up in `consecutive_failures`; from `breaker_threshold`
+on, the endpoint is left alone until `open_until` (doubling, capped), then probed with one delivery per
+batch until one succeeds. A claim takes at most `per_endpoint` deliveries of one webhook per batch, so a
+backlog or a dead receiver never crowds out the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+import psycopg
+
+from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.webhooks import transport
+from fieldpipe.webhooks.secret_box import SecretUnavailable, unseal
+from fieldpipe.webhooks.signing import SIGNATURE_HEADER, sign
+from fieldpipe.webhooks.targets import Resolver, TargetRefused, check_target, system_resolver
+
+log = logging.getLogger("fieldpipe.webhooks")
+
+RETRYABLE_STATUS = frozenset({408, 429})
+USER_AGENT = "fieldpipe-webhooks/1"
+STATUSES = ("queued", "sending", "delivered", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    timeout: float = 10.0                     # total seconds per attempt: connect, send, answer
+    max_response_bytes: int = 64 * 1024       # read at most this much of an answer
+    retry_window: timedelta = timedelta(hours=24)
+    backoff_base: float = 30.0                # first retry after about this many seconds, then doubling
+    backoff_cap: float = 3600.0
+    breaker_threshold: int = 5                # consecutive retryable failures that open an endpoint's circuit
+    breaker_base: float = 60.0
+    breaker_cap: float = 3600.0
+    batch_size: int = 50
+    per_endpoint: int = 5
+    concurrency: int = 8
+
+    def retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 30))
+        delay *= random.uniform(0.5, 1.0)  # jitter: receivers coming back are not hit by every sender at once
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff_cap))
+        return delay
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery_id: int
+    webhook_id: int
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    outcome: str          # delivered | retry | failed
+    delay: float          # seconds until the next attempt when outcome is retry
+
+    @property
+    def endpoint_alive(self) -> bool:
+        """The receiver answered, even if it refused this event: its circuit should close."""
+        return self.outcome != "retry"
+
+
+def enqueue(conn: psycopg.Connection, events: Iterable[dict], policy: DeliveryPolicy = DeliveryPolicy()) -> int:
+    """One delivery per (event, live webhook of its organization that wants it); returns how many are new.
+
+    Each event is {organization_id, event, event_key, data}; `event_key` is stable for the same fact, so
+    producing an event again (a rerun, a retried task) adds nothing. The body is fixed here, once.
+    """
+    events = list(events)
+    if not events:
+        return 0
+    cur = conn.execute(
+        """INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
+           SELECT w.id, e.event, e.event_key,
+                  jsonb_build_object('id', e.event_key, 'type', e.event,
+                                     'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                     'data', e.data)::text,
+                  now() + %(window)s
+           FROM jsonb_to_recordset(%(events)s::jsonb)
+                AS e(organization_id bigint, event text, event_key text, data jsonb)
+           JOIN webhooks w ON w.organization_id = e.organization_id AND w.deleted_at IS NULL
+                          AND e.event = ANY (w.events)
+           ON CONFLICT (webhook_id, event_key) DO NOTHING""",
+        {"events": json.dumps(events, default=str), "window": policy.retry_window},
+    )
+    return cur.rowcount
+
+
+def _claim(conn: psycopg.Connection, policy: DeliveryPolicy) -> list[dict]:
+    """Take due deliveries (and ones whose worker vanished) for this worker, fairly across endpoints."""
+    lease = policy.timeout * math.ceil(policy.batch_size / policy.concurrency) + 60
+    with conn.transaction():
+        return conn.execute(
+            """WITH due AS (
+                   SELECT d.id,
+                          row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS nth,
+                          w.consecutive_failures >= %(threshold)s AS probing
+                   FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                   WHERE ((d.status = 'queued' AND d.next_attempt_at <= now())
+                          OR (d.status = 'sending' AND d.lease_until < now()))
+                     AND w.deleted_at IS NULL AND (w.open_until IS NULL OR w.open_until <= now())
+               ), picked AS (
+                   SELECT d.id FROM webhook_deliveries d JOIN due USING (id)
+                   WHERE due.nth <= CASE WHEN due.probing THEN 1 ELSE %(per_endpoint)s END
+                     AND ((d.status = 'queued' AND d.next_attempt_at <= now())
+                          OR (d.status = 'sending' AND d.lease_until < now()))
+                   ORDER BY d.next_attempt_at, d.id
+                   LIMIT %(batch)s
+                   FOR UPDATE OF d SKIP LOCKED
+               )
+               UPDATE webhook_deliveries d
+               SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
+                   lease_until = now() + make_interval(secs => %(lease)s)
+               FROM picked, webhooks w
+               WHERE d.id = picked.id AND w.id = d.webhook_id
+               RETURNING d.id, d.webhook_id, d.event, d.event_key, d.body, d.attempts, w.url, w.secret_sealed""",
+            {"threshold": policy.breaker_threshold, "per_endpoint": policy.per_endpoint,
+             "batch": policy.batch_size, "lease": lease},
+        ).fetchall()
+
+
+def _outcome(status_code: int | None) -> str:
+    if status_code is None or status_code >= 500 or status_code in RETRYABLE_STATUS:
+        return "retry"
+    return "delivered" if 200 <= status_code < 300 else "failed"
+
+
+def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver) -> AttemptResult:
+    started_at = datetime.now(timezone.utc)
+    started = time.monotonic()
+
+    def result(outcome: str, status_code: int | None, error: str | None, retry_after: float | None = None,
+               duration_ms: int | None = None) -> AttemptResult:
+        return AttemptResult(
+            delivery_id=row["id"], webhook_id=row["webhook_id"], attempt=row["attempts"], started_at=started_at,
+            duration_ms=int((time.monotonic() - started) * 1000) if duration_ms is None else duration_ms,
+            status_code=status_code, error=error, outcome=outcome,
+            delay=policy.retry_delay(row["attempts"], retry_after) if outcome == "retry" else 0.0)
+
+    try:
+        target = check_target(row["url"], resolver=resolver)
+        secret = unseal(row["secret_sealed"])
+    except TargetRefused as refused:
+        # A name that stopped resolving may come back; one that now points inward is refused for good.
+        return result("retry" if refused.code == "unresolvable" else "failed", None, refused.message)
+    except SecretUnavailable as err:
+        return result("failed", None, str(err))
+    body = row["body"].encode()
+    headers = {
+        "Content-Type": "application/json", "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(secret, body),
+        "Fieldpipe-Event": row["event"], "Fieldpipe-Event-Id": row["event_key"],
+        "Fieldpipe-Delivery": str(row["id"]),
+    }
+    answer = transport.post(target, body, headers, timeout=policy.timeout, max_body=policy.max_response_bytes)
+    outcome = _outcome(answer.status_code)
+    error = answer.error
+    if error is None and outcome != "delivered":
+        error = f"HTTP {answer.status_code}: {answer.body_excerpt[:200]}".strip()
+    return result(outcome, answer.status_code, error, answer.retry_after, answer.duration_ms)
+
+
+def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: DeliveryPolicy) -> None:
+    """Write the attempts and the deliveries' new states, then each endpoint's circuit, in one transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """WITH updated AS (
+                   UPDATE webhook_deliveries SET
+                       status = CASE WHEN %(outcome)s = 'delivered' THEN 'delivered'
+                                     WHEN %(outcome)s = 'retry'
+                                          AND now() + make_interval(secs => %(delay)s) <= give_up_at THEN 'queued'
+                                     ELSE 'failed' END,
+                       next_attempt_at = now() + make_interval(secs => %(delay)s),
+                       last_status_code = %(status_code)s,
+                       last_error = CASE WHEN %(outcome)s = 'retry'
+                                          AND now() + make_interval(secs => %(delay)s) > give_up_at
+                                     THEN %(error)s || ' (gave up: the retry window ended)' ELSE %(error)s END,
+                       delivered_at = CASE WHEN %(outcome)s = 'delivered' THEN now() END,
+                       lease_until = NULL, updated_at = now()
+                   -- a worker whose lease ran out and whose row was claimed again does not overwrite the new state
+                   WHERE id = %(delivery_id)s AND status = 'sending' AND attempts = %(attempt)s
+                   RETURNING status
+               )
+               INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
+               VALUES (%(delivery_id)s, %(attempt)s, %(started_at)s, %(duration_ms)s, %(status_code)s, %(error)s,
+                       coalesce((SELECT CASE status WHEN 'queued' THEN 'retry' ELSE status END FROM updated),
+                                %(outcome)s))
+               ON CONFLICT DO NOTHING""",
+            [vars(r) for r in results],
+        )
+        endpoints: dict[int, tuple[bool, int]] = {}
+        for r in results:
+            alive, failures = endpoints.get(r.webhook_id, (False, 0))
+            endpoints[r.webhook_id] = (alive or r.endpoint_alive, failures + (not r.endpoint_alive))
+        cur.execute(
+            """UPDATE webhooks w SET
+                   consecutive_failures = CASE WHEN e.alive THEN 0 ELSE w.consecutive_failures + e.failures END,
+                   open_until = CASE
+                       WHEN e.alive THEN NULL
+                       WHEN w.consecutive_failures + e.failures >= %(threshold)s THEN now() + make_interval(secs =>
+                           least(%(cap)s, %(base)s * power(2, least(w.consecutive_failures + e.failures - %(threshold)s, 30)))
+                           * (0.5 + random() / 2))
+                       ELSE w.open_until END
+               FROM unnest(%(ids)s::bigint[], %(alive)s::boolean[], %(failures)s::integer[]) AS e(id, alive, failures)
+               WHERE w.id = e.id""",
+            {"ids": list(endpoints), "alive": [a for a, _ in endpoints.values()],
+             "failures": [f for _, f in endpoints.values()], "threshold": policy.breaker_threshold,
+             "cap": policy.breaker_cap, "base": policy.breaker_base},
+        )
+
+
+def _expire_held_back(conn: psycopg.Connection) -> int:
+    """Deliveries whose endpoint stayed shut past their retry window fail, visibly, instead of waiting forever."""
+    with conn.transaction():
+        return conn.execute(
+            """UPDATE webhook_deliveries d
+               SET status = 'failed', updated_at = now(), lease_until = NULL,
+                   last_error = coalesce(d.last_error || ' ', '')
+                                || '(gave up: the endpoint''s circuit stayed open past the retry window)'
+               FROM webhooks w
+               WHERE w.id = d.webhook_id AND d.status = 'queued' AND d.give_up_at < now()
+                 AND w.open_until > now()""",
+        ).rowcount
+
+
+def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolicy(),
+                resolver: Resolver = system_resolver, max_batches: int = 100) -> dict[str, int]:
+    """Deliver what is due, batch after batch, until nothing is due (or `max_batches`); returns counts."""
+    counts = {"attempted": 0, "delivered": 0, "retry": 0, "failed": 0, "expired": _expire_held_back(conn)}
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="webhook") as pool:
+        for _ in range(max_batches):
+            rows = _claim(conn, policy)
+            if not rows:
+                break
+            results = list(pool.map(lambda row: _attempt(row, policy, resolver), rows))
+            _record(conn, results, policy)
+            counts["attempted"] += len(results)
+            for r in results:
+                counts[r.outcome] += 1
+    log.info("webhook deliveries: %(attempted)d attempted, %(delivered)d delivered, %(retry)d to retry, "
+             "%(failed)d failed, %(expired)d expired behind an open circuit", counts)
+    log.info("webhook deliveries took %.1f s", time.monotonic() - started)
+    return counts
+
+
+_DELIVERY_COLUMNS = """d.id, d.webhook_id, w.url, d.event, d.event_key, d.status, d.attempts, d.last_status_code,
+                       d.last_error, d.created_at, d.updated_at, d.next_attempt_at, d.give_up_at, d.delivered_at"""
+
+
+def list_deliveries(conn: psycopg.Connection, organization_id: int, status: str | None = None,
+                    limit: int = 100) -> list[dict]:
+    if status is not None and status not in STATUSES:
+        raise invalid([FieldError("status", "unknown_status", f"must be one of {', '.join(STATUSES)}")])
+    return conn.execute(
+        f"""SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+            WHERE w.organization_id = %s AND (%s::text IS NULL OR d.status = %s)
+            ORDER BY d.id DESC LIMIT %s""",
+        (organization_id, status, status, max(1, min(limit, 1000))),
+    ).fetchall()
+
+
+def get_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: int) -> dict:
+    row = conn.execute(
+        f"""SELECT {_DELIVERY_COLUMNS}, d.body FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+            WHERE w.organization_id = %s AND d.id = %s""",
+        (organization_id, delivery_id),
+    ).fetchone()
+    if row is None:
+        raise not_found(f"delivery {delivery_id}")
+    row["attempt_log"] = conn.execute(
+        """SELECT attempt, started_at, duration_ms, status_code, error, outcome
+           FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt""",
+        (delivery_id,),
+    ).fetchall()
+    return row
+
+
+def requeue_failed(conn: psycopg.Connection, *, organization_id: int | None = None,
+                   delivery_ids: list[int] | None = None, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+    """Put failed deliveries (all of them, or the given ids) back in the queue with a fresh retry window.
+    Deliveries of removed webhooks stay failed. Returns the ids requeued."""
+    rows = conn.execute(
+        """UPDATE webhook_deliveries d
+           SET status = 'queued', next_attempt_at = now(), give_up_at = now() + %(window)s, updated_at = now()
+           FROM webhooks w
+           WHERE w.id = d.webhook_id AND d.status = 'failed' AND w.deleted_at IS NULL
+             AND (%(org)s::bigint IS NULL OR w.organization_id = %(org)s)
+             AND (%(ids)s::bigint[] IS NULL OR d.id = ANY (%(ids)s))
+           RETURNING d.id""",
+        {"window": policy.retry_window, "org": organization_id, "ids": delivery_ids},
+    ).fetchall()
+    return sorted(r["id"] for r in rows)
+
+
+def retry_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: int) -> dict:
+    """Requeue one failed delivery of the organization (404 when not theirs, 409 when not failed)."""
+    if not requeue_failed(conn, organization_id=organization_id, delivery_ids=[delivery_id]):
+        current = get_delivery(conn, organization_id, delivery_id)
+        raise Problem("not-retryable", f"delivery {delivery_id} is {current['status']}; only a failed delivery "
+                                       "of a webhook that still exists can be retried")
+    return get_delivery(conn, organization_id, delivery_id)

@@ -1,0 +1,92 @@
+"""Which webhook URLs are accepted: shape, https in production, and the resolved address (SSRF)."""
+
+import pytest
+
+from fieldpipe.webhooks.signing import sign, verify_signature
+from fieldpipe.webhooks.targets import ALLOW_NETS_ENV, TargetRefused, check_target
+
+
+def fixed(*addresses):
+    """A resolver with a fixed answer, as a DNS server under an attacker's control would give."""
+    return lambda host, port: list(addresses)
+
+
+@pytest.fixture(autouse=True)
+def no_allow_list(monkeypatch):
+    monkeypatch.delenv(ALLOW_NETS_ENV, raising=False)
+    monkeypatch.delenv("FIELDPIPE_ENV", raising=False)
+
+
+@pytest.mark.parametrize("url", ["", "not a url", "ftp://example.org/x", "https://", "//example.org/x",
+                                 "https://user:pw@example.org/x", "https://example.org:99999/x",
+                                 "https://exa mple.org/x", 42, None])
+def test_malformed_urls_are_refused(url):
+    with pytest.raises(TargetRefused) as refused:
+        check_target(url, resolver=fixed("93.184.216.34"))
+    assert refused.value.code == "malformed"
+
+
+def test_plain_http_is_refused_in_production_only(monkeypatch):
+    assert check_target("http://example.org/x", resolver=fixed("93.184.216.34")).port == 80
+    monkeypatch.setenv("FIELDPIPE_ENV", "production")
+    with pytest.raises(TargetRefused) as refused:
+        check_target("http://example.org/x", resolver=fixed("93.184.216.34"))
+    assert refused.value.code == "scheme"
+    assert check_target("https://example.org/x?a=1", resolver=fixed("93.184.216.34")).path == "/x?a=1"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.5", "192.168.1.1", "169.254.169.254",
+                                     "169.254.1.1", "0.0.0.0", "224.0.0.1", "240.0.0.1", "100.64.0.1", "::1",
+                                     "fd00:ec2::254", "fe80::1", "fc00::1", "ff02::1", "::ffff:127.0.0.1"])
+def test_internal_addresses_are_refused_after_resolution(address):
+    with pytest.raises(TargetRefused) as refused:
+        check_target("https://innocent-name.example/hook", resolver=fixed(address))
+    assert refused.value.code == "forbidden_address"
+    assert ALLOW_NETS_ENV in refused.value.message
+
+
+def test_one_internal_address_among_public_ones_is_enough_to_refuse():
+    with pytest.raises(TargetRefused):
+        check_target("https://mixed.example/hook", resolver=fixed("93.184.216.34", "10.0.0.1"))
+
+
+def test_localhost_name_is_refused_with_the_real_resolver():
+    with pytest.raises(TargetRefused) as refused:
+        check_target("http://localhost:9/hook")
+    assert refused.value.code == "forbidden_address"
+
+
+def test_operator_allow_list_admits_named_networks_only(monkeypatch):
+    monkeypatch.setenv(ALLOW_NETS_ENV, "10.20.0.0/16, 127.0.0.0/8")
+    assert check_target("http://hooks.internal/x", resolver=fixed("10.20.3.4")).address == "10.20.3.4"
+    assert check_target("http://127.0.0.1:8080/x").address == "127.0.0.1"
+    with pytest.raises(TargetRefused):
+        check_target("http://hooks.internal/x", resolver=fixed("10.21.0.1"))
+    with pytest.raises(TargetRefused):
+        check_target("http://metadata.internal/x", resolver=fixed("169.254.169.254"))
+
+
+def test_unresolvable_host_is_refused():
+    with pytest.raises(TargetRefused) as refused:
+        check_target("https://no-such-host.invalid/x")
+    assert refused.value.code == "unresolvable"
+
+
+def test_signature_verifies_and_rejects_tampering_wrong_secret_and_replays():
+    body = b'{"type":"flag.opened"}'
+    header = sign("whsec_a", body, timestamp=1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    assert verify_signature("whsec_a", header, body, tolerance=300, now=1_700_000_100)
+    assert verify_signature("whsec_a", header, body.decode(), tolerance=300, now=1_700_000_100)
+    assert not verify_signature("whsec_a", header, body + b" ", tolerance=300, now=1_700_000_100)
+    assert not verify_signature("whsec_b", header, body, tolerance=300, now=1_700_000_100)
+    assert not verify_signature("whsec_a", header, body, tolerance=300, now=1_700_000_301)  # replayed later
+    assert not verify_signature("whsec_a", header, body, tolerance=300, now=1_699_999_000)  # from the future
+    # the timestamp is signed: moving it to look fresh breaks the signature
+    forged = header.replace("t=1700000000", "t=1700000290")
+    assert not verify_signature("whsec_a", forged, body, tolerance=300, now=1_700_000_300)
+    for broken in (None, "", "v1=abc", "t=1700000000", "t=abc,v1=00"):
+        assert not verify_signature("whsec_a", broken, body, now=1_700_000_000)
+    # a second v1 (sender rotating secrets) is accepted when either matches
+    rotated = header + "," + sign("whsec_new", body, 1_700_000_000).split(",")[1]
+    assert verify_signature("whsec_new", rotated, body, now=1_700_000_000)
