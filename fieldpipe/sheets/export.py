@@ -162,7 +162,7 @@ def _reconcile(target: SheetTarget, tabs: list[Tab], columns: list[Column], repo
     tabs = present or [Tab(tabs[0].title, [])]
     if tabs[0].title not in sizes:
         target.add_worksheet(tabs[0].title, len(columns))
-        report.worksheets_started.append(tabs[0].title)
+        log.info("created tab %r", tabs[0].title)
     expected_id_at = [(tab.position().get(ID_COLUMN, 0)) for tab in tabs]
     lines = target.read_lines([(t.title, "row", 1) for t in tabs]
                               + [(t.title, "column", i + 1) for t, i in zip(tabs, expected_id_at)])
@@ -381,7 +381,7 @@ def _export(conn: psycopg.Connection, form_id: int, target: SheetTarget, sheet_s
     if not pending and not layout_changed and export["worksheets"]:
         _finish(conn, export, tabs, started, "ok", report, target)
         return report
-    budget = int(SPREADSHEET_CELL_LIMIT * cell_limit_share(sheet_settings))
+    budget = round(SPREADSHEET_CELL_LIMIT * cell_limit_share(sheet_settings))
     for attempt in range(RECONCILE_ATTEMPTS):
         tabs = _reconcile(target, tabs, columns, report)
         if report.blocked:

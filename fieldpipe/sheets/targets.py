@@ -365,8 +365,9 @@ def google_connection_fields() -> tuple[str | None, dict] | None:
 
 def open_target(form_slug: str, sheet_settings: Mapping[str, Any],
                 connection: tuple[str | None, dict] | None) -> SheetTarget:
-    """Google when the connection is configured, else the local workbook var/exports/<slug>.xlsx."""
-    if connection is None:
+    """Google through the connection, or the local workbook var/exports/<slug>.xlsx when there is no
+    connection or it says `{"backend": "xlsx"}` (what `make up` configures)."""
+    if connection is None or connection[1].get("backend") == "xlsx":
         return XlsxTarget.for_form(form_slug)
     return GoogleSheetsTarget(client_from_connection(*connection), sheet_settings["spreadsheet_id"])
 
