@@ -1,0 +1,41 @@
+"""What the `export_sheets` DAG runs: which forms export to a sheet, and one form's export with its target.
+
+Kept here so the DAG file stays a thin adapter; the functions take a database connection and the
+`google_sheets` connection fields, so tests call them without Airflow.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from fieldpipe.sheets.export import export_form
+from fieldpipe.sheets.targets import google_connection_fields, open_target
+
+
+def forms_with_sheets(conn: psycopg.Connection) -> list[dict]:
+    """Every form whose settings name a sheet (`settings.sheet`), as {"form_id", "slug"}, in a stable order."""
+    rows = conn.execute(
+        """SELECT f.id AS form_id, o.slug || '/' || f.slug AS slug
+             FROM forms f JOIN organizations o ON o.id = f.organization_id
+            WHERE jsonb_typeof(f.settings -> 'sheet') = 'object'
+            ORDER BY f.id""").fetchall()
+    return [dict(r) for r in rows]
+
+
+def export_form_sheet(conn: psycopg.Connection, form_id: int,
+                      connection: tuple[str | None, dict] | None) -> dict:
+    """Export one form to its target (Google, or var/exports/<slug>.xlsx); return the report as a dict."""
+    form = conn.execute("SELECT slug, settings FROM forms WHERE id = %s", (form_id,)).fetchone()
+    sheet_settings = form["settings"]["sheet"]
+    report = export_form(conn, form_id, open_target(form["slug"], sheet_settings, connection), sheet_settings)
+    return {"summary": report.summary(), "appended": report.appended, "updated": report.updated,
+            "requests": report.requests}
+
+
+def export_from_airflow(form_id: int) -> dict:
+    """The task body: the app database through `fieldpipe_db`, the target through `google_sheets`."""
+    from fieldpipe.db import connect_airflow
+
+    with connect_airflow() as conn:
+        conn.autocommit = True  # the export commits its row map as it goes
+        return export_form_sheet(conn, form_id, google_connection_fields())
