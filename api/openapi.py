@@ -183,6 +183,127 @@ SCHEMAS: dict[str, dict] = {
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}},
 }
 
+ASSESSMENT = _path_param("assessment_id", "The assessment's id")
+UDISE = _path_param("udise", "The school's 11-digit UDISE code")
+CLASS = _path_param("class_id", "The class's id")
+SUBMISSION_ERRORS = ("400", "409", "413", "422")
+
+# School assessments (issue 8): rosters, assessments, submissions and daily summaries.
+ASSESSMENT_PATHS: dict[str, dict] = {
+    "/api/v1/schools": {
+        "post": _op("Create a school", admin=True, body="School", ok=("201", "Created"), schema="School",
+                    errors=("400", "409", "422")),
+        "get": _op("List the organization's schools"),
+    },
+    "/api/v1/schools/{udise}": {"get": _op("Get a school", params=[UDISE], schema="School")},
+    "/api/v1/schools/{udise}/classes": {
+        "post": _op("Create a class (grade 1-12, section)", admin=True, params=[UDISE], ok=("201", "Created"),
+                    errors=("400", "409", "422")),
+        "get": _op("List a school's classes", params=[UDISE]),
+    },
+    "/api/v1/classes/{class_id}/students": {
+        "post": _op("Import students, all or nothing: JSON {students: [{roll_number, name, parent_phone}]} or a "
+                    "text/csv body with those columns; existing roll numbers are updated (and re-enrolled)",
+                    admin=True, params=[CLASS], body="StudentImport", errors=("400", "413", "415", "422")),
+        "get": _op("List a class's students", params=[CLASS, _query("include_deleted", "true to list those who left")]),
+    },
+    "/api/v1/students/{student_id}": {
+        "delete": _op("Mark a student as having left; later marks for them are rejected", admin=True,
+                      params=[_path_param("student_id", "The student's id")]),
+    },
+    "/api/v1/subjects": {
+        "post": _op("Create a subject {code, name}", admin=True, ok=("201", "Created"), errors=("400", "409", "422")),
+        "get": _op("List subjects"),
+    },
+    "/api/v1/assessments": {
+        "post": _op("Create an assessment. Supported: Grade or Marks evaluation with the TSP outcome for every type "
+                    "(LO, Unit, Question, None); other combinations are a 422 whose `supported` member lists them",
+                    admin=True, body="AssessmentInput", ok=("201", "Created"), schema="Assessment",
+                    errors=("400", "422")),
+        "get": _op("Assessments open for a school's classes (all of the organization's without `school`), with "
+                   "each class's submission count. Send the ETag back as If-None-Match: 304 while nothing changed",
+                   params=[_query("school", "UDISE code")]),
+    },
+    "/api/v1/assessments/{assessment_id}": {
+        "get": _op("Get an assessment (answer keys for admin keys only)", params=[ASSESSMENT], schema="Assessment"),
+        "patch": _op("Change title, deadline, class_ids or sheet", admin=True, params=[ASSESSMENT], schema="Assessment",
+                     errors=("400", "422")),
+    },
+    "/api/v1/assessments/{assessment_id}/submissions/student": {
+        "post": _op("Marks (or grades) per student per item for one class, with is_present; 201 when new, 200 for a "
+                    "repeat of the same submission_id and content, 409 for different content, 422 listing every bad entry",
+                    params=[ASSESSMENT], body="StudentSubmission", ok=("201", "Created"), schema="SubmissionReceipt",
+                    errors=SUBMISSION_ERRORS),
+    },
+    "/api/v1/assessments/{assessment_id}/submissions/class": {
+        "post": _op("Students present and cleared per item for one class (class-level assessments)", params=[ASSESSMENT],
+                    body="ClassSubmission", ok=("201", "Created"), schema="SubmissionReceipt", errors=SUBMISSION_ERRORS),
+    },
+    "/api/v1/assessments/{assessment_id}/answers": {
+        "post": _op("A batch of exam answers for one class, stored as they come and graded by the "
+                    "aggregate_assessments DAG", params=[ASSESSMENT], body="ExamAnswers", ok=("201", "Created"),
+                    schema="SubmissionReceipt", errors=SUBMISSION_ERRORS),
+    },
+    "/api/v1/assessments/{assessment_id}/summary": {
+        "get": _op("The daily summary (students assessed, present, passing, mean and median marks, grades) per item",
+                   params=[ASSESSMENT, _query("level", "class (default), school, block or district"),
+                           _query("date", "YYYY-MM-DD; default the latest computed day")], errors=("422",)),
+    },
+}
+
+_SUBMISSION_ENVELOPE = {
+    "submission_id": {"type": "string", "format": "uuid"}, "class_id": {"type": "integer"},
+    "submitted_at": {"type": "string", "format": "date-time"},
+    "collector": {"type": "object", "properties": {"id": {"type": "string"}}},
+}
+ASSESSMENT_SCHEMAS: dict[str, dict] = {
+    "School": {"type": "object", "required": ["udise", "name", "district", "block"], "properties": {
+        "udise": {"type": "string", "pattern": "^[0-9]{11}$"}, "name": {"type": "string"},
+        "district": {"type": "string"}, "block": {"type": "string"}}},
+    "StudentImport": {"type": "object", "properties": {"students": {"type": "array", "maxItems": 5000, "items": {
+        "type": "object", "required": ["roll_number", "name"], "properties": {
+            "roll_number": {"type": "string"}, "name": {"type": "string"},
+            "parent_phone": {"type": "string", "description": "E.164"}}}}}},
+    "AssessmentInput": {"type": "object", "required": ["title", "type", "evaluation", "outcome", "items",
+                                                       "pass_criterion", "class_ids"], "properties": {
+        "title": {"type": "string"}, "subject": {"type": "string"},
+        "type": {"enum": ["LO", "Unit", "Question", "None"]},
+        "evaluation": {"enum": ["Grade", "Marks", "Percentage", "None"]},
+        "outcome": {"enum": ["TSP", "Boolean", "Marks"]},
+        "level": {"enum": ["student", "class", "exam"], "description": "Who submits: per student (default), per class, "
+                                                                        "or exam answers (Question/Marks only)"},
+        "items": {"type": "array", "items": {"type": "object", "required": ["key", "max_marks"], "properties": {
+            "key": {"type": "string"}, "label": {"type": "string"}, "max_marks": {"type": "number"},
+            "choices": {"type": "array", "items": {"type": "string"}}, "answer_key": {"type": "string"}}}},
+        "grade_scale": {"type": "array", "items": {"type": "object", "properties": {
+            "grade": {"type": "string"}, "min_percent": {"type": "number"}}}, "description": "Best grade first"},
+        "pass_criterion": {"type": "object", "description": "{min_percent} for Marks, {min_grade} for Grade"},
+        "class_ids": {"type": "array", "items": {"type": "integer"}},
+        "deadline": {"type": "string", "format": "date-time"},
+        "sheet": {"type": "object", "properties": {"spreadsheet_id": {"type": "string"}}}}},
+    "Assessment": {"allOf": [{"$ref": "#/components/schemas/AssessmentInput"}, {"type": "object", "properties": {
+        "id": {"type": "integer"}, "updated_at": {"type": "string", "format": "date-time"}}}]},
+    "StudentSubmission": {"type": "object", "properties": {**_SUBMISSION_ENVELOPE, "entries": {"type": "array", "items": {
+        "type": "object", "required": ["student_id", "is_present"], "properties": {
+            "student_id": {"type": "integer"}, "is_present": {"type": "boolean"},
+            "marks": {"type": "object", "additionalProperties": {"type": "number"}},
+            "grades": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
+    "ClassSubmission": {"type": "object", "properties": {**_SUBMISSION_ENVELOPE, "results": {"type": "array", "items": {
+        "type": "object", "properties": {"item": {"type": "string"}, "present": {"type": "integer"},
+                                         "cleared": {"type": "integer"}}}}}},
+    "ExamAnswers": {"type": "object", "properties": {**_SUBMISSION_ENVELOPE, "answers": {"type": "array", "items": {
+        "type": "object", "properties": {"student_id": {"type": "integer"}, "question": {"type": "string"},
+                                         "answer": {"type": "string"}}}}}},
+    "SubmissionReceipt": {"type": "object", "properties": {
+        "submission_id": {"type": "string"}, "assessment_id": {"type": "integer"}, "class_id": {"type": "integer"},
+        "kind": {"enum": ["student", "class", "exam"]}, "entries": {"type": "integer"},
+        "submitted_at": {"type": "string", "format": "date-time"}, "received_at": {"type": "string", "format": "date-time"}}},
+}
+ASSESSMENT_PATHS["/api/v1/assessments"]["get"]["responses"]["304"] = {
+    "description": "Not modified: the ETag sent in If-None-Match still matches"}
+PATHS.update(ASSESSMENT_PATHS)
+SCHEMAS.update(ASSESSMENT_SCHEMAS)
+
 
 def document() -> dict:
     return {

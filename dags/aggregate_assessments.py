@@ -1,0 +1,106 @@
+"""
+# aggregate_assessments
+
+Daily school assessment summaries: for each assessment × item, the students assessed, present and passing
+(TSP), mean and median marks and the grade distribution, per class, school, block and district.
+
+- **Reads** (connection `fieldpipe_db`): `student_marks`, `class_results`, `exam_answers`, the rosters and
+  assessment definitions; only rows received before the end of the data interval.
+- **Writes**: grades exam answers (`exam_answers.marks`) against their answer keys; replaces the interval's
+  rows of `assessment_summaries` as a whole (delete + insert in one transaction) and records the run in
+  `assessment_summary_runs`. SQL: `include/sql/assessments/`, parameterised by the data interval.
+- **Checks**: data that the API would have rejected but came in by another path (marks above the maximum,
+  marks for a deleted student or one of another class, cleared above present, answers to questions not in
+  the exam) is left out of the summaries, listed in the log by `report_anomalies`, and fails
+  `check_no_anomalies` for the interval it arrived in; `check_summary_columns`/`check_summary_rows` check
+  the written summaries. It is never counted silently.
+- **Schedule**: daily data intervals, `CronDataIntervalTimetable("@daily", timezone="UTC")` (not
+  `schedule="@daily"`, whose interval has zero length in Airflow 3), with catchup from
+  `FIELDPIPE_ASSESSMENTS_START_DATE` (environment, YYYY-MM-DD, default 2026-11-01).
+- **Rerun / backfill**: every interval's summaries are computed only from data received before the
+  interval's end and replace that day's rows, so clearing a run, rerunning it or backfilling gives
+  identical tables:
+  `airflow backfill create --dag-id aggregate_assessments --from-date 2026-11-01 --to-date 2026-11-30
+  --reprocess-behavior completed`. Runs go one at a time (`max_active_runs=1`): each sorts every mark once.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from airflow.providers.common.sql.operators.sql import (
+    SQLColumnCheckOperator, SQLExecuteQueryOperator, SQLTableCheckOperator,
+)
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+
+from fieldpipe.dag_defaults import DEFAULT_ARGS
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
+START_DATE = datetime.fromisoformat(os.environ.get("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")).replace(
+    tzinfo=timezone.utc)
+SUMMARIES = Asset("fieldpipe.assessment_summaries")
+INTERVAL = "received_at >= '{{ data_interval_start }}' AND received_at < '{{ data_interval_end }}'"
+SUMMARY_DAY = "summary_date = '{{ data_interval_start.strftime(\"%Y-%m-%d\") }}'"
+
+
+@dag(
+    dag_id="aggregate_assessments",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=True,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    template_searchpath=[str(SQL_DIR)],
+    tags=["assessments", "summaries"],
+    doc_md=__doc__,
+)
+def aggregate_assessments():
+    @task
+    def grade_exam_answers(data_interval_end=None) -> int:
+        from fieldpipe.assessments.aggregate import grade_exam_answers as grade
+        from fieldpipe.db import connect_airflow
+
+        with connect_airflow() as conn:
+            return grade(conn, data_interval_end)
+
+    @task(outlets=[SUMMARIES])
+    def summarize(data_interval_start=None, data_interval_end=None) -> dict:
+        from fieldpipe.assessments.aggregate import summarize_interval
+        from fieldpipe.db import connect_airflow
+
+        with connect_airflow() as conn:
+            return summarize_interval(conn, data_interval_start, data_interval_end)
+
+    report_anomalies = SQLExecuteQueryOperator(
+        task_id="report_anomalies", conn_id="fieldpipe_db", sql="assessments/anomalies.sql",
+        parameters={"interval_end": "{{ data_interval_end }}"}, show_return_value_in_logs=True,
+    )
+    check_no_anomalies = SQLTableCheckOperator(
+        task_id="check_no_anomalies", conn_id="fieldpipe_db", table="assessment_anomalies",
+        checks={"nothing_slipped_in": {"check_statement": "COUNT(*) = 0"}}, partition_clause=INTERVAL,
+    )
+    check_summary_columns = SQLColumnCheckOperator(
+        task_id="check_summary_columns", conn_id="fieldpipe_db", table="assessment_summaries",
+        partition_clause=SUMMARY_DAY,
+        column_mapping={
+            "students_assessed": {"min": {"geq_to": 0}, "null_check": {"equal_to": 0}},
+            "students_passing": {"min": {"geq_to": 0}, "null_check": {"equal_to": 0}},
+            "mean_marks": {"min": {"geq_to": 0}},
+        },
+    )
+    check_summary_rows = SQLTableCheckOperator(
+        task_id="check_summary_rows", conn_id="fieldpipe_db", table="assessment_summaries",
+        partition_clause=SUMMARY_DAY,
+        checks={"passing_within_present_within_assessed": {"check_statement":
+                "COUNT(*) FILTER (WHERE students_passing > students_present "
+                "OR students_present > students_assessed) = 0"}},
+    )
+
+    summaries = summarize()
+    grade_exam_answers() >> summaries >> [check_summary_columns, check_summary_rows]
+    report_anomalies >> check_no_anomalies
+
+
+aggregate_assessments()

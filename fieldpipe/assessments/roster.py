@@ -1,0 +1,245 @@
+"""Schools (by UDISE code), their classes, students (bulk import as a JSON batch or CSV) and subjects."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import psycopg
+
+from fieldpipe.answers import AnswerError, normalize_phone
+from fieldpipe.problems import FieldError, Problem, invalid, not_found
+
+UDISE_PATTERN = re.compile(r"^[0-9]{11}$")
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_STUDENT_IMPORT = 5000
+STUDENT_CSV_COLUMNS = ("roll_number", "name", "parent_phone")
+
+
+def _text_field(payload: dict, name: str, errors: list[FieldError], prefix: str = "") -> str | None:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value.strip():
+        errors.append(FieldError(prefix + name, "required", "must be a non-empty string"))
+        return None
+    return value.strip()
+
+
+def _object(payload: Any) -> dict:
+    if not isinstance(payload, dict):
+        raise invalid([FieldError("", "type", "must be a JSON object")])
+    return payload
+
+
+# --- schools ---------------------------------------------------------------------------------------------------
+
+def school_body(row: dict) -> dict:
+    return {"udise": row["udise"], "name": row["name"], "district": row["district"], "block": row["block"]}
+
+
+def create_school(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+    payload = _object(payload)
+    errors: list[FieldError] = []
+    udise = payload.get("udise")
+    if not isinstance(udise, str) or not UDISE_PATTERN.match(udise):
+        errors.append(FieldError("udise", "pattern", "must be the school's 11-digit UDISE code"))
+    name, district, block = (_text_field(payload, f, errors) for f in ("name", "district", "block"))
+    if errors:
+        raise invalid(errors)
+    row = conn.execute(
+        """INSERT INTO schools (organization_id, udise, name, district, block) VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (organization_id, udise) DO NOTHING RETURNING *""",
+        (org_id, udise, name, district, block),
+    ).fetchone()
+    if row is None:
+        raise Problem("already-exists", f"school {udise} already exists")
+    return school_body(row)
+
+
+def get_school_row(conn: psycopg.Connection, org_id: int, udise: str) -> dict:
+    row = conn.execute("SELECT * FROM schools WHERE organization_id = %s AND udise = %s", (org_id, udise)).fetchone()
+    if row is None:
+        raise not_found(f"school {udise!r}")
+    return row
+
+
+def list_schools(conn: psycopg.Connection, org_id: int) -> list[dict]:
+    rows = conn.execute("SELECT * FROM schools WHERE organization_id = %s ORDER BY udise", (org_id,)).fetchall()
+    return [school_body(r) for r in rows]
+
+
+# --- classes ---------------------------------------------------------------------------------------------------
+
+def class_body(row: dict) -> dict:
+    return {"id": row["id"], "school": row["udise"], "grade": row["grade"], "section": row["section"]}
+
+
+def create_class(conn: psycopg.Connection, org_id: int, udise: str, payload: Any) -> dict:
+    school = get_school_row(conn, org_id, udise)
+    payload = _object(payload)
+    errors: list[FieldError] = []
+    grade = payload.get("grade")
+    if isinstance(grade, bool) or not isinstance(grade, int) or not 1 <= grade <= 12:
+        errors.append(FieldError("grade", "range", "must be an integer from 1 to 12"))
+    section = payload.get("section", "A")
+    if not isinstance(section, str) or not section.strip():
+        errors.append(FieldError("section", "type", "must be a non-empty string"))
+    if errors:
+        raise invalid(errors)
+    row = conn.execute(
+        """INSERT INTO classes (school_id, grade, section) VALUES (%s, %s, %s)
+           ON CONFLICT (school_id, grade, section) DO NOTHING RETURNING *""",
+        (school["id"], grade, section.strip()),
+    ).fetchone()
+    if row is None:
+        raise Problem("already-exists", f"class {grade}{section} already exists in school {udise}")
+    return class_body({**row, "udise": udise})
+
+
+def list_classes(conn: psycopg.Connection, org_id: int, udise: str) -> list[dict]:
+    school = get_school_row(conn, org_id, udise)
+    rows = conn.execute("SELECT * FROM classes WHERE school_id = %s ORDER BY grade, section", (school["id"],))
+    return [class_body({**r, "udise": udise}) for r in rows]
+
+
+def get_class_row(conn: psycopg.Connection, org_id: int, class_id: Any) -> dict:
+    row = None
+    if isinstance(class_id, int) or (isinstance(class_id, str) and class_id.isdigit()):
+        row = conn.execute(
+            """SELECT c.*, s.udise, s.district, s.block FROM classes c JOIN schools s ON s.id = c.school_id
+                WHERE c.id = %s AND s.organization_id = %s""",
+            (int(class_id), org_id),
+        ).fetchone()
+    if row is None:
+        raise not_found(f"class {class_id!r}")
+    return row
+
+
+# --- students --------------------------------------------------------------------------------------------------
+
+def student_body(row: dict) -> dict:
+    return {"id": row["id"], "class_id": row["class_id"], "roll_number": row["roll_number"], "name": row["name"],
+            "parent_phone": row["parent_phone"], "deleted_at": row["deleted_at"]}
+
+
+def parse_students_csv(text: str) -> list[dict]:
+    """Rows of a CSV with a header naming roll_number, name and (optionally) parent_phone."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in STUDENT_CSV_COLUMNS[:2] if c not in (reader.fieldnames or [])]
+    if missing:
+        raise invalid([FieldError("csv", "header", f"the header must name {', '.join(STUDENT_CSV_COLUMNS)}; "
+                                                   f"missing {', '.join(missing)}")])
+    return [{k: (v or None) for k, v in row.items() if k in STUDENT_CSV_COLUMNS} for row in reader]
+
+
+def _check_student(entry: Any, where: str) -> tuple[dict | None, list[FieldError]]:
+    if not isinstance(entry, dict):
+        return None, [FieldError(where, "type", "must be an object")]
+    errors: list[FieldError] = []
+    roll = entry.get("roll_number")
+    if isinstance(roll, int) and not isinstance(roll, bool):
+        roll = str(roll)
+    if not isinstance(roll, str) or not roll.strip():
+        errors.append(FieldError(f"{where}.roll_number", "required", "must be a non-empty string"))
+    name = _text_field(entry, "name", errors, f"{where}.")
+    phone = entry.get("parent_phone")
+    if phone not in (None, ""):
+        try:
+            phone = normalize_phone(phone)
+        except AnswerError as err:
+            errors.append(FieldError(f"{where}.parent_phone", err.code, str(err)))
+    else:
+        phone = None
+    if errors:
+        return None, errors
+    return {"roll_number": roll.strip(), "name": name, "parent_phone": phone}, []
+
+
+def import_students(conn: psycopg.Connection, org_id: int, class_id: Any, entries: Any) -> dict:
+    """Create or update students by roll number, all or nothing: any bad entry rejects the batch with its errors.
+
+    A re-imported student who had been deleted is enrolled again. Returns counts and the students.
+    """
+    klass = get_class_row(conn, org_id, class_id)
+    if not isinstance(entries, list) or not entries:
+        raise invalid([FieldError("students", "required", "must be a non-empty list of students")])
+    if len(entries) > MAX_STUDENT_IMPORT:
+        raise invalid([FieldError("students", "too_many", f"at most {MAX_STUDENT_IMPORT} students per import")])
+    clean, errors, seen = [], [], {}
+    for index, entry in enumerate(entries):
+        student, entry_errors = _check_student(entry, f"students[{index}]")
+        errors += entry_errors
+        if student is None:
+            continue
+        if student["roll_number"] in seen:
+            errors.append(FieldError(f"students[{index}].roll_number", "duplicate",
+                                     f"roll number {student['roll_number']!r} is also in students[{seen[student['roll_number']]}]"))
+        seen[student["roll_number"]] = index
+        clean.append(student)
+    if errors:
+        raise invalid(errors)
+    rows = conn.execute(
+        """INSERT INTO students (class_id, roll_number, name, parent_phone)
+           SELECT %(class_id)s, * FROM unnest(%(rolls)s::text[], %(names)s::text[], %(phones)s::text[])
+           ON CONFLICT (class_id, roll_number) DO UPDATE
+              SET name = EXCLUDED.name, parent_phone = EXCLUDED.parent_phone, deleted_at = NULL, updated_at = now()
+            WHERE (students.name, students.parent_phone, students.deleted_at)
+                  IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_phone, NULL)
+           RETURNING *, (xmax = 0) AS inserted""",
+        {"class_id": klass["id"], "rolls": [s["roll_number"] for s in clean],
+         "names": [s["name"] for s in clean], "phones": [s["parent_phone"] for s in clean]},
+    ).fetchall()
+    created = sum(1 for r in rows if r["inserted"])
+    return {"created": created, "updated": len(rows) - created, "unchanged": len(clean) - len(rows),
+            "students": list_students(conn, org_id, klass["id"])}
+
+
+def list_students(conn: psycopg.Connection, org_id: int, class_id: Any, include_deleted: bool = False) -> list[dict]:
+    klass = get_class_row(conn, org_id, class_id)
+    rows = conn.execute(
+        f"""SELECT * FROM students WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL'}
+             ORDER BY roll_number""",
+        (klass["id"],),
+    )
+    return [student_body(r) for r in rows]
+
+
+def delete_student(conn: psycopg.Connection, org_id: int, student_id: Any) -> dict:
+    """Mark a student as gone (kept for history); marks for them are rejected from now on."""
+    row = None
+    if isinstance(student_id, str) and student_id.isdigit():
+        row = conn.execute(
+            """UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
+                 FROM classes c JOIN schools s ON s.id = c.school_id
+                WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s RETURNING st.*""",
+            (int(student_id), org_id),
+        ).fetchone()
+    if row is None:
+        raise not_found(f"student {student_id!r}")
+    return student_body(row)
+
+
+# --- subjects --------------------------------------------------------------------------------------------------
+
+def create_subject(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+    payload = _object(payload)
+    errors: list[FieldError] = []
+    code = payload.get("code")
+    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+        errors.append(FieldError("code", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$"))
+    name = _text_field(payload, "name", errors)
+    if errors:
+        raise invalid(errors)
+    row = conn.execute(
+        """INSERT INTO subjects (organization_id, code, name) VALUES (%s, %s, %s)
+           ON CONFLICT (organization_id, code) DO NOTHING RETURNING code, name""",
+        (org_id, code, name),
+    ).fetchone()
+    if row is None:
+        raise Problem("already-exists", f"subject {code!r} already exists")
+    return row
+
+
+def list_subjects(conn: psycopg.Connection, org_id: int) -> list[dict]:
+    return conn.execute("SELECT code, name FROM subjects WHERE organization_id = %s ORDER BY code", (org_id,)).fetchall()

@@ -1,0 +1,165 @@
+"""Daily summaries: hand-computed numbers at every level, history respected, anomalies reported and not
+counted, exam grading, and a 30-day backfill run twice giving byte-identical tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from fieldpipe.assessments import aggregate, definitions, roster, submissions, synthetic
+from fieldpipe.orgs import ensure_organization
+
+DAY = dt.timedelta(days=1)
+
+
+def _batch(class_id, key, entries):
+    return {"submission_id": str(uuid.uuid4()), "class_id": class_id, "submitted_at": "2026-11-20T10:00:00+05:30",
+            "collector": {"id": "teacher"}, key: entries}
+
+
+@pytest.fixture
+def district(conn):
+    """District Shimla: block Mashobra (school S1, classes 5A and 5B), block Theog (school S2, class 5A).
+    LO assessment, LO1 out of 10, pass at 40% (4 marks), grades A >= 80%, B >= 50%, C below."""
+    org = ensure_organization(conn, "edu")
+    roster.create_school(conn, org, {"udise": "02010100101", "name": "S1", "district": "Shimla", "block": "Mashobra"})
+    roster.create_school(conn, org, {"udise": "02010200201", "name": "S2", "district": "Shimla", "block": "Theog"})
+    c1 = roster.create_class(conn, org, "02010100101", {"grade": 5, "section": "A"})["id"]
+    c2 = roster.create_class(conn, org, "02010100101", {"grade": 5, "section": "B"})["id"]
+    c3 = roster.create_class(conn, org, "02010200201", {"grade": 5, "section": "A"})["id"]
+
+    def students(class_id, names):
+        imported = roster.import_students(conn, org, class_id, [{"roll_number": str(i), "name": n}
+                                                                 for i, n in enumerate(names, 1)])
+        return [s["id"] for s in imported["students"]]
+
+    ids = {"a": students(c1, "abc"), "b": students(c2, "de"), "c": students(c3, "f")}
+    assessment = definitions.create_assessment(conn, org, {
+        "title": "LO", "type": "LO", "evaluation": "Marks", "outcome": "TSP",
+        "items": [{"key": "LO1", "max_marks": 10}],
+        "grade_scale": [{"grade": "A", "min_percent": 80}, {"grade": "B", "min_percent": 50},
+                        {"grade": "C", "min_percent": 0}],
+        "pass_criterion": {"min_percent": 40}, "class_ids": [c1, c2, c3]})
+    return {"org": org, "assessment": assessment["id"], "classes": (c1, c2, c3), "students": ids}
+
+
+def _post_marks(conn, d, class_id, marks_by_student):
+    entries = [{"student_id": s, "is_present": m is not None, **({"marks": {"LO1": m}} if m is not None else {})}
+               for s, m in marks_by_student.items()]
+    submissions.submit_student_marks(conn, d["org"], d["assessment"], _batch(class_id, "entries", entries))
+
+
+def _now(conn) -> dt.datetime:
+    return conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
+
+
+def _rows(conn, level):
+    return {r["entity"]: (r["students_assessed"], r["students_present"], r["students_passing"], r["mean_marks"],
+                          r["median_marks"], r["grade_distribution"])
+            for r in conn.execute("SELECT * FROM assessment_summaries WHERE level = %s", (level,))}
+
+
+def test_summary_numbers_at_every_level_match_a_hand_count(conn, district):
+    c1, c2, c3 = district["classes"]
+    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
+    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})   # A pass, C pass (4 >= 4), absent
+    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})               # C fail, A pass
+    _post_marks(conn, district, c3, {c[0]: 7})                        # B pass
+    end = _now(conn) + DAY
+    aggregate.summarize_interval(conn, end - DAY, end)
+
+    assert _rows(conn, "class") == {
+        str(c1): (3, 2, 2, Decimal("6.50"), Decimal("6.50"), {"A": 1, "C": 1}),
+        str(c2): (2, 2, 1, Decimal("5.50"), Decimal("5.50"), {"A": 1, "C": 1}),
+        str(c3): (1, 1, 1, Decimal("7.00"), Decimal("7.00"), {"B": 1}),
+    }
+    assert _rows(conn, "school") == {
+        "02010100101": (5, 4, 3, Decimal("6.00"), Decimal("6.00"), {"A": 2, "C": 2}),   # marks 9, 4, 3, 8
+        "02010200201": (1, 1, 1, Decimal("7.00"), Decimal("7.00"), {"B": 1}),
+    }
+    assert set(_rows(conn, "block")) == {"Shimla/Mashobra", "Shimla/Theog"}
+    assert _rows(conn, "district") == {"Shimla": (6, 5, 4, Decimal("6.20"), Decimal("7.00"), {"A": 2, "B": 1, "C": 2})}
+
+    body = aggregate.read_summary(conn, district["org"], district["assessment"], "school")
+    assert [(r["school"], r["item"], r["students_passing"], r["passing_rate"]) for r in body["rows"]] == [
+        ("02010100101", "LO1", 3, 0.75), ("02010200201", "LO1", 1, 1.0)]
+
+
+def test_a_past_day_keeps_its_numbers_after_a_correction_and_reruns_replace(conn, district):
+    c1 = district["classes"][0]
+    a = district["students"]["a"]
+    _post_marks(conn, district, c1, {a[0]: 2, a[1]: 9})
+    between = _now(conn)
+    _post_marks(conn, district, c1, {a[0]: 6})                       # corrected the next "day"
+    aggregate.summarize_interval(conn, between - DAY, between)
+    aggregate.summarize_interval(conn, between, between + DAY)
+    aggregate.summarize_interval(conn, between, between + DAY)       # a rerun replaces, never adds
+    by_day = {r["summary_date"]: (r["students_passing"], r["mean_marks"]) for r in conn.execute(
+        "SELECT * FROM assessment_summaries WHERE level = 'class'")}
+    assert by_day == {(between - DAY).date(): (1, Decimal("5.50")), between.date(): (2, Decimal("7.50"))}
+
+
+def test_data_that_slipped_in_is_reported_and_never_counted(conn, district):
+    c1, c2, _ = district["classes"]
+    a = district["students"]["a"]
+    _post_marks(conn, district, c1, {a[0]: 9})
+    item = conn.execute("SELECT id FROM assessment_items").fetchone()["id"]
+    conn.execute("""INSERT INTO student_marks (submission_pk, assessment_id, class_id, student_id, item_id, is_present, marks)
+                    VALUES (0, %s, %s, %s, %s, true, 99)""", (district["assessment"], c1, a[1], item))
+    conn.execute("""INSERT INTO student_marks (submission_pk, assessment_id, class_id, student_id, item_id, is_present, marks)
+                    VALUES (0, %s, %s, %s, %s, true, 5)""", (district["assessment"], c2, a[2], item))
+    end = _now(conn) + DAY
+    assert aggregate.anomalies(conn, end) == {"marks_above_max": 1, "student_of_another_class": 1}
+    aggregate.summarize_interval(conn, end - DAY, end)
+    assert _rows(conn, "class")[str(c1)][:3] == (1, 1, 1)
+    assert str(c2) not in _rows(conn, "class")
+
+
+def test_exam_answers_are_graded_against_the_key_latest_answer_counting(conn, district):
+    c1 = district["classes"][0]
+    a = district["students"]["a"]
+    exam = definitions.create_assessment(conn, district["org"], {
+        "title": "Exam", "type": "Question", "evaluation": "Marks", "outcome": "TSP", "level": "exam",
+        "items": [{"key": "q1", "max_marks": 2, "choices": ["a", "b"], "answer_key": "b"}],
+        "pass_criterion": {"min_percent": 50}, "class_ids": [c1]})
+
+    def answer(student, choice):
+        submissions.submit_exam_answers(conn, district["org"], exam["id"], _batch(
+            c1, "answers", [{"student_id": student, "question": "q1", "answer": choice}]))
+
+    answer(a[0], "a")
+    answer(a[1], "a")
+    answer(a[0], "b")                                                  # changed their mind: now right
+    end = _now(conn) + DAY
+    assert aggregate.grade_exam_answers(conn, end) == 3
+    assert aggregate.grade_exam_answers(conn, end) == 0               # a rerun grades nothing again
+    aggregate.summarize_interval(conn, end - DAY, end)
+    row = conn.execute("SELECT * FROM assessment_summaries WHERE assessment_id = %s AND level = 'class'",
+                       (exam["id"],)).fetchone()
+    assert (row["students_assessed"], row["students_passing"], row["mean_marks"]) == (2, 1, Decimal("1.00"))
+
+
+def _dump(conn) -> bytes:
+    with conn.cursor().copy("COPY (SELECT * FROM assessment_summaries ORDER BY summary_date, assessment_id, level, "
+                            "entity, item_id) TO STDOUT") as copy:
+        return b"".join(bytes(chunk) for chunk in copy)
+
+
+def test_a_30_day_backfill_run_twice_leaves_byte_identical_summaries(conn):
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    synthetic.generate(conn, synthetic.Shape(), start, days=30)
+
+    def backfill():
+        for day in range(30):
+            aggregate.summarize_interval(conn, start + day * DAY, start + (day + 1) * DAY)
+        return _dump(conn)
+
+    first = backfill()
+    second = backfill()
+    assert first == second
+    per_day = conn.execute("""SELECT summary_date, sum(students_assessed) AS n FROM assessment_summaries
+                               WHERE level = 'class' GROUP BY summary_date ORDER BY summary_date""").fetchall()
+    assert len(per_day) == 30 and per_day[0]["n"] < per_day[-1]["n"]  # the days really differ
