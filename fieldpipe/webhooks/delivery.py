@@ -241,12 +241,13 @@ def _expire_held_back(conn: psycopg.Connection) -> int:
 
 
 def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolicy(),
-                resolver: Resolver = system_resolver, max_batches: int = 100) -> dict[str, int]:
-    """Deliver what is due, batch after batch, until nothing is due (or `max_batches`); returns counts."""
+                resolver: Resolver = system_resolver, max_seconds: float = 300.0) -> dict[str, int]:
+    """Deliver what is due, batch after batch, until nothing is due or no new batch may start after
+    `max_seconds` (the rest waits for the next run); returns counts."""
     counts = {"attempted": 0, "delivered": 0, "retry": 0, "failed": 0, "expired": _expire_held_back(conn)}
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="webhook") as pool:
-        for _ in range(max_batches):
+        while time.monotonic() - started < max_seconds:
             rows = _claim(conn, policy)
             if not rows:
                 break
@@ -255,9 +256,9 @@ def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolic
             counts["attempted"] += len(results)
             for r in results:
                 counts[r.outcome] += 1
-    log.info("webhook deliveries: %(attempted)d attempted, %(delivered)d delivered, %(retry)d to retry, "
-             "%(failed)d failed, %(expired)d expired behind an open circuit", counts)
-    log.info("webhook deliveries took %.1f s", time.monotonic() - started)
+    log.info("webhook deliveries in %.1f s: %d attempted, %d delivered, %d to retry, %d failed, "
+             "%d expired behind an open circuit", time.monotonic() - started, counts["attempted"],
+             counts["delivered"], counts["retry"], counts["failed"], counts["expired"])
     return counts
 
 
