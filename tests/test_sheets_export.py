@@ -140,3 +140,21 @@ def test_a_run_killed_after_writing_and_retried_leaves_exactly_one_row_per_respo
     rows = as_dicts(worksheet_values(sheets_server))
     assert [r["Submission ID"] for r in rows] == ids + more
     assert rows[0]["Monthly income"] == "1"
+
+
+def test_a_flag_opened_after_export_updates_the_open_flag_count_in_place(conn, survey, target, sheets_server):
+    if conn.execute("SELECT to_regclass('public.flags') IS NULL AS missing").fetchone()["missing"]:
+        pytest.skip("the flags table (issue 5) is not migrated")
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, SHEET)
+
+    conn.execute(
+        """INSERT INTO flags (form_id, response_id, revision, rule_id, severity, notify, message)
+           SELECT form_id, id, revision, rule, 'error', 'none', 'check it' FROM responses,
+                  unnest(ARRAY['savings_le_income', 'phone_present']) AS rule
+            WHERE submission_id = %s""", (ids[1],))
+    report = export_form(conn, survey["id"], target, SHEET)
+
+    rows = as_dicts(worksheet_values(sheets_server))
+    assert [r["Open flags"] for r in rows] == ["0", "2"]
+    assert (report.updated, report.appended) == (1, 0)

@@ -369,6 +369,8 @@ def open_target(form_slug: str, sheet_settings: Mapping[str, Any],
     connection or it says `{"backend": "xlsx"}` (what `make up` configures)."""
     if connection is None or connection[1].get("backend") == "xlsx":
         return XlsxTarget.for_form(form_slug)
+    if not sheet_settings.get("spreadsheet_id"):
+        raise ValueError(f"form {form_slug!r}: settings.sheet.spreadsheet_id is needed to export to Google Sheets")
     return GoogleSheetsTarget(client_from_connection(*connection), sheet_settings["spreadsheet_id"])
 
 

@@ -8,7 +8,8 @@ numeric strings numbers), skips null cells on writes, refuses writes outside the
 and answers errors as {"error": {"code", "message", "status"}}.
 
 Tests inject failures with `fail_next(status, times, retry_after, after_apply, path_contains)` and read `request_count` / `requests`.
-Run it by hand for `make up`: `python -m tests.fakes.sheets_server --port 8099 --spreadsheet demo`.
+Run it by hand for `make up` (any spreadsheet id is created on first use):
+`python -m tests.fakes.sheets_server --port 8099`; docs/sheets.md shows the connection to point at it.
 """
 
 from __future__ import annotations
@@ -189,13 +190,17 @@ def render(value: Any, option: str) -> Any:
 
 
 class SheetsState:
-    def __init__(self) -> None:
+    def __init__(self, create_on_first_use: bool = False) -> None:
+        self.create_on_first_use = create_on_first_use
         self.lock = threading.Lock()
         self.spreadsheets: dict[str, Spreadsheet] = {}
         self.failures: list[tuple[int, float | None, bool, str]] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, body bytes
 
     def get(self, spreadsheet_id: str) -> Spreadsheet:
+        if spreadsheet_id not in self.spreadsheets and self.create_on_first_use:
+            self.spreadsheets[spreadsheet_id] = Spreadsheet(spreadsheet_id, spreadsheet_id)
+            self.spreadsheets[spreadsheet_id].add("Sheet1")
         if spreadsheet_id not in self.spreadsheets:
             raise ApiError(404, "Requested entity was not found.")
         return self.spreadsheets[spreadsheet_id]
@@ -422,9 +427,9 @@ class Handler(BaseHTTPRequestHandler):
 class SheetsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, create_on_first_use: bool = False):
         super().__init__(("127.0.0.1", port), Handler)
-        self.state = SheetsState()
+        self.state = SheetsState(create_on_first_use)
         self._thread: threading.Thread | None = None
 
     @property
@@ -474,11 +479,8 @@ class SheetsServer(ThreadingHTTPServer):
 def main() -> None:
     parser = argparse.ArgumentParser(description="local Sheets API v4 stand-in")
     parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--spreadsheet", action="append", default=[], help="spreadsheet id to create (repeatable)")
     args = parser.parse_args()
-    server = SheetsServer(args.port)
-    for spreadsheet_id in args.spreadsheet:
-        server.create_spreadsheet(spreadsheet_id)
+    server = SheetsServer(args.port, create_on_first_use=True)
     print(f"Sheets stand-in at {server.base_url}", flush=True)
     server.serve_forever()
 
