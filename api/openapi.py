@@ -68,6 +68,13 @@ PATHS: dict[str, dict] = {
     "/api/v1/forms/{slug}/responses/{submission_id}/revisions": {
         "get": _op("Every revision of a response, oldest first", params=[SLUG, SUBMISSION]),
     },
+    "/api/v1/forms/{slug}/flags": {
+        "get": _op("Flags the form's business rules raised (docs/rules.md), oldest first",
+                   params=[SLUG, _query("status", "open (default), closed or all"),
+                           _query("limit", "Page size, 1-1000 (default 100)", "integer"),
+                           _query("cursor", "next_cursor of the previous page")],
+                   schema="FlagPage", errors=("422",)),
+    },
     "/api/v1/webhooks": {
         "post": _op("Register a webhook for flag events. The URL is checked now (shape, https in production, "
                     "a public resolved address); the answer carries the signing secret, shown only this once",
@@ -137,7 +144,11 @@ SCHEMAS: dict[str, dict] = {
     "Response": {"allOf": [{"$ref": "#/components/schemas/Submission"}, {"type": "object", "properties": {
         "form": {"type": "string"}, "revision": {"type": "integer"},
         "received_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"}}}]},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/RuleWarning"},
+                     "description": "On POST and PUT: the business rules these answers break (stored anyway)"},
+        "flags": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"},
+                  "description": "On GET: the response's open flags"}}}]},
     "ResponsePage": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Response"}},
         "next_cursor": {"type": ["string", "null"]}}},
@@ -148,7 +159,21 @@ SCHEMAS: dict[str, dict] = {
         "results": {"type": "array", "items": {"type": "object", "properties": {
             "index": {"type": "integer"}, "submission_id": {"type": ["string", "null"]},
             "status": {"enum": ["created", "duplicate", "conflict", "invalid"]},
-            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}}}}},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/RuleWarning"}}}}}}},
+    "RuleWarning": {"type": "object", "properties": {
+        "rule_id": {"type": "string"}, "severity": {"enum": ["error", "warning"]}, "message": {"type": "string"}}},
+    "Flag": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "submission_id": {"type": "string", "format": "uuid"},
+        "revision": {"type": "integer"}, "rule_id": {"type": "string"}, "severity": {"enum": ["error", "warning"]},
+        "notify": {"enum": ["collector", "none"]}, "message": {"type": "string"},
+        "status": {"enum": ["open", "closed"]},
+        "close_reason": {"enum": ["passed", "superseded", "rule_removed", None]},
+        "opened_at": {"type": "string", "format": "date-time"},
+        "closed_at": {"type": ["string", "null"], "format": "date-time"}}},
+    "FlagPage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
+        "next_cursor": {"type": ["string", "null"]}}},
     "WebhookInput": {"type": "object", "required": ["url", "events"], "properties": {
         "url": {"type": "string", "format": "uri", "description": "http(s) URL; https in production"},
         "events": {"type": "array", "minItems": 1, "items": {"enum": ["flag.opened", "flag.resolved"]}}}},

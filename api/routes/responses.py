@@ -3,7 +3,8 @@
 from flask import Blueprint, request
 
 from api.context import endpoint, json_body
-from fieldpipe import responses
+from fieldpipe import flags, responses
+from fieldpipe.rules import warnings_for
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
 
@@ -23,7 +24,8 @@ def post_response(conn, caller, slug):
                       "edit it with PUT instead")
     location = f"/api/v1/forms/{slug}/responses/{outcome.submission_id}"
     status = 201 if outcome.status == "created" else 200
-    return outcome.record, status, {"Location": location}
+    body = {**outcome.record, "warnings": warnings_for(form, outcome.record["answers"])}
+    return body, status, {"Location": location}
 
 
 @bp.post("/batch")
@@ -44,6 +46,8 @@ def post_batch(conn, caller, slug):
         result = {"index": index, "submission_id": outcome.submission_id, "status": outcome.status}
         if outcome.errors:
             result["errors"] = [e.as_dict() for e in outcome.errors]
+        if outcome.record is not None:
+            result["warnings"] = warnings_for(form, outcome.record["answers"])
         results.append(result)
     return {"summary": summary, "results": results}
 
@@ -66,7 +70,8 @@ def list_responses(conn, caller, slug):
 @endpoint()
 def get_response(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
-    return responses.get_response(conn, form, submission_id)
+    body = responses.get_response(conn, form, submission_id)
+    return {**body, "flags": flags.open_flags(conn, form, submission_id)}
 
 
 @bp.put("/<submission_id>")
@@ -74,7 +79,7 @@ def get_response(conn, caller, slug, submission_id):
 def edit_response(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
     record, _ = responses.edit_response(conn, form, submission_id, json_body())
-    return record
+    return {**record, "warnings": warnings_for(form, record["answers"])}
 
 
 @bp.get("/<submission_id>/revisions")

@@ -1,0 +1,158 @@
+"""Set-based validation of the responses received or edited since the last run, form by form.
+
+`validate_slug` is what the `validate_responses` DAG runs once per affected form slug. For every form
+with that slug (one per organization) it checks the rules file against the form's questions, then in
+one REPEATABLE READ transaction: evaluates every expression rule in one SQL statement over the batch,
+runs the column expectations, writes and closes flags, and advances the watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from fieldpipe import flags
+from fieldpipe.rules.compiler import violations_query
+from fieldpipe.rules.loader import RuleSet, RulesFileError, fingerprint, load_file, rules_dir, rules_path
+
+log = logging.getLogger(__name__)
+
+
+
+def batch_source(form_id: int, since) -> sql.Composed:
+    """The batch as an SQL relation. Values are inlined as literals: a rules file's text may contain '%',
+    which a query executed with parameters would take for a placeholder."""
+    return sql.SQL("SELECT id, revision, answers FROM responses WHERE form_id = {} AND updated_at > {}").format(
+        sql.Literal(form_id), sql.Literal(since))
+
+
+class ValidationFailed(RuntimeError):
+    """A form's rules file is broken or some of its rules failed at run time; the other forms were validated."""
+
+
+@dataclass
+class FormValidation:
+    form_id: int
+    organization: str
+    slug: str
+    checked: int = 0
+    opened: int = 0
+    updated: int = 0
+    closed: dict = field(default_factory=dict)
+    broken: dict = field(default_factory=dict)  # rule id -> error
+    revalidated_all: bool = False
+
+    def summary(self) -> str:
+        scope = "all responses (rules file changed)" if self.revalidated_all else "new or edited responses"
+        text = (f"form {self.organization}/{self.slug}: checked {self.checked} {scope}; flags opened {self.opened}, "
+                f"updated {self.updated}, closed {sum(self.closed.values())} {self.closed or ''}")
+        if self.broken:
+            text += "; broken rules: " + "; ".join(f"{k}: {v}" for k, v in self.broken.items())
+        return text
+
+
+def _collect_violations(conn: psycopg.Connection, rules: list, source: sql.Composed) -> tuple[list[str], dict[str, str]]:
+    """All rules in one statement; if it fails at run time (say, a regex PostgreSQL rejects), each rule
+    alone, so a broken rule is reported as broken and the others still flag what they find."""
+    if not rules:
+        return [], {}
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("INSERT INTO run_violations (response_id, revision, rule_id, message) {}").format(
+                violations_query(rules, source)))
+        return [r.id for r in rules], {}
+    except psycopg.errors.DataError as err:
+        if len(rules) == 1:
+            return [], {rules[0].id: f"fails in PostgreSQL: {err.diag.message_primary}"}
+    evaluated, broken = [], {}
+    for rule in rules:
+        ok, bad = _collect_violations(conn, [rule], source)
+        evaluated += ok
+        broken.update(bad)
+    return evaluated, broken
+
+
+def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> FormValidation:
+    """Validate one form's batch and record flags and watermark in one transaction."""
+    result = FormValidation(form["id"], form["organization"], form["slug"])
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        watermark = flags.lock_watermark(conn, form["id"])
+        since = watermark.since(ruleset.fingerprint)
+        result.revalidated_all = since == flags.EVERYTHING
+        source = batch_source(form["id"], since)
+        result.checked = conn.execute(sql.SQL("SELECT count(*) AS n FROM ({}) batch").format(source)).fetchone()["n"]
+        flags.create_run_table(conn)
+        evaluated, result.broken = _collect_violations(conn, ruleset.rules, source)
+        if ruleset.expectations and result.checked:
+            from fieldpipe.rules.expectations import run_expectations
+
+            ran, broken = run_expectations(conn, form["id"], ruleset.expectations, since)
+            evaluated += ran
+            result.broken.update(broken)
+        elif ruleset.expectations:
+            evaluated += [e.id for e in ruleset.expectations]
+        counts = flags.record_run(conn, form["id"], [*ruleset.rules, *ruleset.expectations], evaluated, since)
+        result.opened, result.updated, result.closed = counts["opened"], counts["updated"], counts["closed"]
+        if not result.broken:
+            # A run with broken rules leaves the watermark, so the batch is validated again once they are fixed.
+            flags.advance_watermark(conn, form["id"], ruleset.fingerprint)
+    log.info(result.summary())
+    return result
+
+
+FORMS_SQL = """
+SELECT f.id, f.slug, o.slug AS organization, v.questions
+  FROM forms f JOIN organizations o ON o.id = f.organization_id
+  JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+ WHERE f.slug = %s ORDER BY o.slug
+"""
+
+
+def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidation]:
+    """Validate every form with this slug against `<rules dir>/<slug>.yaml`; raise ValidationFailed at the end
+    if the file is broken for a form or a rule failed, after the other forms were validated."""
+    with conn.transaction():
+        forms = conn.execute(FORMS_SQL, (form_slug,)).fetchall()
+    path = rules_path(form_slug)
+    results, failures = [], []
+    for form in forms:
+        try:
+            ruleset = load_file(path, form["questions"]) if path.exists() else RuleSet(str(path), "none")
+        except RulesFileError as err:
+            failures.append(f"form {form['organization']}/{form_slug}: rules file is broken, nothing validated:\n{err.report()}")
+            log.error(failures[-1])
+            continue
+        result = validate_form(conn, form, ruleset)
+        results.append(result)
+        if result.broken:
+            failures.append(result.summary())
+    if failures:
+        raise ValidationFailed("\n".join(failures))
+    return results
+
+
+AFFECTED_SQL = """
+WITH files AS (SELECT * FROM unnest(%(slugs)s::text[], %(fingerprints)s::text[]) AS t(slug, fingerprint))
+SELECT DISTINCT f.slug
+  FROM forms f
+  LEFT JOIN files ON files.slug = f.slug
+  LEFT JOIN validation_watermarks w ON w.form_id = f.id
+ WHERE (files.slug IS NOT NULL OR w.form_id IS NOT NULL)
+   AND (w.form_id IS NULL
+        OR w.rules_fingerprint IS DISTINCT FROM coalesce(files.fingerprint, 'none')
+        OR EXISTS (SELECT 1 FROM responses r WHERE r.form_id = f.id AND r.updated_at > w.validated_through))
+ ORDER BY f.slug
+"""
+
+
+def affected_slugs(conn: psycopg.Connection) -> list[str]:
+    """Form slugs with responses received or edited since their watermark, or whose rules file changed."""
+    files = sorted(rules_dir().glob("*.yaml"))
+    with conn.transaction():
+        rows = conn.execute(AFFECTED_SQL, {"slugs": [p.stem for p in files],
+                                           "fingerprints": [fingerprint(p) for p in files]}).fetchall()
+    return [r["slug"] for r in rows]

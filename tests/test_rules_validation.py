@@ -1,0 +1,187 @@
+"""Validation end to end against the real PostgreSQL: warnings at ingestion, flags from the set-based run,
+reruns, edits, superseded revisions, the watermark, and broken rules files and rules."""
+
+import textwrap
+
+import pytest
+
+from fieldpipe.rules.loader import load_file
+from fieldpipe.rules.validate import ValidationFailed, affected_slugs, validate_form, validate_slug
+from tests.helpers import auth, submission
+
+SAVINGS_RULES = """
+rules:
+  - id: savings-within-income
+    expression: monthly_savings <= monthly_income
+    message: "Savings {monthly_savings} exceed income {monthly_income}"
+    severity: error
+    notify: collector
+  - id: name-without-digits
+    expression: name matches "^[^0-9]+$"
+    message: "Name '{name}' has digits, 100% sure"
+    severity: warning
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
+
+    def write(slug: str, text: str):
+        path = tmp_path / f"{slug}.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+def post(client, key, **overrides):
+    resp = client.post("/api/v1/forms/household-survey/responses", json=submission(**overrides), headers=auth(key))
+    assert resp.status_code in (200, 201), resp.get_json()
+    return resp.get_json()
+
+
+def answers(**changes):
+    base = {"name": "Asha", "city": "pune", "monthly_income": 20000, "monthly_savings": 5000}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def open_flags(client, key, slug="household-survey", status="open"):
+    resp = client.get(f"/api/v1/forms/{slug}/flags?status={status}", headers=auth(key))
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()["items"]
+
+
+def test_seed_case_warning_at_post_then_flag_after_the_run(client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    bad = post(client, collector_key, answers=answers(monthly_savings=30000))
+    good = post(client, collector_key, answers=answers())
+
+    assert bad["warnings"] == [{"rule_id": "savings-within-income", "severity": "error",
+                                "message": "Savings 30000 exceed income 20000"}]
+    assert good["warnings"] == []
+    assert affected_slugs(conn) == ["household-survey"]
+
+    [result] = validate_slug(conn, "household-survey")
+    assert (result.checked, result.opened) == (2, 1)
+
+    [flag] = open_flags(client, admin_key)
+    assert (flag["submission_id"], flag["rule_id"], flag["message"], flag["notify"], flag["revision"]) == (
+        bad["submission_id"], "savings-within-income", "Savings 30000 exceed income 20000", "collector", 1)
+    shown = client.get(f"/api/v1/forms/household-survey/responses/{bad['submission_id']}", headers=auth(admin_key)).get_json()
+    assert [f["rule_id"] for f in shown["flags"]] == ["savings-within-income"]
+    assert client.get(f"/api/v1/forms/household-survey/responses/{good['submission_id']}",
+                      headers=auth(admin_key)).get_json()["flags"] == []
+
+
+def test_batch_post_carries_warnings_per_item_and_stores_every_item(client, collector_key, make_form, rules_dir):
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    items = [submission(answers=answers(name="R2D2")), submission(answers=answers()), {"answers": {}}]
+    body = client.post("/api/v1/forms/household-survey/responses/batch", json={"items": items},
+                       headers=auth(collector_key)).get_json()
+    assert body["summary"]["created"] == 2
+    assert body["results"][0]["warnings"] == [{"rule_id": "name-without-digits", "severity": "warning",
+                                               "message": "Name 'R2D2' has digits, 100% sure"}]
+    assert body["results"][1]["warnings"] == []
+    assert "warnings" not in body["results"][2]
+
+
+def test_rerun_gives_the_same_flags_even_when_everything_is_revalidated(client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    path = rules_dir("household-survey", SAVINGS_RULES)
+    post(client, collector_key, answers=answers(monthly_savings=30000, name="R2D2"))
+    validate_slug(conn, "household-survey")
+    first = open_flags(client, admin_key)
+    assert len(first) == 2
+
+    [again] = validate_slug(conn, "household-survey")
+    path.write_text(path.read_text() + "\n# a comment changes the fingerprint: every response is validated again\n")
+    [full] = validate_slug(conn, "household-survey")
+    assert (again.opened, again.updated, full.revalidated_all, full.opened, full.updated) == (0, 0, True, 0, 0)
+    assert open_flags(client, admin_key) == first
+
+
+def test_edit_that_passes_closes_the_flag_and_an_edit_that_still_fails_supersedes_it(client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    fixed = post(client, collector_key, answers=answers(monthly_savings=30000))
+    still_bad = post(client, collector_key, answers=answers(monthly_savings=30000))
+    validate_slug(conn, "household-survey")
+    assert len(open_flags(client, admin_key)) == 2
+
+    put = client.put(f"/api/v1/forms/household-survey/responses/{fixed['submission_id']}",
+                     json={"answers": answers(monthly_savings=1000)}, headers=auth(collector_key))
+    assert put.status_code == 200 and put.get_json()["warnings"] == []
+    put = client.put(f"/api/v1/forms/household-survey/responses/{still_bad['submission_id']}",
+                     json={"answers": answers(monthly_savings=25000)}, headers=auth(collector_key))
+    assert put.get_json()["warnings"][0]["message"] == "Savings 25000 exceed income 20000"
+    validate_slug(conn, "household-survey")
+
+    [now_open] = open_flags(client, admin_key)
+    assert (now_open["submission_id"], now_open["revision"], now_open["message"]) == (
+        still_bad["submission_id"], 2, "Savings 25000 exceed income 20000")
+    closed = {(f["submission_id"], f["revision"]): f["close_reason"] for f in open_flags(client, admin_key, status="closed")}
+    assert closed == {(fixed["submission_id"], 1): "passed", (still_bad["submission_id"], 1): "superseded"}
+
+
+def test_empty_answers_are_not_evaluated_and_removed_rules_close_their_flags(client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    path = rules_dir("household-survey", SAVINGS_RULES)
+    missing = post(client, collector_key, answers=answers(monthly_income=None, monthly_savings=30000))
+    assert missing["warnings"] == []
+    post(client, collector_key, answers=answers(monthly_savings=30000))
+    [result] = validate_slug(conn, "household-survey")
+    assert result.opened == 1
+
+    path.write_text(textwrap.dedent(SAVINGS_RULES).split("  - id: name-without-digits")[0].replace(
+        "savings-within-income", "savings-below-income"))
+    validate_slug(conn, "household-survey")
+    assert [f["rule_id"] for f in open_flags(client, admin_key)] == ["savings-below-income"]
+    assert [f["close_reason"] for f in open_flags(client, admin_key, status="closed")] == ["rule_removed"]
+
+
+def test_broken_rules_file_fails_with_file_rule_and_reason_and_touches_nothing(client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    make_form(slug="water-point-audit")
+    rules_dir("household-survey", """
+        rules:
+          - id: savings-vs-name
+            expression: monthly_savings <= name
+            message: "x"
+    """)
+    rules_dir("water-point-audit", """
+        rules:
+          - id: name-given
+            expression: name is not empty
+            message: "no name"
+    """)
+    post(client, collector_key, answers=answers(monthly_savings=30000))
+    with pytest.raises(ValidationFailed) as failure:
+        validate_slug(conn, "household-survey")
+    message = str(failure.value)
+    assert "household-survey.yaml" in message and "savings-vs-name" in message
+    assert "compares number answer 'monthly_savings' with text answer 'name'" in message
+    assert conn.execute("SELECT count(*) AS n FROM validation_watermarks").fetchone()["n"] == 0
+    assert open_flags(client, admin_key) == []
+    [other] = validate_slug(conn, "water-point-audit")  # the other form's validation runs on
+    assert other.checked == 0
+
+
+def test_rule_failing_at_run_time_is_broken_not_violated_by_everyone(client, conn, admin_key, collector_key, make_form, rules_dir):
+    """The regex subset keeps PostgreSQL from rejecting a pattern; to see the safety net work, this test hands
+    the run a rule whose compiled pattern PostgreSQL rejects (as an engine upgrade or a subset bug could)."""
+    make_form()
+    path = rules_dir("household-survey", SAVINGS_RULES)
+    post(client, collector_key, answers=answers(monthly_savings=30000, name="Asha"))
+    form = conn.execute("""SELECT f.id, f.slug, 'acme' AS organization, v.questions FROM forms f
+                           JOIN form_versions v ON v.form_id = f.id""").fetchone()
+    ruleset = load_file(path, form["questions"])
+    ruleset.rules[1].tree.sql_pattern = "a{1,2"
+
+    result = validate_form(conn, form, ruleset)
+    assert list(result.broken) == ["name-without-digits"] and "regular expression" in result.broken["name-without-digits"]
+    assert [f["rule_id"] for f in open_flags(client, admin_key)] == ["savings-within-income"]
+    assert conn.execute("SELECT rules_fingerprint FROM validation_watermarks").fetchone()["rules_fingerprint"] == ""
