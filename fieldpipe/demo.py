@@ -1,0 +1,61 @@
+"""The demo organization `demo` with example forms and the demo school's assessment, loaded by `make up` (idempotent)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from fieldpipe import forms
+from fieldpipe.assessments.demo import load_demo_assessments
+from fieldpipe.orgs import ensure_organization
+from fieldpipe.problems import Problem
+
+DEMO_ORG = "demo"
+
+HOUSEHOLD_SURVEY = {
+    "slug": "household-survey",
+    "title": "Household survey",
+    "questions": [
+        {"key": "name", "label": "Respondent name", "type": "text", "required": True},
+        {"key": "phone", "label": "Respondent phone", "type": "phone", "mask": True},
+        {"key": "city", "label": "City", "type": "single_choice", "required": True,
+         "choices": [{"value": "pune", "label": "Pune"}, {"value": "nagpur", "label": "Nagpur"},
+                     {"value": "shimla", "label": "Shimla"}, {"value": "varanasi", "label": "Varanasi"}]},
+        {"key": "monthly_income", "label": "Monthly income (INR)", "type": "integer", "required": True},
+        {"key": "monthly_savings", "label": "Monthly savings (INR)", "type": "integer", "required": True},
+        {"key": "local_word", "label": "Local word for 'water'", "type": "text"},
+    ],
+    # Exported by the export_sheets DAG (to var/exports/household-survey.xlsx without a Google key).
+    "settings": {"sheet": {"spreadsheet_id": "demo-household-survey", "worksheet": "Responses"}},
+}
+
+WATER_POINT_AUDIT = {
+    "slug": "water-point-audit",
+    "title": "Water point audit",
+    "questions": [
+        {"key": "village", "label": "Village", "type": "text", "required": True},
+        {"key": "visited_on", "label": "Visit date", "type": "date", "required": True},
+        {"key": "working", "label": "Is the pump working?", "type": "boolean", "required": True},
+        {"key": "problems", "label": "Problems seen", "type": "multi_choice",
+         "choices": [{"value": "leak"}, {"value": "dirty"}, {"value": "broken_handle"}, {"value": "dry"}]},
+        {"key": "depth_m", "label": "Water depth (m)", "type": "decimal"},
+        {"key": "notes", "label": "Notes", "type": "long_text"},
+    ],
+    # Exported by the export_sheets DAG (to var/exports/water-point-audit.xlsx without a Google key).
+    "settings": {"sheet": {"spreadsheet_id": "demo-water-point-audit", "worksheet": "Responses"}},
+}
+
+DEMO_FORMS = [HOUSEHOLD_SURVEY, WATER_POINT_AUDIT]
+
+
+def load_demo(conn: psycopg.Connection) -> int:
+    """Create the demo organization and its forms unless they exist; return the organization id."""
+    org_id = ensure_organization(conn, DEMO_ORG, "Demo organization")
+    for definition in DEMO_FORMS:
+        try:
+            with conn.transaction():
+                forms.create_form(conn, org_id, definition)
+        except Problem as problem:
+            if problem.slug != "already-exists":
+                raise
+    load_demo_assessments(conn, org_id)
+    return org_id

@@ -163,3 +163,18 @@ def test_a_30_day_backfill_run_twice_leaves_byte_identical_summaries(conn):
     per_day = conn.execute("""SELECT summary_date, sum(students_assessed) AS n FROM assessment_summaries
                                WHERE level = 'class' GROUP BY summary_date ORDER BY summary_date""").fetchall()
     assert len(per_day) == 30 and per_day[0]["n"] < per_day[-1]["n"]  # the days really differ
+
+
+def test_the_demo_school_has_an_assessment_with_marks_and_tsp_per_learning_outcome(conn):
+    from fieldpipe.demo import load_demo
+
+    org = load_demo(conn)
+    load_demo(conn)  # loading again changes nothing
+    assert conn.execute("SELECT count(*) AS n FROM assessment_submissions").fetchone()["n"] == 1
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    end = _now(conn) + DAY
+    aggregate.summarize_interval(conn, end - DAY, end)
+    body = aggregate.read_summary(conn, org, assessment, "class")
+    # LO1 /10 pass 4: 9, 6, 3, 10, 5 -> 4 of 5 present; LO2 /5 pass 2: 4, 2, 1, 5, 3 -> 4; LO3: 5, 3, 4, 5, 1 -> 4
+    assert [(r["item"], r["students_assessed"], r["students_present"], r["students_passing"]) for r in body["rows"]] == [
+        ("LO1", 6, 5, 4), ("LO2", 6, 5, 4), ("LO3", 6, 5, 4)]
