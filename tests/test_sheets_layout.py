@@ -1,0 +1,26 @@
+"""How answers become cells: masks, multi-choice, dates, and columns across form versions."""
+
+import datetime as dt
+
+from fieldpipe.sheets.layout import ANSWER_PREFIX, Column, answer_cell, mask_phone, question_columns
+
+
+def test_masks_keep_the_country_and_the_last_four_digits_only():
+    assert mask_phone("+919876543210") == "+91******3210"
+    assert mask_phone("+14155550123") == "+1******0123"
+    assert answer_cell(Column("answers.email", "E-mail", "email", mask=True), "asha@example.org") == "a***@example.org"
+    assert answer_cell(Column("answers.name", "Name", "text", mask=True), "Asha Devi") == "***"
+
+
+def test_cells_are_typed_and_multi_choice_is_joined():
+    assert answer_cell(Column("answers.d", "D", "date"), "2026-02-28") == dt.date(2026, 2, 28)
+    assert answer_cell(Column("answers.m", "M", "multi_choice"), ["a", "b"]) == "a, b"
+    assert answer_cell(Column("answers.n", "N", "decimal"), 2.5) == 2.5
+    assert answer_cell(Column("answers.m", "M", "multi_choice"), []) is None
+
+
+def test_questions_keep_their_first_position_and_take_the_newest_label():
+    v1 = [{"key": "a", "label": "A", "type": "text"}, {"key": "b", "label": "B", "type": "text"}]
+    v2 = [{"key": "b", "label": "B (new)", "type": "text"}, {"key": "c", "label": "C", "type": "integer"}]
+    columns = question_columns([v1, v2])
+    assert [(c.key.removeprefix(ANSWER_PREFIX), c.label) for c in columns] == [("a", "A"), ("b", "B (new)"), ("c", "C")]
