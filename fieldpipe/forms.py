@@ -85,6 +85,12 @@ def check_settings(settings: Any, questions: list[dict]) -> list[FieldError]:
             errors.append(FieldError("settings.sms_receipt.phone_question", "invalid", "must name a phone question of the form"))
         if not isinstance(receipt, dict) or not isinstance(receipt.get("template"), str) or not receipt["template"]:
             errors.append(FieldError("settings.sms_receipt.template", "required", "must be a non-empty template"))
+    sheet = settings.get("sheet")
+    if sheet is not None:
+        if not isinstance(sheet, dict) or not isinstance(sheet.get("spreadsheet_id"), str) or not sheet["spreadsheet_id"]:
+            errors.append(FieldError("settings.sheet.spreadsheet_id", "required", "must name the target spreadsheet"))
+        elif not isinstance(sheet.get("worksheet", "Responses"), str) or not sheet.get("worksheet", "Responses"):
+            errors.append(FieldError("settings.sheet.worksheet", "type", "must be a worksheet title"))
     return errors
 
 

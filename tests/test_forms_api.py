@@ -81,3 +81,10 @@ def test_receipt_settings_must_name_a_phone_question(client, admin_key):
     resp = client.post("/api/v1/forms", json=body, headers=auth(admin_key))
     assert resp.status_code == 422
     assert resp.get_json()["errors"][0]["field"] == "settings.sms_receipt.phone_question"
+
+
+def test_sheet_settings_must_name_a_spreadsheet(client, admin_key):
+    body = {"slug": "s", "title": "S", "questions": HOUSEHOLD_QUESTIONS, "settings": {"sheet": {"worksheet": "R"}}}
+    resp = client.post("/api/v1/forms", json=body, headers=auth(admin_key))
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"][0]["field"] == "settings.sheet.spreadsheet_id"
