@@ -9,6 +9,9 @@ Daily school assessment summaries: for each assessment × item, the students ass
 - **Writes**: grades exam answers (`exam_answers.marks`) against their answer keys; replaces the interval's
   rows of `assessment_summaries` as a whole (delete + insert in one transaction) and records the run in
   `assessment_summary_runs`. SQL: `include/sql/assessments/`, parameterised by the data interval.
+  Then writes the day's summaries to the `Summary` tab of each assessment's sheet (`sheet.spreadsheet_id`)
+  through the Sheets export's `write_table` (connection `google_sheets`; without it,
+  `var/exports/assessment-<id>.xlsx`), in the pool `sheets_api`. The tab is replaced as a whole.
 - **Checks**: data that the API would have rejected but came in by another path (marks above the maximum,
   marks for a deleted student or one of another class, cleared above present, answers to questions not in
   the exam) is left out of the summaries, listed in the log by `report_anomalies`, and fails
@@ -73,6 +76,12 @@ def aggregate_assessments():
         with connect_airflow() as conn:
             return summarize_interval(conn, data_interval_start, data_interval_end)
 
+    @task(pool="sheets_api")
+    def export_summary_tabs(data_interval_start=None) -> dict:
+        from fieldpipe.assessments.export import export_from_airflow
+
+        return {str(k): v for k, v in export_from_airflow(data_interval_start).items()}
+
     report_anomalies = SQLExecuteQueryOperator(
         task_id="report_anomalies", conn_id="fieldpipe_db", sql="assessments/anomalies.sql",
         parameters={"interval_end": "{{ data_interval_end }}"}, show_return_value_in_logs=True,
@@ -99,7 +108,7 @@ def aggregate_assessments():
     )
 
     summaries = summarize()
-    grade_exam_answers() >> summaries >> [check_summary_columns, check_summary_rows]
+    grade_exam_answers() >> summaries >> [check_summary_columns, check_summary_rows, export_summary_tabs()]
     report_anomalies >> check_no_anomalies
 
 

@@ -1,0 +1,47 @@
+"""The `aggregate_assessments` DAG end to end for one daily interval: exam grading, summaries readable
+through the API, the Summary tab, and a mark that slipped in by another path failing the check (never counted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from fieldpipe.demo import load_demo
+from tests.fakes.sheets_server import SheetsServer
+from tests.helpers import auth
+from tests.sheets_support import client_for
+
+
+@pytest.mark.airflow
+def test_a_daily_run_summarizes_exports_and_reports_what_slipped_in(conn, client, run_dag, monkeypatch):
+    from fieldpipe.orgs import create_key
+
+    org = load_demo(conn)
+    key = create_key(conn, "demo", "collector")
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    mark = conn.execute("SELECT * FROM student_marks LIMIT 1").fetchone()
+    conn.execute("""INSERT INTO class_results (submission_pk, assessment_id, class_id, item_id, students_present,
+                                               students_cleared) VALUES (0, %s, %s, %s, 5, 9)""",
+                 (assessment, mark["class_id"], mark["item_id"]))  # cleared above present, by another path
+    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    with SheetsServer(create_on_first_use=True) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps(
+            {"conn_type": "generic", "extra": {"base_url": server.base_url}}))
+        # A manual run gets the last complete daily interval before its date: [today, tomorrow).
+        run = run_dag("aggregate_assessments", expect="failed", logical_date=today + dt.timedelta(days=1))
+        tab = client_for(server).open_by_key("demo-assessments").worksheet("Summary").get_all_values()
+
+    assert run.data_interval_start == today
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["check_no_anomalies"] == "failed"
+    assert {states[t] for t in ("grade_exam_answers", "summarize", "export_summary_tabs", "report_anomalies",
+                                "check_summary_columns", "check_summary_rows")} == {"success"}
+    summary = client.get(f"/api/v1/assessments/{assessment}/summary?level=class", headers=auth(key)).get_json()
+    assert summary["date"] == today.date().isoformat()
+    # The 9 cleared of 5 present is not counted: the demo's numbers stand.
+    assert [(r["item"], r["students_present"], r["students_passing"]) for r in summary["rows"]] == [
+        ("LO1", 5, 4), ("LO2", 5, 4), ("LO3", 5, 4)]
+    assert len(tab) == 13 and tab[0][:2] == ["date", "level"]
