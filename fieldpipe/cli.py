@@ -65,6 +65,16 @@ def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
     return 0 if ids or args.all_failed else 1
 
 
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fieldpipe.rules.check import check_files
+
+    ok, lines = check_files([Path(p) for p in args.files])
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from fieldpipe.devserver import run_up
 
@@ -96,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", type=int, help="one delivery's id")
     which.add_argument("--all-failed", action="store_true", help="every failed delivery")
     retry.set_defaults(func=_cmd_deliveries_retry)
+
+    rules = commands.add_parser("rules", help="business rules files").add_subparsers(dest="action", required=True)
+    check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
+    check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
+    check.set_defaults(func=_cmd_rules_check)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser

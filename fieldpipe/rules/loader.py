@@ -122,28 +122,28 @@ def parse_template(template: Any, questions: dict[str, dict]) -> list[tuple[str,
     return parts
 
 
-def _common(entry: dict, allowed: set[str], seen: set[str], where: str) -> tuple[str, list[str]]:
+def _common(entry: dict, allowed: set[str], seen: set[str], where: str) -> tuple[str, str, list[str]]:
+    """(rule id, how messages name the entry, problems) for the fields rules and expectations share."""
     problems = []
     rule_id = entry.get("id")
+    label = f"rule {rule_id!r}" if where.startswith("rules") else f"expectation {rule_id!r}"
     if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
         problems.append(f"{where}: id must match {RULE_ID.pattern}")
-        rule_id = where
+        rule_id = label = where
     elif rule_id in seen:
-        problems.append(f"{where}: id is used twice")
+        problems.append(f"{label}: id is used twice")
     seen.add(rule_id)
-    label = f"rule {rule_id!r}"
     for extra in sorted(set(entry) - allowed):
         problems.append(f"{label}: unknown field {extra!r} (allowed: {', '.join(sorted(allowed))})")
     if entry.get("severity", "error") not in SEVERITIES:
         problems.append(f"{label}: severity must be one of {', '.join(SEVERITIES)}")
     if entry.get("notify", "none") not in NOTIFY:
         problems.append(f"{label}: notify must be one of {', '.join(NOTIFY)}")
-    return rule_id, problems
+    return rule_id, label, problems
 
 
 def _rule(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Rule | None, list[str]]:
-    rule_id, problems = _common(entry, RULE_FIELDS, seen, where)
-    label = f"rule {rule_id!r}"
+    rule_id, label, problems = _common(entry, RULE_FIELDS, seen, where)
     tree = parts = None
     try:
         tree = typecheck(parse(entry.get("expression")), questions)
@@ -159,8 +159,7 @@ def _rule(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Rul
 
 
 def _expectation(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Expectation | None, list[str]]:
-    rule_id, problems = _common(entry, EXPECTATION_FIELDS, seen, where)
-    label = f"expectation {rule_id!r}"
+    rule_id, label, problems = _common(entry, EXPECTATION_FIELDS, seen, where)
     name, kwargs = entry.get("expectation"), entry.get("kwargs", {})
     if name not in EXPECTATIONS:
         problems.append(f"{label}: expectation must be one of {', '.join(sorted(EXPECTATIONS))}")
