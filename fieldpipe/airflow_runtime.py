@@ -29,6 +29,7 @@ from fieldpipe.db import sqlalchemy_url
 API_PORT = 8080
 ADMIN_USER = "admin"
 LOCAL_MOTO_PORT = 5055
+LOCAL_TWILIO_PORT = 8098  # `python -m tests.fakes.twilio_server --port 8098`
 
 # A task that names a pool which does not exist waits forever without an error, so every pool the
 # DAGs use is created by `init_metadata` (and by docker-compose's init service through it).
@@ -89,9 +90,11 @@ def local_connections(app_db_url: str) -> dict[str, str]:
         }),
         # No Google account locally: exports go to var/exports/<form>.xlsx through the same code path.
         "AIRFLOW_CONN_GOOGLE_SHEETS": json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}),
-        # No Twilio account locally: the `file` provider appends messages to var/sms/sent.jsonl.
+        # Locally SMS go to var/sms/sent.jsonl (FIELDPIPE_SMS_PROVIDER=file, the default); with
+        # FIELDPIPE_SMS_PROVIDER=twilio they go to the test suite's Twilio stand-in on this port.
         "AIRFLOW_CONN_TWILIO_DEFAULT": json.dumps({
-            "conn_type": "http", "host": "https://api.twilio.com", "extra": {"provider": "file"},
+            "conn_type": "http", "host": f"http://127.0.0.1:{LOCAL_TWILIO_PORT}",
+            "login": "AC00000000000000000000000000000000", "password": "local", "extra": {"from": "+15005550006"},
         }),
     }
 
@@ -129,6 +132,8 @@ def local_env(app_db_url: str, metadata_db_url: str) -> dict[str, str]:
     env = airflow_env(app_db_url, metadata_db_url, home, connections=local_connections(app_db_url))
     # Locally the scheduler should run the DAGs against the demo data without a click per DAG.
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    # A new DAG file should show up while you watch, not after the default 5 minutes.
+    env["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] = "15"
     return env
 
 
@@ -154,3 +159,29 @@ def init_metadata() -> None:
     db.upgradedb()  # creates the schema on an empty database, migrates an older one, no-op otherwise
     for name, (slots, description) in POOLS.items():
         Pool.create_or_update_pool(name, slots, description, include_deferred=False)
+
+
+CONNECTION_IDS = ("fieldpipe_db", "aws_default", "google_sheets", "twilio_default")
+
+
+def ensure_own_metadata_database() -> None:
+    """With an explicit AIRFLOW__DATABASE__SQL_ALCHEMY_CONN (docker-compose): create that database when it
+    lives on the application's server and is missing, so one PostgreSQL serves both."""
+    metadata = urlsplit(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    app_url = os.environ.get("DATABASE_URL")
+    if app_url and urlsplit(app_url).netloc == metadata.netloc:
+        ensure_metadata_database(app_url, metadata.path.lstrip("/"))
+
+
+def connection_summary() -> list[str]:
+    """One line per project connection: defined (and its type) or missing; never a secret."""
+    lines = []
+    for conn_id in CONNECTION_IDS:
+        raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+        if raw is None:
+            lines.append(f"{conn_id}: not defined")
+        elif raw.lstrip().startswith("{"):
+            lines.append(f"{conn_id}: defined ({json.loads(raw).get('conn_type', '?')})")
+        else:
+            lines.append(f"{conn_id}: defined ({urlsplit(raw).scheme})")
+    return lines

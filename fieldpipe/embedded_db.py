@@ -53,7 +53,7 @@ def _run_as() -> dict:
 
 def _make_reachable(path: Path) -> None:
     """The unprivileged server user must traverse every parent and read the binaries."""
-    for parent in [path, *path.parents]:
+    for parent in path.parents:
         mode = parent.stat().st_mode
         parent.chmod(mode | 0o055)
     for root, dirs, files in os.walk(_bin_dir().parent):
@@ -86,6 +86,7 @@ class EmbeddedPostgres:
             _run_as()
             _make_reachable(self.data_dir)
             shutil.chown(self.data_dir, SYSTEM_USER, SYSTEM_USER)
+        self.data_dir.chmod(0o700)  # PostgreSQL refuses a data directory others can read
         if not (self.data_dir / "PG_VERSION").exists():
             self._pg("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
                      "--encoding=UTF8", "--locale=C.UTF-8")

@@ -1,0 +1,237 @@
+"""`fieldpipe up` (what `make up` runs): the whole system on one machine until Ctrl-C.
+
+Starts, in order: the embedded PostgreSQL (unless DATABASE_URL is set), the application schema and demo
+data, Airflow's metadata database and pools, then these processes, each in its own process group with
+its output in var/log/<name>.log:
+
+    api            gunicorn api.wsgi:app on :5000
+    sns            moto's SNS-compatible server on :5055 (the local `aws_default`)
+    airflow-*      api-server (UI on :8080), scheduler, dag-processor, triggerer
+
+Ctrl-C (SIGINT) or SIGTERM stops the processes, then the database if this command started it.
+Everything lives under var/, so running it again reuses the data, the demo key and the Airflow login.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fieldpipe import airflow_runtime
+from fieldpipe.config import REPO_ROOT, var_dir
+from fieldpipe.db import connect, migrate
+
+API_PORT = 5000
+READY_TIMEOUT_S = 180
+STOP_TIMEOUT_S = 20
+BIN = Path(sys.executable).parent
+
+
+def say(message: str) -> None:
+    print(f"fieldpipe up | {message}", flush=True)
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int | None = None
+    health_url: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return var_dir() / "log" / f"{self.name}.log"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            # A new session per service, so stopping it reaches every worker it forked.
+            self.process = subprocess.Popen(self.command, env=self.env, cwd=REPO_ROOT, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def healthy(self) -> bool:
+        if self.health_url is None:
+            return _port_open(self.port) if self.port else not self.exited()
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None or self.exited():
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        # Workers that outlived their parent are still in its process group.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def demo_admin_key(app_db_url: str) -> str:
+    """The demo organization's admin key: created once, kept in var/demo_admin_key (mode 600)."""
+    from fieldpipe.orgs import authenticate, create_key
+
+    path = var_dir() / "demo_admin_key"
+    with connect(app_db_url) as conn:
+        if path.exists():
+            key = path.read_text().strip()
+            if authenticate(conn, key) is not None:
+                return key
+        key = create_key(conn, "demo", "admin", "make up demo key")
+        conn.commit()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
+    base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
+    af_env = {**base_env, **airflow_env}
+    airflow = str(BIN / "airflow")
+    return [
+        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{API_PORT}",
+                        "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+                base_env, API_PORT, f"http://127.0.0.1:{API_PORT}/healthz"),
+        Service("sns", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],
+                base_env, airflow_runtime.LOCAL_MOTO_PORT),
+        Service("airflow-api-server", [airflow, "api-server", "--host", "127.0.0.1",
+                                       "--port", str(airflow_runtime.API_PORT)],
+                af_env, airflow_runtime.API_PORT, f"http://127.0.0.1:{airflow_runtime.API_PORT}/api/v2/version"),
+        Service("airflow-scheduler", [airflow, "scheduler"], af_env),
+        Service("airflow-dag-processor", [airflow, "dag-processor"], af_env),
+        Service("airflow-triggerer", [airflow, "triggerer"], af_env),
+    ]
+
+
+def _wait_until_healthy(services: list[Service]) -> Service | None:
+    """None when every service answers; otherwise the first one that died or never came up."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(services)
+    while pending:
+        for service in list(pending):
+            if service.exited():
+                return service
+            if service.healthy():
+                say(f"{service.name} is up")
+                pending.remove(service)
+        if time.monotonic() > deadline:
+            return pending[0]
+        time.sleep(0.5)
+    return None
+
+
+def run_up() -> int:
+    from fieldpipe.demo import load_demo
+    from fieldpipe.local_db import AIRFLOW_DATABASE, database_url, embedded_server
+
+    busy = [port for port in (API_PORT, airflow_runtime.API_PORT, airflow_runtime.LOCAL_MOTO_PORT) if _port_open(port)]
+    if busy:
+        say(f"port(s) {', '.join(map(str, busy))} already in use: is another `make up` running? Stop it first.")
+        return 1
+
+    previous_handlers = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = None if os.environ.get("DATABASE_URL") else embedded_server()
+    started_db = server is not None and not server.is_running()
+    services: list[Service] = []
+    try:
+        if server:
+            say(f"starting PostgreSQL on 127.0.0.1:{server.port} (data in {server.data_dir})")
+        app_db_url = database_url(start=True)
+        say("migrating the application database")
+        migrate(app_db_url)
+        with connect(app_db_url) as conn:
+            load_demo(conn)
+            conn.commit()
+        say("demo organization 'demo' is loaded")
+        key = demo_admin_key(app_db_url)
+
+        say("preparing Airflow's metadata database and pools (the first run takes a minute)")
+        metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
+        airflow_env = airflow_runtime.local_env(app_db_url, metadata_url)
+        subprocess.run([sys.executable, "-m", "fieldpipe.cli", "airflow", "init"], check=True, cwd=REPO_ROOT,
+                       env={**os.environ, **airflow_env}, stdout=subprocess.DEVNULL)
+
+        services = _services(app_db_url, airflow_env)
+        for service in services:
+            say(f"starting {service.name} (log: {service.log_path.relative_to(var_dir().parent)})")
+            service.start()
+        failed = _wait_until_healthy(services)
+        if failed:
+            say(f"{failed.name} did not come up; the end of {failed.log_path}:\n{failed.log_tail()}")
+            return 1
+
+        password = airflow_runtime.admin_password(airflow_runtime.airflow_home())
+        print(f"""
+  fieldpipe is running. Ctrl-C stops everything.
+
+  Ingestion API   http://localhost:{API_PORT}/api/v1        docs: http://localhost:{API_PORT}/api/v1/docs
+  Demo admin key  {key}   (also in var/demo_admin_key)
+  Airflow UI      http://localhost:{airflow_runtime.API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
+  Logs            var/log/
+""", flush=True)
+        while True:
+            for service in services:
+                if service.exited():
+                    say(f"{service.name} stopped unexpectedly; the end of {service.log_path}:\n{service.log_tail()}")
+                    return 1
+            time.sleep(1)
+    except _Stop:
+        print(flush=True)
+        return 0
+    finally:
+        # A second Ctrl-C must not interrupt the clean-up.
+        for sig in previous_handlers:
+            signal.signal(sig, signal.SIG_IGN)
+        for service in reversed(services):
+            if service.process is not None:
+                say(f"stopping {service.name}")
+                service.stop()
+        if started_db:
+            say("stopping PostgreSQL")
+            server.stop()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        say("stopped")
