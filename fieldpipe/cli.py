@@ -75,6 +75,41 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_airflow_init(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from fieldpipe import airflow_runtime
+
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        airflow_runtime.ensure_own_metadata_database()
+    else:
+        from fieldpipe.local_db import AIRFLOW_DATABASE, database_url
+
+        app_db_url = database_url(start=True)
+        metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
+        os.environ.update(airflow_runtime.local_env(app_db_url, metadata_url))
+    airflow_runtime.init_metadata()
+    print("Airflow metadata database is up to date; pools: " + ", ".join(airflow_runtime.POOLS))
+    print("\n".join("connection " + line for line in airflow_runtime.connection_summary()))
+    password = airflow_runtime.admin_password(Path(os.environ["AIRFLOW_HOME"]))
+    print(f"Airflow login: {airflow_runtime.ADMIN_USER} / {password}")
+    return 0
+
+
+def _cmd_airflow_check_dags(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fieldpipe.config import REPO_ROOT
+    from fieldpipe.dag_parse import convention_problems, parse_in_subprocess
+
+    report = parse_in_subprocess(Path(args.folder or REPO_ROOT / "dags"))
+    problems = convention_problems(report)
+    print(f"{len(report['dags'])} DAGs parsed in {report['parse_seconds']:.2f} s")
+    print("\n".join(problems) if problems else "every DAG follows the conventions")
+    return 1 if problems else 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from fieldpipe.devserver import run_up
 
@@ -111,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
     check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
     check.set_defaults(func=_cmd_rules_check)
+
+    airflow = commands.add_parser("airflow", help="Airflow for this project").add_subparsers(dest="action", required=True)
+    airflow.add_parser("init", help="migrate Airflow's metadata database, create pools, print the login").set_defaults(
+        func=_cmd_airflow_init)
+    check = airflow.add_parser("check-dags", help="parse the DAGs folder and check the DAG conventions")
+    check.add_argument("--folder", help="DAGs folder (default: dags/)")
+    check.set_defaults(func=_cmd_airflow_check_dags)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser
