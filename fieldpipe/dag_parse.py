@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fieldpipe.config import REPO_ROOT
+
 HEAVY_MODULES = ("pandas", "great_expectations", "pyarrow")
 OWNER = "fieldpipe"
 MIN_RETRIES = 2
@@ -40,6 +42,9 @@ def parse_in_subprocess(dags_folder: Path, env: dict[str, str] | None = None, ti
                      "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
                      "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
         child_env.setdefault("AIRFLOW_HOME", tmp)
+        child_env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
+        # Parsing needs no metadata database; a closed port makes any attempt fail loudly.
+        child_env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg://parse-only@127.0.0.1:9/none")
         result = subprocess.run([sys.executable, "-m", "fieldpipe.dag_parse", str(dags_folder), str(out)],
                                 env=child_env, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0 or not out.exists():
