@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fieldpipe.airflow_runtime import POOLS
 from fieldpipe.config import REPO_ROOT
 
 HEAVY_MODULES = ("pandas", "great_expectations", "pyarrow")
@@ -31,6 +32,7 @@ DOC_TOPICS = {
     "its schedule": ("schedule",),
     "how to rerun or backfill it": ("rerun", "re-run", "backfill"),
 }
+KNOWN_POOLS = {"default_pool", *POOLS}
 LEGACY_IMPORT = re.compile(r"^\s*(from|import)\s+airflow\.(decorators|models|operators|sensors)\b", re.M)
 
 
@@ -101,6 +103,9 @@ def _dag_problems(dag: dict, folder: Path) -> list[str]:
             problems.append(f"{at}: retries={task['retries']}, expected at least {MIN_RETRIES}")
         if not task["retry_exponential_backoff"]:
             problems.append(f"{at}: retry_exponential_backoff is off")
+        if task["pool"] not in KNOWN_POOLS:
+            # A task in a pool that does not exist waits forever without an error.
+            problems.append(f"{at}: pool {task['pool']!r} is not created at init (add it to airflow_runtime.POOLS)")
     return problems
 
 
@@ -174,7 +179,8 @@ def _report(folder: Path) -> dict:
             "tags": sorted(dag.tags or []),
             "start_date_aware": bool(start_date and start_date.tzinfo is not None),
             "tasks": [{"task_id": t.task_id, "owner": t.owner, "retries": t.retries or 0,
-                       "retry_exponential_backoff": bool(t.retry_exponential_backoff)} for t in dag.tasks],
+                       "retry_exponential_backoff": bool(t.retry_exponential_backoff), "pool": t.pool}
+                      for t in dag.tasks],
         })
     return {
         "folder": str(folder.resolve()),

@@ -66,7 +66,7 @@ BAD_DAGS = {
 
         @dag(schedule="@daily", start_date=datetime.datetime(2026, 1, 1), default_args={"retries": 1})
         def sloppy_pipeline():
-            @task
+            @task(pool="no_such_pool")
             def step():
                 pass
 
@@ -104,6 +104,7 @@ def test_convention_check_names_each_bad_file_and_keeps_the_good_dags(tmp_path):
         "owner is 'airflow', expected 'fieldpipe'",
         "retries=1, expected at least 2",
         "retry_exponential_backoff is off",
+        "pool 'no_such_pool' is not created at init",
     ]:
         assert expected in problems
 
