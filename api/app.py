@@ -33,8 +33,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
 
-    from api.routes import assessments, docs, flags, forms, health, responses, schools, webhooks
+    from api.routes import assessments, docs, flags, forms, health, messages, responses, schools, webhooks
 
-    for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, webhooks.bp, schools.bp, assessments.bp, flags.bp):
+    for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, webhooks.bp, schools.bp, assessments.bp, messages.bp, flags.bp):
         app.register_blueprint(blueprint)
     return app

@@ -101,6 +101,23 @@ PATHS: dict[str, dict] = {
         "post": _op("Put a failed delivery back in the queue with a fresh 24 h retry window", admin=True,
                     params=[_path_param("delivery_id", "The delivery's id")], schema="Delivery", errors=("409",)),
     },
+    "/api/v1/messages": {
+        "get": _op("List the organization's SMS messages, oldest first", admin=True,
+                   params=[_query("status", "queued, sending, sent, failed or unknown"),
+                           _query("kind", "receipt, flag, announcement, ..."),
+                           _query("limit", "Page size, 1-1000 (default 100)", "integer"),
+                           _query("after_id", "next_after_id of the previous page", "integer")],
+                   schema="MessagePage", errors=("422",)),
+    },
+    "/api/v1/messages/{message_id}": {
+        "get": _op("One SMS message with every attempt", admin=True,
+                   params=[_path_param("message_id", "The message's id")], schema="Message"),
+    },
+    "/api/v1/messages/{message_id}/resend": {
+        "post": _op("Queue an unknown or failed message again (an unknown one may then arrive twice; see docs/sms.md)",
+                    admin=True, params=[_path_param("message_id", "The message's id")], schema="Message",
+                    errors=("409",)),
+    },
 }
 
 SCHEMAS: dict[str, dict] = {
@@ -206,6 +223,27 @@ SCHEMAS: dict[str, dict] = {
         "code": {"type": "string", "description": "Stable code such as 409.1"}, "detail": {"type": "string"},
         "instance": {"type": "string"},
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}}},
+    "Message": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "dedupe_key": {"type": "string"}, "kind": {"type": "string"},
+        "recipient": {"type": "string", "description": "E.164"}, "body": {"type": "string"},
+        "template": {"type": ["string", "null"]}, "encoding": {"enum": ["GSM-7", "UCS-2"]},
+        "segments": {"type": "integer"},
+        "status": {"enum": ["queued", "sending", "sent", "failed", "unknown"]},
+        "attempts": {"type": "integer"}, "next_attempt_at": {"type": "string", "format": "date-time"},
+        "provider": {"type": ["string", "null"]}, "provider_message_id": {"type": ["string", "null"]},
+        "last_error": {"type": ["string", "null"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+        "history": {"type": "array", "description": "Only on GET /api/v1/messages/{message_id}",
+                    "items": {"type": "object", "properties": {
+                        "attempt": {"type": "integer"}, "provider": {"type": ["string", "null"]},
+                        "outcome": {"enum": ["sent", "retry", "failed", "unknown", "resend"]},
+                        "http_status": {"type": ["integer", "null"]}, "error_code": {"type": ["string", "null"]},
+                        "error": {"type": ["string", "null"]}, "retry_after_s": {"type": ["number", "null"]},
+                        "created_at": {"type": "string", "format": "date-time"}}}}}},
+    "MessagePage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "next_after_id": {"type": ["integer", "null"]}}},
 }
 
 ASSESSMENT = _path_param("assessment_id", "The assessment's id")

@@ -65,16 +65,6 @@ def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
     return 0 if ids or args.all_failed else 1
 
 
-def _cmd_rules_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fieldpipe.rules.check import check_files
-
-    ok, lines = check_files([Path(p) for p in args.files])
-    print("\n".join(lines))
-    return 0 if ok else 1
-
-
 def _cmd_airflow_init(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -110,6 +100,49 @@ def _cmd_airflow_check_dags(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
+    import logging
+
+    from fieldpipe.local_db import database_url
+    from fieldpipe.sms.dispatch import dispatch
+    from fieldpipe.sms.providers import make_provider
+    from fieldpipe.sms.settings import SmsSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    url = database_url()
+    settings = SmsSettings.from_env(args.provider)
+    report = dispatch(lambda: connect(url), make_provider(settings.provider), args.batch_size,
+                      settings=settings, max_seconds=args.max_seconds)
+    print(report.as_dict())
+    return 0
+
+
+def _cmd_sms_resend(args: argparse.Namespace) -> int:
+    from fieldpipe.local_db import database_url
+    from fieldpipe.problems import Problem
+    from fieldpipe.sms.outbox import resend
+
+    with connect(database_url()) as conn:
+        try:
+            message = resend(conn, args.id)
+        except Problem as problem:
+            print(problem.detail, file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"message {message['id']} to {message['recipient']} is queued again")
+    return 0
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fieldpipe.rules.check import check_files
+
+    ok, lines = check_files([Path(p) for p in args.files])
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from fieldpipe.devserver import run_up
 
@@ -142,17 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all-failed", action="store_true", help="every failed delivery")
     retry.set_defaults(func=_cmd_deliveries_retry)
 
-    rules = commands.add_parser("rules", help="business rules files").add_subparsers(dest="action", required=True)
-    check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
-    check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
-    check.set_defaults(func=_cmd_rules_check)
-
     airflow = commands.add_parser("airflow", help="Airflow for this project").add_subparsers(dest="action", required=True)
     airflow.add_parser("init", help="migrate Airflow's metadata database, create pools, print the login").set_defaults(
         func=_cmd_airflow_init)
     check = airflow.add_parser("check-dags", help="parse the DAGs folder and check the DAG conventions")
     check.add_argument("--folder", help="DAGs folder (default: dags/)")
     check.set_defaults(func=_cmd_airflow_check_dags)
+
+    sms = commands.add_parser("sms", help="the SMS outbox").add_subparsers(dest="action", required=True)
+    send = sms.add_parser("dispatch", help="send what is due now (what the send_sms DAG runs)")
+    send.add_argument("--provider", choices=["file", "sns", "twilio"], help="default: FIELDPIPE_SMS_PROVIDER or file")
+    send.add_argument("--batch-size", type=int)
+    send.add_argument("--max-seconds", type=float, help="stop claiming after this long")
+    send.set_defaults(func=_cmd_sms_dispatch)
+    again = sms.add_parser("resend", help="queue an unknown or failed message again (see docs/sms.md)")
+    again.add_argument("id", type=int, help="the message id (GET /api/v1/messages)")
+    again.set_defaults(func=_cmd_sms_resend)
+
+    rules = commands.add_parser("rules", help="business rules files").add_subparsers(dest="action", required=True)
+    check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
+    check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
+    check.set_defaults(func=_cmd_rules_check)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser

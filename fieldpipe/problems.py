@@ -32,6 +32,7 @@ CATALOGUE = _catalogue(
     ("409.1", "submission-conflict", "A submission with this id already exists with different answers"),
     ("409.2", "already-exists", "A resource with this identifier already exists"),
     ("409.3", "not-retryable", "Only a failed delivery of an existing webhook can be retried"),
+    ("409.4", "message-not-resendable", "Only a message whose outcome is unknown or failed can be resent"),
     ("413.1", "payload-too-large", "The request body is larger than the configured limit"),
     ("415.1", "unsupported-media-type", "The request body must be application/json"),
     ("422.1", "validation-failed", "The request did not pass validation"),

@@ -22,6 +22,7 @@ from fieldpipe.answers import (
 )
 from fieldpipe.forms import get_version
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.sms.receipts import enqueue_receipts
 
 MAX_BATCH = 1000
 MAX_PAGE = 1000
@@ -210,6 +211,7 @@ def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outco
     if not valid:
         return outcomes
     created, existing = store(conn, form["id"], [s for _, s in valid])
+    enqueue_receipts(conn, form, created, [s for _, s in valid])  # same transaction as the responses
     claimed: set[uuid.UUID] = set()
     for index, sub in valid:
         outcome = outcomes[index]

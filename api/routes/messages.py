@@ -1,0 +1,39 @@
+"""SMS messages of the caller's organization (admin): list by status and kind, one with its history, resend."""
+
+from flask import Blueprint, request
+
+from api.context import endpoint
+from fieldpipe.problems import FieldError, invalid
+from fieldpipe.sms import outbox
+
+bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
+
+
+def _int_arg(name: str, default: int | None) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise invalid([FieldError(name, "type", "must be an integer")]) from None
+
+
+@bp.get("")
+@endpoint(admin=True)
+def list_messages(conn, caller):
+    return outbox.list_messages(conn, caller.organization_id, status=request.args.get("status"),
+                                kind=request.args.get("kind"), limit=_int_arg("limit", 100),
+                                after_id=_int_arg("after_id", None))
+
+
+@bp.get("/<int:message_id>")
+@endpoint(admin=True)
+def get_message(conn, caller, message_id):
+    return outbox.get_message(conn, message_id, caller.organization_id)
+
+
+@bp.post("/<int:message_id>/resend")
+@endpoint(admin=True)
+def resend_message(conn, caller, message_id):
+    return outbox.resend(conn, message_id, caller.organization_id, reason=f"resent through the API by key {caller.key_id}")

@@ -1,0 +1,308 @@
+"""The SMS outbox: the persisted intent of every message and its state machine.
+
+    queued --claim--> sending --> sent
+                                  failed   (permanent error, too many segments, or out of attempts)
+                                  unknown  (the provider may have taken it: never resent without an operator)
+                                  queued   (retryable error, at a later `next_attempt_at`)
+
+Producers call `enqueue` inside their own transaction; the dedupe key makes producing twice harmless.
+Dispatchers `claim_due` a batch (FOR UPDATE SKIP LOCKED, so two never take the same row), send, and
+`record_outcomes` for the batch in one statement; each attempt is also kept in `sms_attempts`.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+import psycopg
+
+from fieldpipe.answers import AnswerError, normalize_phone
+from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.sms.providers import Provider, SendResult
+from fieldpipe.sms.segments import count_segments
+from fieldpipe.sms.settings import SmsSettings
+
+STATUSES = ("queued", "sending", "sent", "failed", "unknown")
+RESENDABLE = ("unknown", "failed")
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    dedupe_key: str  # e.g. receipt:<response id>, flag:<flag id>, announcement:<id>:<phone>
+    kind: str
+    organization_id: int
+    recipient: str
+    body: str
+    template: str | None = None
+
+
+ENQUEUE_SQL = """
+INSERT INTO sms_messages (organization_id, dedupe_key, kind, recipient, body, template, encoding, segments,
+                          status, last_error)
+SELECT * FROM unnest(%(orgs)s::bigint[], %(keys)s::text[], %(kinds)s::text[], %(recipients)s::text[],
+                     %(bodies)s::text[], %(templates)s::text[], %(encodings)s::text[], %(segments)s::int[],
+                     %(statuses)s::text[], %(errors)s::text[])
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def enqueue(conn: psycopg.Connection, messages: Sequence[NewMessage], max_segments: int | None = None) -> int:
+    """Write the messages that are not in the outbox yet (by dedupe key); return how many were new.
+
+    A message that can never be sent (recipient not a phone number, body over `max_segments`) is stored
+    as `failed` with the reason, so it is visible rather than silently dropped or cut.
+    """
+    if max_segments is None:
+        max_segments = SmsSettings.from_env().max_segments
+    columns: dict[str, list] = {k: [] for k in ("orgs", "keys", "kinds", "recipients", "bodies", "templates",
+                                                "encodings", "segments", "statuses", "errors")}
+    for message in messages:
+        segments = count_segments(message.body)
+        recipient, error = message.recipient, None
+        try:
+            recipient = normalize_phone(message.recipient)
+        except AnswerError as err:
+            error = f"recipient {err}"
+        if error is None and segments.count > max_segments:
+            error = (f"body needs {segments.count} {segments.encoding} segments ({segments.units} units), "
+                     f"over the maximum of {max_segments}; shorten the template rather than cut the message")
+        for name, value in (("orgs", message.organization_id), ("keys", message.dedupe_key),
+                            ("kinds", message.kind), ("recipients", recipient), ("bodies", message.body),
+                            ("templates", message.template), ("encodings", segments.encoding),
+                            ("segments", segments.count), ("statuses", "failed" if error else "queued"),
+                            ("errors", error)):
+            columns[name].append(value)
+    if not messages:
+        return 0
+    return conn.execute(ENQUEUE_SQL, columns).rowcount
+
+
+CLAIM_SQL = """
+WITH due AS (
+    SELECT id FROM sms_messages
+     WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
+     ORDER BY next_attempt_at, id
+     LIMIT %(limit)s
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE sms_messages m
+   SET status = 'sending', attempts = m.attempts + 1, claim_token = %(token)s, claimed_at = clock_timestamp(),
+       handed_at = NULL, provider = %(provider)s, updated_at = clock_timestamp()
+  FROM due WHERE m.id = due.id
+RETURNING m.id, m.kind, m.recipient, m.body, m.attempts, m.claim_token
+"""
+
+
+def claim_due(conn: psycopg.Connection, provider: str, limit: int) -> list[dict]:
+    """Move up to `limit` due messages to `sending` for this claim; commit before sending them."""
+    rows = conn.execute(CLAIM_SQL, {"limit": limit, "token": uuid.uuid4(), "provider": provider}).fetchall()
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def mark_handed(conn: psycopg.Connection, messages: Sequence[dict]) -> None:
+    """Record that these claimed rows are about to go to the provider; commit before sending them."""
+    conn.execute(
+        """UPDATE sms_messages m SET handed_at = clock_timestamp()
+             FROM unnest(%s::bigint[], %s::uuid[]) AS c(id, claim_token)
+            WHERE m.id = c.id AND m.claim_token = c.claim_token AND m.status = 'sending'""",
+        ([m["id"] for m in messages], [m["claim_token"] for m in messages]),
+    )
+
+
+def retry_delay(attempt: int, retry_after: float | None, settings: SmsSettings) -> float:
+    """Exponential backoff with jitter (half to all of base * 2^(attempt-1)), never sooner than Retry-After."""
+    backoff = min(settings.backoff_cap_s, settings.backoff_base_s * 2 ** (attempt - 1))
+    return max(backoff * random.uniform(0.5, 1.0), retry_after or 0.0)
+
+
+RECORD_SQL = """
+WITH outcome AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[], %(delays)s::float8[],
+                         %(message_ids)s::text[], %(errors)s::text[])
+        AS t(id, claim_token, status, delay_s, provider_message_id, error)
+), updated AS (
+    UPDATE sms_messages m
+       SET status = o.status,
+           next_attempt_at = CASE WHEN o.status = 'queued'
+                                  THEN clock_timestamp() + make_interval(secs => o.delay_s)
+                                  ELSE m.next_attempt_at END,
+           provider_message_id = coalesce(o.provider_message_id, m.provider_message_id),
+           last_error = o.error,
+           sent_at = CASE WHEN o.status = 'sent' THEN clock_timestamp() END,
+           updated_at = clock_timestamp()
+      FROM outcome o
+     -- a claim expired meanwhile (and perhaps resent by an operator) must not be overwritten
+     WHERE m.id = o.id AND m.claim_token = o.claim_token AND m.status IN ('sending', 'unknown')
+    RETURNING m.id, m.attempts, m.provider
+)
+INSERT INTO sms_attempts (message_id, attempt, provider, outcome, http_status, error_code, error, retry_after_s)
+SELECT u.id, u.attempts, u.provider, a.outcome, a.http_status, a.error_code, a.error, a.retry_after_s
+  FROM updated u
+  JOIN unnest(%(ids)s::bigint[], %(outcomes)s::text[], %(http_statuses)s::int[], %(codes)s::text[],
+              %(errors)s::text[], %(retry_afters)s::float8[])
+       AS a(id, outcome, http_status, error_code, error, retry_after_s) ON a.id = u.id
+"""
+
+
+def record_outcomes(conn: psycopg.Connection, results: Sequence[tuple[dict, SendResult]],
+                    settings: SmsSettings) -> list[str]:
+    """Store outcomes in one statement; return each message's outcome (retry = back to queued for later)."""
+    outcomes = []
+    params: dict[str, list] = {k: [] for k in ("ids", "tokens", "statuses", "delays", "message_ids", "errors",
+                                               "outcomes", "http_statuses", "codes", "retry_afters")}
+    for message, result in results:
+        outcome, status, delay = result.outcome, result.outcome, 0.0
+        error = result.error
+        if outcome == "retry":
+            if message["attempts"] >= settings.max_attempts:
+                outcome = status = "failed"
+                error = f"gave up after {message['attempts']} attempts; last error: {result.error}"
+            else:
+                status, delay = "queued", retry_delay(message["attempts"], result.retry_after, settings)
+        outcomes.append(outcome)
+        for name, value in (("ids", message["id"]), ("tokens", message["claim_token"]), ("statuses", status),
+                            ("delays", delay), ("message_ids", result.provider_message_id), ("errors", error),
+                            ("outcomes", outcome), ("http_statuses", result.http_status),
+                            ("codes", result.error_code), ("retry_afters", result.retry_after)):
+            params[name].append(value)
+    if results:
+        conn.execute(RECORD_SQL, params)
+    return outcomes
+
+
+SETTLE_SQL = """
+WITH settled AS (
+    UPDATE sms_messages m
+       SET status = s.status, updated_at = clock_timestamp(), next_attempt_at = clock_timestamp(),
+           -- an attempt that never reached the provider does not count
+           attempts = m.attempts - CASE WHEN m.handed_at IS NULL THEN 1 ELSE 0 END,
+           sent_at = CASE WHEN s.status = 'sent' THEN clock_timestamp() END,
+           last_error = CASE WHEN s.status = 'unknown'
+                             THEN 'the dispatcher stopped after handing it to the provider; it may have been sent'
+                        END
+      FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(reasons)s::text[]) AS s(id, status, reason)
+     WHERE m.id = s.id AND m.status = 'sending'
+    RETURNING m.id, m.attempts, m.provider, s.status, s.reason
+)
+INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
+SELECT id, attempts, provider, CASE status WHEN 'queued' THEN 'retry' ELSE status END, 'claim expired: ' || reason
+  FROM settled
+"""
+
+
+def settle_abandoned(conn: psycopg.Connection, lease_s: float, provider: Provider) -> dict[str, int]:
+    """Settle rows left `sending` longer than the lease (their dispatcher was killed), never resending blindly.
+
+    A row not yet handed to the provider goes back to `queued`. A handed row is `sent` or `queued` when the
+    provider can say whether it has it (`file`), and otherwise `unknown`, for an operator to check and resend.
+    """
+    rows = conn.execute(
+        """SELECT id, provider, handed_at FROM sms_messages
+            WHERE status = 'sending' AND claimed_at < clock_timestamp() - make_interval(secs => %s)
+            ORDER BY id FOR UPDATE SKIP LOCKED""",
+        (lease_s,),
+    ).fetchall()
+    handed = [r["id"] for r in rows if r["handed_at"] is not None and r["provider"] == provider.name]
+    confirmed = provider.confirm(handed) if handed else set()
+    statuses, reasons = [], []
+    for row in rows:
+        if row["handed_at"] is None:
+            status, reason = "queued", "never handed to the provider"
+        elif row["provider"] == provider.name and confirmed is not None:
+            found = row["id"] in confirmed
+            status, reason = ("sent", "the provider has it") if found else ("queued", "the provider never got it")
+        else:
+            status, reason = "unknown", "handed to the provider, outcome unknown"
+        statuses.append(status)
+        reasons.append(reason)
+    if rows:
+        conn.execute(SETTLE_SQL, {"ids": [r["id"] for r in rows], "statuses": statuses, "reasons": reasons})
+    return {s: statuses.count(s) for s in ("sent", "queued", "unknown")}
+
+
+def resend(conn: psycopg.Connection, message_id: int, organization_id: int | None = None,
+           reason: str = "resent by an operator") -> dict:
+    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept."""
+    scope = "AND organization_id = %(org)s" if organization_id is not None else ""
+    row = conn.execute(
+        f"SELECT id, status FROM sms_messages WHERE id = %(id)s {scope} FOR UPDATE",
+        {"id": message_id, "org": organization_id},
+    ).fetchone()
+    if row is None:
+        raise not_found(f"message {message_id}")
+    if row["status"] not in RESENDABLE:
+        raise Problem("message-not-resendable", f"message {message_id} is {row['status']}; "
+                      f"only {' or '.join(RESENDABLE)} messages can be resent")
+    conn.execute(
+        """INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
+           SELECT id, attempts, provider, 'resend', %s FROM sms_messages WHERE id = %s""",
+        (reason, message_id),
+    )
+    conn.execute(
+        """UPDATE sms_messages SET status = 'queued', attempts = 0, next_attempt_at = clock_timestamp(),
+                  claim_token = NULL, claimed_at = NULL, last_error = NULL, updated_at = clock_timestamp()
+            WHERE id = %s""",
+        (message_id,),
+    )
+    return get_message(conn, message_id, organization_id)
+
+
+MESSAGE_COLUMNS = """id, dedupe_key, kind, recipient, body, template, encoding, segments, status, attempts,
+       next_attempt_at, provider, provider_message_id, last_error, created_at, updated_at, sent_at"""
+
+
+def get_message(conn: psycopg.Connection, message_id: int, organization_id: int | None = None) -> dict:
+    scope = "AND organization_id = %(org)s" if organization_id is not None else ""
+    row = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM sms_messages WHERE id = %(id)s {scope}",
+                       {"id": message_id, "org": organization_id}).fetchone()
+    if row is None:
+        raise not_found(f"message {message_id}")
+    row["history"] = conn.execute(
+        """SELECT attempt, provider, outcome, http_status, error_code, error, retry_after_s, created_at
+             FROM sms_attempts WHERE message_id = %s ORDER BY id""",
+        (message_id,),
+    ).fetchall()
+    return row
+
+
+def list_messages(conn: psycopg.Connection, organization_id: int, *, status: str | None = None,
+                  kind: str | None = None, limit: int = 100, after_id: int | None = None) -> dict:
+    """Messages oldest first, filtered by status and kind; `next_after_id` pages on."""
+    errors = []
+    if status is not None and status not in STATUSES:
+        errors.append(FieldError("status", "enum", f"must be one of {', '.join(STATUSES)}"))
+    if not 1 <= limit <= MAX_PAGE:
+        errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
+    if errors:
+        raise invalid(errors)
+    rows = conn.execute(
+        f"""SELECT {MESSAGE_COLUMNS} FROM sms_messages
+             WHERE organization_id = %(org)s AND (%(status)s::text IS NULL OR status = %(status)s)
+               AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND id > %(after)s
+             ORDER BY id LIMIT %(limit)s""",
+        {"org": organization_id, "status": status, "kind": kind, "after": after_id or 0, "limit": limit + 1},
+    ).fetchall()
+    page = rows[:limit]
+    return {"items": page, "next_after_id": page[-1]["id"] if len(rows) > limit else None}
+
+
+def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in conn.execute("SELECT status, count(*) AS n FROM sms_messages GROUP BY status"):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def next_due_in(conn: psycopg.Connection) -> float | None:
+    """Seconds until the next queued message is due (0 if one is due now), None when none is queued."""
+    row = conn.execute(
+        """SELECT CASE WHEN count(*) > 0  -- greatest() would turn "none queued" (NULL) into 0
+                       THEN greatest(0, extract(epoch FROM min(next_attempt_at) - clock_timestamp()))::float8
+                  END AS wait_s
+             FROM sms_messages WHERE status = 'queued'"""
+    ).fetchone()
+    return row["wait_s"]
