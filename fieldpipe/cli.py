@@ -104,15 +104,11 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
     import logging
 
     from fieldpipe.local_db import database_url
-    from fieldpipe.sms.dispatch import dispatch
-    from fieldpipe.sms.providers import make_provider
-    from fieldpipe.sms.settings import SmsSettings
+    from fieldpipe.sms.dispatch import dispatch_configured
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     url = database_url()
-    settings = SmsSettings.from_env(args.provider)
-    report = dispatch(lambda: connect(url), make_provider(settings.provider), args.batch_size,
-                      settings=settings, max_seconds=args.max_seconds)
+    report = dispatch_configured(lambda: connect(url), args.provider, args.batch_size, args.max_seconds)
     print(report.as_dict())
     return 0
 

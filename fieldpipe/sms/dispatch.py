@@ -182,3 +182,13 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
     report.elapsed_s = time.monotonic() - started
     log.info("sms dispatch via %s done: %s", provider.name, report.as_dict())
     return report
+
+
+def dispatch_configured(conn_factory: Callable[[], psycopg.Connection], provider: str | None = None,
+                        batch_size: int | None = None, max_seconds: float | None = None) -> DispatchReport:
+    """`dispatch` through the provider the environment configures (what the DAG and the CLI run)."""
+    from fieldpipe.sms.providers import make_provider
+
+    settings = SmsSettings.from_env(provider)
+    return dispatch(conn_factory, make_provider(settings.provider), batch_size, settings=settings,
+                    max_seconds=max_seconds)

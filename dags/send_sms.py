@@ -1,0 +1,52 @@
+"""Send SMS: claim due messages from the outbox and send them through the configured provider.
+
+- **Reads** (connection `fieldpipe_db`): `sms_messages` that are `queued` and due, and claims left
+  `sending` by a killed dispatcher (older than the lease, `FIELDPIPE_SMS_LEASE_S`, 10 minutes).
+- **Writes**: each message's outcome (`sent`, `failed`, `unknown`, or `queued` again for a retry with
+  backoff) and one `sms_attempts` row per attempt. Messages go out through `FIELDPIPE_SMS_PROVIDER`:
+  `file` (var/sms/sent.jsonl, the local default), `sns` (connection `aws_default`) or `twilio`
+  (connection `twilio_default`), never faster than `FIELDPIPE_SMS_RATE_<PROVIDER>` messages a second.
+- **Schedule**: every minute, and at once when a producer updates the `fieldpipe.sms_outbox` asset.
+  One run at a time, in the `sms` pool; a run sends for at most 50 s, then the next run continues.
+- **Rerun / backfill**: a run sends what is due now, whatever its interval, so a rerun, a retried task
+  or a backfill sends only what has not been sent: claims are `FOR UPDATE SKIP LOCKED`, outcomes are
+  recorded per chunk, and a claim abandoned by a killed task is settled after the lease without blind
+  resending (docs/sms.md). Messages whose outcome is `unknown` wait for an operator:
+  `fieldpipe sms resend <id>` or `POST /api/v1/messages/{id}/resend`.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from fieldpipe.dag_defaults import DEFAULT_ARGS
+from fieldpipe.sms import SMS_OUTBOX_ASSET, SMS_POOL
+
+SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
+
+
+@dag(
+    doc_md=__doc__,
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="UTC"),
+                                 assets=[Asset(SMS_OUTBOX_ASSET)]),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=10),
+    tags=["sms"],
+    default_args=DEFAULT_ARGS,
+)
+def send_sms():
+    # The execution timeout stays below the lease, so a live dispatcher's claims are never settled as abandoned.
+    @task(pool=SMS_POOL, execution_timeout=timedelta(minutes=5))
+    def dispatch_due_messages() -> dict:
+        from fieldpipe.db import connect_airflow
+        from fieldpipe.sms.dispatch import dispatch_configured
+
+        return dispatch_configured(connect_airflow, max_seconds=SEND_SECONDS).as_dict()
+
+    dispatch_due_messages()
+
+
+send_sms()
