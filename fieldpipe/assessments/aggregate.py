@@ -23,7 +23,7 @@ log = logging.getLogger("fieldpipe.assessments")
 
 SQL_DIR = REPO_ROOT / "include" / "sql" / "assessments"
 LEVELS = ("class", "school", "block", "district")
-# The roll-up sorts every effective row once; enough memory keeps that sort off disk.
+# The per-class histogram hashes every effective mark once; enough memory keeps it off disk.
 AGGREGATION_WORK_MEM = "512MB"
 
 
@@ -52,16 +52,18 @@ def summarize_interval(conn: psycopg.Connection, interval_start: dt.datetime, in
         conn.execute(f"SET LOCAL work_mem = '{AGGREGATION_WORK_MEM}'")
         deleted = conn.execute(sql("delete_interval"), params).rowcount
         conn.execute(sql("places"))
-        effective = conn.execute(sql("effective_results"), params).rowcount
-        conn.execute("ANALYZE effective_results")
+        conn.execute("ANALYZE places")
+        conn.execute(sql("effective_counts"), params)
+        conn.execute("ANALYZE effective_counts")
+        effective = conn.execute("SELECT coalesce(sum(assessed), 0) AS n FROM effective_counts").fetchone()["n"]
         written = conn.execute(sql("summarize"), params).rowcount
         conn.execute(sql("record_run"), {**params, "rows_written": written})
         per_level = {r["level"]: r["n"] for r in conn.execute(
             "SELECT level, count(*) AS n FROM assessment_summaries WHERE summary_date = %s GROUP BY level",
             (params["summary_date"],))}
-    result = {"summary_date": params["summary_date"].isoformat(), "effective_rows": effective,
+    result = {"summary_date": params["summary_date"].isoformat(), "students_counted": effective,
               "rows_replaced": deleted, "rows_written": written, "per_level": per_level}
-    log.info("summaries for %s: %d effective rows -> %d summary rows %s (replaced %d)", result["summary_date"],
+    log.info("summaries for %s: %d student results counted -> %d summary rows %s (replaced %d)", result["summary_date"],
              effective, written, per_level, deleted)
     return result
 
