@@ -24,8 +24,12 @@ HOUSEHOLD_SURVEY = {
         {"key": "monthly_savings", "label": "Monthly savings (INR)", "type": "integer", "required": True},
         {"key": "local_word", "label": "Local word for 'water'", "type": "text"},
     ],
-    # Exported by the export_sheets DAG (to var/exports/household-survey.xlsx without a Google key).
-    "settings": {"sheet": {"spreadsheet_id": "demo-household-survey", "worksheet": "Responses"}},
+    # Exported by the export_sheets DAG (to var/exports/household-survey.xlsx without a Google key);
+    # each response with a phone gets an SMS receipt (send_sms DAG; var/sms/sent.jsonl locally).
+    "settings": {"sheet": {"spreadsheet_id": "demo-household-survey", "worksheet": "Responses"},
+                 "sms_receipt": {"phone_question": "phone",
+                                 "template": "Thank you {name}, your household survey is in: {city}, income "
+                                             "{monthly_income}, savings {monthly_savings}."}},
 }
 
 WATER_POINT_AUDIT = {

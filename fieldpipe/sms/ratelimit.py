@@ -1,7 +1,8 @@
 """A token bucket shared by a dispatcher's sender threads, so a provider's rate is never exceeded.
 
 Each `acquire` reserves the next free slot under a lock and sleeps until it, so in any interval of T
-seconds at most `burst + rate * T` sends start, however many threads ask. `defer` moves the next slot
+seconds at most `burst + rate * T` sends start, however many threads ask; a thread that wakes more than
+one interval late (a stalled process) takes a fresh slot rather than going out in a bunch. `defer` moves the next slot
 later for everyone, which is how a provider's Retry-After holds back the whole provider, not one message.
 """
 
@@ -24,15 +25,27 @@ class TokenBucket:
 
     def acquire(self) -> float:
         """Block until a token is ours; return the time it was granted for."""
+        slot = self._reserve()
+        while True:
+            now = self._clock()
+            if now < slot:
+                time.sleep(slot - now)
+            elif now - slot > self._interval:
+                # woke late (the process was stalled): others may be late too, so take a fresh slot
+                # instead of going out together with them
+                slot = self._reserve()
+                if slot <= self._clock():
+                    return slot
+            else:
+                return slot
+
+    def _reserve(self) -> float:
         with self._lock:
             now = self._clock()
             # with a full bucket the slot is now; a busy bucket hands out slots one interval apart
             slot = max(now, self._next_free - (self.burst - 1) * self._interval)
             self._next_free = max(self._next_free, now) + self._interval
-        delay = slot - self._clock()
-        if delay > 0:
-            time.sleep(delay)
-        return slot
+            return slot
 
     def defer(self, seconds: float) -> None:
         """Hand out no token for `seconds` from now (the provider asked us to slow down)."""
