@@ -23,7 +23,7 @@ from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
-from fieldpipe.sms.settings import SmsSettings
+from fieldpipe.sms.settings import SmsSettings, max_segments as configured_max_segments
 
 STATUSES = ("queued", "sending", "sent", "failed", "unknown")
 RESENDABLE = ("unknown", "failed")
@@ -57,7 +57,7 @@ def enqueue(conn: psycopg.Connection, messages: Sequence[NewMessage], max_segmen
     as `failed` with the reason, so it is visible rather than silently dropped or cut.
     """
     if max_segments is None:
-        max_segments = SmsSettings.from_env().max_segments
+        max_segments = configured_max_segments()
     columns: dict[str, list] = {k: [] for k in ("orgs", "keys", "kinds", "recipients", "bodies", "templates",
                                                 "encodings", "segments", "statuses", "errors")}
     for message in messages:

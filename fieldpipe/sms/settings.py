@@ -32,7 +32,7 @@ class SmsSettings:
         return cls(
             provider=name,
             rate=float(env(f"FIELDPIPE_SMS_RATE_{name.upper()}", DEFAULT_RATES[name])),
-            max_segments=int(env("FIELDPIPE_SMS_MAX_SEGMENTS", 4)),
+            max_segments=max_segments(),
             max_attempts=int(env("FIELDPIPE_SMS_MAX_ATTEMPTS", 8)),
             batch_size=int(env("FIELDPIPE_SMS_BATCH_SIZE", 500)),
             concurrency=int(env("FIELDPIPE_SMS_CONCURRENCY", 16)),
@@ -40,3 +40,8 @@ class SmsSettings:
             backoff_cap_s=float(env("FIELDPIPE_SMS_BACKOFF_CAP_S", 6 * 3600)),
             lease_s=float(env("FIELDPIPE_SMS_LEASE_S", 600)),
         )
+
+
+def max_segments() -> int:
+    """Read on its own, so producers (ingestion among them) never depend on the sending configuration."""
+    return int(os.environ.get("FIELDPIPE_SMS_MAX_SEGMENTS", 4))
