@@ -17,6 +17,7 @@ import, so callers build the environment here first and then import or start Air
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -47,17 +48,33 @@ def passwords_file(home: Path) -> Path:
     return home / "passwords.json"
 
 
+def _kept(path: Path, make) -> dict:
+    """The JSON object in `path`, written once (mode 600) from `make()` when the file does not exist yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(make(), f)
+    return json.loads(path.read_text())
+
+
 def admin_password(home: Path) -> str:
     """The admin's UI password: generated on first use and kept in AIRFLOW_HOME (mode 600)."""
-    path = passwords_file(home)
-    if path.exists():
-        return json.loads(path.read_text())[ADMIN_USER]
-    home.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(12)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({ADMIN_USER: password}, f)
-    return password
+    return _kept(passwords_file(home), lambda: {ADMIN_USER: secrets.token_urlsafe(12)})[ADMIN_USER]
+
+
+def local_secrets(home: Path) -> dict[str, str]:
+    """Keys every local Airflow process must share, generated once and kept in AIRFLOW_HOME (mode 600).
+
+    Left to Airflow, each process started before airflow.cfg exists invents its own JWT secret, and the
+    scheduler's task tokens are then rejected by the api-server ("Invalid auth token").
+    """
+    kept = _kept(home / "secrets.json", lambda: {
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    })
+    return kept
 
 
 def with_database(url: str, database: str) -> str:
@@ -130,6 +147,7 @@ def local_env(app_db_url: str, metadata_db_url: str) -> dict[str, str]:
     home = airflow_home()
     admin_password(home)
     env = airflow_env(app_db_url, metadata_db_url, home, connections=local_connections(app_db_url))
+    env.update(local_secrets(home))
     # Locally the scheduler should run the DAGs against the demo data without a click per DAG.
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     # A new DAG file should show up while you watch, not after the default 5 minutes.

@@ -76,22 +76,27 @@ class Service:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> None:
-        if self.process is None or self.exited():
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def terminate(self) -> None:
+        if self.process is not None and not self.exited():
+            self._signal_group(signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait for the service until `deadline` (monotonic), then kill it; workers that outlived their
+        parent are still in its process group and are killed too."""
+        if self.process is None:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(STOP_TIMEOUT_S)
+            self.process.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        # Workers that outlived their parent are still in its process group.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            say(f"{self.name} did not stop within {STOP_TIMEOUT_S} s; killing it")
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
 
 
 def _port_open(port: int) -> bool:
@@ -225,10 +230,14 @@ def run_up() -> int:
         # A second Ctrl-C must not interrupt the clean-up.
         for sig in previous_handlers:
             signal.signal(sig, signal.SIG_IGN)
-        for service in reversed(services):
-            if service.process is not None:
-                say(f"stopping {service.name}")
-                service.stop()
+        started = [service for service in services if service.process is not None]
+        if started:
+            say(f"stopping {', '.join(service.name for service in started)}")
+        for service in started:
+            service.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for service in started:
+            service.wait_stopped(deadline)
         if started_db:
             say("stopping PostgreSQL")
             server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fieldpipe.airflow_runtime import CONNECTION_IDS, airflow_env
+from fieldpipe.airflow_runtime import CONNECTION_IDS, airflow_env, local_secrets
 from fieldpipe.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,9 +96,10 @@ def test_every_long_running_service_has_a_healthcheck(name):
 
 
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)
-def test_airflow_services_get_the_same_settings_as_make_up(name):
+def test_airflow_services_get_the_same_settings_as_make_up(name, tmp_path):
     env = SERVICES[name]["environment"]
     expected = airflow_env("postgresql://h/app", "postgresql://h/airflow", Path("/home"))
+    expected.update(local_secrets(tmp_path))  # shared by all components, or task tokens are rejected
     assert set(expected) <= set(env), f"{name} misses {sorted(set(expected) - set(env))}"
     assert {f"AIRFLOW_CONN_{conn_id.upper()}" for conn_id in CONNECTION_IDS} <= set(env)
     mounts = dict(v.split(":")[:2][::-1] for v in SERVICES[name]["volumes"])
