@@ -17,13 +17,17 @@ from fieldpipe.rules.expression import (
     Matches, Negate, Node, Not, Today, answers_read, typed_answers,
 )
 
+# From the answer's raw JSON value (`raw`, looked up once per response and key) to a typed SQL value.
 _EXTRACT = {
-    NUMBER: "CASE WHEN jsonb_typeof(answers -> {key}) = 'number' THEN (answers -> {key})::numeric END",
-    TEXT: "CASE WHEN jsonb_typeof(answers -> {key}) = 'string' THEN NULLIF(answers ->> {key}, '') END",
-    DATE: ("CASE WHEN jsonb_typeof(answers -> {key}) = 'string' AND answers ->> {key} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'"
-           " AND pg_input_is_valid(answers ->> {key}, 'date') THEN (answers ->> {key})::date END"),
-    BOOLEAN: "CASE WHEN jsonb_typeof(answers -> {key}) = 'boolean' THEN (answers -> {key})::boolean END",
-    CHOICES: "CASE WHEN jsonb_typeof(answers -> {key}) = 'array' THEN jsonb_array_length(answers -> {key}) ELSE 0 END",
+    NUMBER: "CASE WHEN jsonb_typeof({raw}) = 'number' THEN {raw}::numeric END",
+    TEXT: "CASE WHEN jsonb_typeof({raw}) = 'string' THEN NULLIF({raw} #>> '{{}}', '') END",
+    # Only canonical YYYY-MM-DD calendar dates, as Python's date.fromisoformat reads them (nested CASEs
+    # keep the cast from ever seeing anything else).
+    DATE: ("CASE WHEN jsonb_typeof({raw}) = 'string' AND pg_input_is_valid({raw} #>> '{{}}', 'date') THEN "
+           "CASE WHEN to_char(({raw} #>> '{{}}')::date, 'YYYY-MM-DD') = {raw} #>> '{{}}' "
+           "THEN ({raw} #>> '{{}}')::date END END"),
+    BOOLEAN: "CASE WHEN jsonb_typeof({raw}) = 'boolean' THEN {raw}::boolean END",
+    CHOICES: "CASE WHEN jsonb_typeof({raw}) = 'array' THEN jsonb_array_length({raw}) ELSE 0 END",
 }
 ANSWER_TEXT = ("CASE jsonb_typeof(answers -> {key}) WHEN 'array' THEN "
                "array_to_string(ARRAY(SELECT jsonb_array_elements_text(answers -> {key})), ', ') "
@@ -35,18 +39,35 @@ def column(key: str) -> sql.Identifier:
     return sql.Identifier(f"answer:{key}")
 
 
-def extraction(key: str, kind: str) -> sql.Composed:
-    """The answer under `key` as an SQL value of its type, NULL when empty or of another type."""
-    return sql.SQL(_EXTRACT[kind]).format(key=sql.Literal(key))
+def raw(key: str) -> sql.Identifier:
+    return sql.Identifier(f"raw:{key}")
 
 
-def typed_columns(trees: Iterable[Node]) -> sql.Composed:
-    """`<extraction> AS "answer:<key>"` for every answer the trees touch, each once."""
+def extraction(key: str, kind: str, source: sql.Composable | None = None) -> sql.Composed:
+    """The answer under `key` as an SQL value of its type, NULL when empty or of another type.
+
+    `source` is the answer's JSON value; by default `answers -> key`."""
+    value = source if source is not None else sql.SQL("(answers -> {})").format(sql.Literal(key))
+    return sql.SQL(_EXTRACT[kind]).format(raw=value)
+
+
+def _answer_types(trees: Iterable[Node]) -> dict[str, str]:
     types: dict[str, str] = {}
     for tree in trees:
         types.update(typed_answers(tree))
-    parts = [sql.SQL("{} AS {}").format(extraction(key, kind), column(key)) for key, kind in sorted(types.items())]
-    return sql.SQL(", ").join(parts) if parts else sql.SQL("NULL AS no_answers")
+    return dict(sorted(types.items()))
+
+
+def typed_relation(trees: list[Node], source: sql.Composable) -> sql.Composed:
+    """`source` (id, revision, answers) plus one typed column `"answer:<key>"` per answer the trees touch.
+
+    Each answer's JSON is looked up once (`"raw:<key>"`, behind OFFSET 0 so it is not recomputed per use)."""
+    types = _answer_types(trees)
+    raws = [sql.SQL("answers -> {} AS {}").format(sql.Literal(key), raw(key)) for key in types]
+    typed = [sql.SQL("{} AS {}").format(extraction(key, kind, raw(key)), column(key)) for key, kind in types.items()]
+    return sql.SQL("SELECT id, revision, answers{} FROM (SELECT id, revision, answers{} FROM ({}) s OFFSET 0) r OFFSET 0").format(
+        sql.SQL("").join(sql.SQL(", {}").format(t) for t in typed),
+        sql.SQL("").join(sql.SQL(", {}").format(r) for r in raws), source)
 
 
 def verdict(tree: Node) -> sql.Composable:
@@ -113,19 +134,23 @@ def compile_node(node: Node) -> sql.Composable:
 def violations_query(rules: list, source: sql.Composable) -> sql.Composed:
     """(response_id, revision, rule_id, message) for every violation of `rules` among `source`'s rows.
 
-    `source` is a relation with columns id, revision, answers. OFFSET 0 keeps the typed columns
-    computed once per response instead of once per rule that uses them.
+    `source` is a relation with columns id, revision, answers. Each verdict is computed once per response;
+    only responses breaking some rule go on to the per-rule rows that carry the messages.
     """
+    verdict_columns = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(verdict(r.tree), sql.Identifier(f"verdict:{r.id}")) for r in rules)
+    broken = sql.SQL(" OR ").join(sql.SQL("{} IS FALSE").format(sql.Identifier(f"verdict:{r.id}")) for r in rules)
     rows = sql.SQL(", ").join(
-        sql.SQL("({}, CASE WHEN {} IS FALSE THEN {} END)").format(sql.Literal(r.id), verdict(r.tree), message(r.message_parts))
+        sql.SQL("({}, CASE WHEN {} IS FALSE THEN {} END)").format(
+            sql.Literal(r.id), sql.Identifier(f"verdict:{r.id}"), message(r.message_parts))
         for r in rules
     )
     return sql.SQL(
         """SELECT t.id AS response_id, t.revision, v.rule_id, v.message
-             FROM (SELECT s.id, s.revision, s.answers, {columns} FROM ({source}) s OFFSET 0) t
+             FROM (SELECT id, revision, answers, {verdicts} FROM ({typed}) typed OFFSET 0) t
             CROSS JOIN LATERAL (VALUES {rows}) AS v(rule_id, message)
-            WHERE v.message IS NOT NULL"""
-    ).format(columns=typed_columns(r.tree for r in rules), source=source, rows=rows)
+            WHERE ({broken}) AND v.message IS NOT NULL"""
+    ).format(verdicts=verdict_columns, typed=typed_relation([r.tree for r in rules], source), rows=rows, broken=broken)
 
 
 def verdicts_query(rules: list, source: sql.Composable) -> sql.Composed:
@@ -133,6 +158,5 @@ def verdicts_query(rules: list, source: sql.Composable) -> sql.Composed:
     rows = sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(r.id), verdict(r.tree)) for r in rules)
     return sql.SQL(
         """SELECT t.id, v.rule_id, v.verdict
-             FROM (SELECT s.id, s.answers, {columns} FROM ({source}) s OFFSET 0) t
-            CROSS JOIN LATERAL (VALUES {rows}) AS v(rule_id, verdict)"""
-    ).format(columns=typed_columns(r.tree for r in rules), source=source, rows=rows)
+             FROM ({typed}) t CROSS JOIN LATERAL (VALUES {rows}) AS v(rule_id, verdict)"""
+    ).format(typed=typed_relation([r.tree for r in rules], source), rows=rows)
