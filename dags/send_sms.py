@@ -18,7 +18,8 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag
+from operators.sms import SmsDispatchOperator
 
 from fieldpipe.dag_defaults import DEFAULT_ARGS
 from fieldpipe.sms import SMS_OUTBOX_ASSET, SMS_POOL
@@ -39,14 +40,8 @@ SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
 )
 def send_sms():
     # The execution timeout stays below the lease, so a live dispatcher's claims are never settled as abandoned.
-    @task(pool=SMS_POOL, execution_timeout=timedelta(minutes=5))
-    def dispatch_due_messages() -> dict:
-        from fieldpipe.db import connect_airflow
-        from fieldpipe.sms.dispatch import dispatch_configured
-
-        return dispatch_configured(connect_airflow, max_seconds=SEND_SECONDS).as_dict()
-
-    dispatch_due_messages()
+    SmsDispatchOperator(task_id="dispatch_due_messages", max_seconds=SEND_SECONDS, pool=SMS_POOL,
+                        execution_timeout=timedelta(minutes=5))
 
 
 send_sms()

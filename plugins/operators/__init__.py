@@ -1,0 +1,1 @@
+"""Custom operators: thin adapters from Airflow tasks to fieldpipe's domain functions."""
