@@ -20,6 +20,8 @@ Daily school assessment summaries: for each assessment × item, the students ass
 - **Schedule**: daily data intervals, `CronDataIntervalTimetable("@daily", timezone="UTC")` (not
   `schedule="@daily"`, whose interval has zero length in Airflow 3), with catchup from
   `FIELDPIPE_ASSESSMENTS_START_DATE` (environment, YYYY-MM-DD, default 2026-11-01).
+- **Manual runs**: a run triggered without a logical date (so without a data interval) summarises the
+  day of the trigger so far; the scheduled run for that day later replaces it with the whole day.
 - **Rerun / backfill**: every interval's summaries are computed only from data received before the
   interval's end and replace that day's rows, so clearing a run, rerunning it or backfilling gives
   identical tables:
@@ -44,8 +46,20 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
 START_DATE = datetime.fromisoformat(os.environ.get("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")).replace(
     tzinfo=timezone.utc)
 SUMMARIES = Asset("fieldpipe.assessment_summaries")
-INTERVAL = "received_at >= '{{ data_interval_start }}' AND received_at < '{{ data_interval_end }}'"
-SUMMARY_DAY = "summary_date = '{{ data_interval_start.strftime(\"%Y-%m-%d\") }}'"
+INTERVAL = "received_at >= '{{ day_start(data_interval_start | default(none), dag_run) }}' AND received_at < '{{ day_end(data_interval_end | default(none), dag_run) }}'"
+SUMMARY_DAY = "summary_date = '{{ day_start(data_interval_start | default(none), dag_run).strftime(\"%Y-%m-%d\") }}'"
+
+
+def day_start(data_interval_start, dag_run):
+    """The interval's start, or for a manual run without one, midnight UTC of the day it was triggered."""
+    if data_interval_start is not None:
+        return data_interval_start
+    return dag_run.run_after.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_end(data_interval_end, dag_run):
+    """The interval's end, or for a manual run without one, the moment it was triggered."""
+    return data_interval_end if data_interval_end is not None else dag_run.run_after
 
 
 @dag(
@@ -56,35 +70,36 @@ SUMMARY_DAY = "summary_date = '{{ data_interval_start.strftime(\"%Y-%m-%d\") }}'
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     template_searchpath=[str(SQL_DIR)],
+    user_defined_macros={"day_start": day_start, "day_end": day_end},
     tags=["assessments", "summaries"],
     doc_md=__doc__,
 )
 def aggregate_assessments():
     @task
-    def grade_exam_answers(data_interval_end=None) -> int:
+    def grade_exam_answers(data_interval_end=None, dag_run=None) -> int:
         from fieldpipe.assessments.aggregate import grade_exam_answers as grade
         from fieldpipe.db import connect_airflow
 
         with connect_airflow() as conn:
-            return grade(conn, data_interval_end)
+            return grade(conn, day_end(data_interval_end, dag_run))
 
     @task(outlets=[SUMMARIES])
-    def summarize(data_interval_start=None, data_interval_end=None) -> dict:
+    def summarize(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
         from fieldpipe.assessments.aggregate import summarize_interval
         from fieldpipe.db import connect_airflow
 
         with connect_airflow() as conn:
-            return summarize_interval(conn, data_interval_start, data_interval_end)
+            return summarize_interval(conn, day_start(data_interval_start, dag_run), day_end(data_interval_end, dag_run))
 
     @task(pool="sheets_api")
-    def export_summary_tabs(data_interval_start=None) -> dict:
+    def export_summary_tabs(data_interval_start=None, dag_run=None) -> dict:
         from fieldpipe.assessments.export import export_from_airflow
 
-        return {str(k): v for k, v in export_from_airflow(data_interval_start).items()}
+        return {str(k): v for k, v in export_from_airflow(day_start(data_interval_start, dag_run)).items()}
 
     report_anomalies = SQLExecuteQueryOperator(
         task_id="report_anomalies", conn_id="fieldpipe_db", sql="assessments/anomalies.sql",
-        parameters={"interval_end": "{{ data_interval_end }}"}, show_return_value_in_logs=True,
+        parameters={"interval_end": "{{ day_end(data_interval_end | default(none), dag_run) }}"}, show_return_value_in_logs=True,
     )
     check_no_anomalies = SQLTableCheckOperator(
         task_id="check_no_anomalies", conn_id="fieldpipe_db", table="assessment_anomalies",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -54,6 +55,8 @@ def pg_server():
     try:
         yield server.url, server
     finally:
+        if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+            sys.modules["airflow.settings"].dispose_orm()
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -45,3 +45,26 @@ def test_a_daily_run_summarizes_exports_and_reports_what_slipped_in(conn, client
     assert [(r["item"], r["students_present"], r["students_passing"]) for r in summary["rows"]] == [
         ("LO1", 5, 4), ("LO2", 5, 4), ("LO3", 5, 4)]
     assert len(tab) == 13 and tab[0][:2] == ["date", "level"]
+
+
+@pytest.mark.airflow
+def test_a_manual_run_without_a_logical_date_summarizes_the_day_so_far(conn, client, run_dag, monkeypatch):
+    """What the UI's or the REST API's trigger with `logical_date: null` does: no data interval at all."""
+    from fieldpipe.orgs import create_key
+    from tests.dags.harness import load_dag
+
+    org = load_demo(conn)
+    key = create_key(conn, "demo", "collector")
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}))
+
+    dag = load_dag("aggregate_assessments")
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test(logical_date=None)
+
+    assert run.data_interval_start is None and run.state == "success", {
+        ti.task_id: ti.state for ti in run.get_task_instances()}
+    summary = client.get(f"/api/v1/assessments/{assessment}/summary?level=class", headers=auth(key)).get_json()
+    assert summary["date"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+    assert [(r["item"], r["students_passing"]) for r in summary["rows"]] == [("LO1", 4), ("LO2", 4), ("LO3", 4)]
