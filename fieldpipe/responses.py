@@ -57,7 +57,7 @@ class Outcome:
     errors: list[FieldError] = field(default_factory=list)
 
 
-def _parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datetime | None:
+def parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datetime | None:
     if not isinstance(value, str):
         errors.append(FieldError(name, "required", "must be an ISO 8601 timestamp with a time zone"))
         return None
@@ -101,7 +101,7 @@ def check_submission(payload: Any, versions: FormVersions, default_version: int 
             parsed_id = None
         if parsed_id is None:
             errors.append(FieldError("submission_id", "format", "must be a UUID made on the device"))
-    submitted_at = _parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
+    submitted_at = parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
     collector = payload.get("collector")
     collector_id = collector_phone = None
     if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
@@ -332,7 +332,7 @@ def list_responses(conn: psycopg.Connection, form: dict, *, limit: int = 100, cu
         errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
     clauses, params = ["r.form_id = %s"], [form["id"]]
     if since:
-        since_at = _parse_timestamp(since, "since", errors)
+        since_at = parse_timestamp(since, "since", errors)
         clauses.append("r.received_at >= %s")
         params.append(since_at)
     questions = {q_["key"]: q_ for q_ in form["questions"]}

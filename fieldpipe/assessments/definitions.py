@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe.answers import content_hash
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
-from fieldpipe.responses import _parse_timestamp as parse_timestamp
+from fieldpipe.responses import parse_timestamp
 
 TYPES = ("LO", "Unit", "Question", "None")
 EVALUATIONS = ("Grade", "Marks", "Percentage", "None")
