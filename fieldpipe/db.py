@@ -49,7 +49,7 @@ def migrate(url: str) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "heads")
+    command.upgrade(alembic_config(url), "head")
 
 
 def connect_airflow(conn_id: str = "fieldpipe_db") -> psycopg.Connection:

@@ -1,13 +1,13 @@
 """SMS outbox: every message is a row before anything is sent, and every attempt is kept.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """Webhooks: registrations (with a per-endpoint circuit breaker), a deliveries outbox and every attempt.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

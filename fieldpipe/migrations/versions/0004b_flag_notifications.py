@@ -1,7 +1,7 @@
 """The ledger of flag notifications: which response revisions were announced as flagged, and as resolved.
 
 Revision ID: 0004b
-Revises: 0004 (its own file, so databases that already applied 0004 pick it up)
+Revises: 0004
 """
 
 from alembic import op

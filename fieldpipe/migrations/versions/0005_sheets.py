@@ -1,13 +1,13 @@
 """Sheets export: state per (form, target, worksheet) and the map from submission to sheet row.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004b
 """
 
 from alembic import op
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0004b"
 branch_labels = None
 depends_on = None
 

@@ -6,13 +6,13 @@ past instant is a plain filter (`received_at < T AND (superseded_at IS NULL OR s
 and past days' summaries can be recomputed identically.
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
