@@ -16,15 +16,12 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule, dag, task
+from airflow.sdk import dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
+from fieldpipe.dag_defaults import DEFAULT_ARGS, failing_at_once_on
 
-FAIL_AT_ONCE = ExceptionRetryPolicy(rules=[
-    *DEFAULT_ARGS["retry_policy"].rules,
-    RetryRule(exception="fieldpipe.sheets.export.ExportBlocked", action=RetryAction.FAIL,
-              reason="the sheet was edited by hand in a way only a person can fix"),
-])
+FAIL_AT_ONCE = failing_at_once_on("fieldpipe.sheets.export.ExportBlocked",
+                                  "the sheet was edited by hand in a way only a person can fix")
 
 
 @dag(

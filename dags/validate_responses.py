@@ -21,17 +21,14 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule, dag, task
+from airflow.sdk import Asset, dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
+from fieldpipe.dag_defaults import DEFAULT_ARGS, failing_at_once_on
 
 FLAGS_ASSET = Asset("fieldpipe.flags")
 
-FAIL_AT_ONCE = ExceptionRetryPolicy(rules=[
-    *DEFAULT_ARGS["retry_policy"].rules,
-    RetryRule(exception="fieldpipe.rules.validate.ValidationFailed", action=RetryAction.FAIL,
-              reason="a broken rules file or rule needs a person to fix it"),
-])
+FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
+                                  "a broken rules file or rule needs a person to fix it")
 
 
 @dag(
