@@ -117,6 +117,9 @@ def record_run(conn: psycopg.Connection, form_id: int, rules: list, evaluated: l
         "form_id": form_id, "ids": [r.id for r in rules], "severities": [r.severity for r in rules],
         "notify": [r.notify for r in rules],
     }).fetchone()
+    # Fresh statistics for the join below: without them the planner takes this run's new flags for none and
+    # picks nested loops that take minutes on a million-response batch.
+    conn.execute("ANALYZE flags")
     closed: dict[str, int] = {}
     for row in conn.execute(CLOSE_SQL, {"form_id": form_id, "since": since, "current": [r.id for r in rules],
                                          "evaluated": evaluated}):
