@@ -22,6 +22,7 @@ import requests
 
 from bench.common import admin_key, figure, throwaway_database
 from bench.loadgen import run_load
+from bench.naive_ingest import create_tables
 from fieldpipe.embedded_db import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +104,7 @@ def run() -> dict:
                        for _ in range(int(SECONDS * 30))]
             batch = run_load("127.0.0.1", port, pregenerated("/api/v1/forms/bench/responses/batch", batches),
                              clients=3, seconds=SECONDS, headers=headers, max_requests=len(batches) - 3)
+        create_tables(url)
         with gunicorn("bench.naive_ingest:app", url) as naive_port:
             naive = single_load(naive_port, "/naive/responses", key)
 

@@ -5,6 +5,7 @@ Served by gunicorn exactly like the real API so the comparison is fair: `gunicor
 
 from __future__ import annotations
 
+import functools
 import os
 
 from flask import Flask, request
@@ -33,15 +34,23 @@ class NaiveAnswer(Base):
     value: Mapped[str] = mapped_column(String)
 
 
-engine = create_engine(sqlalchemy_url(os.environ["DATABASE_URL"]), pool_size=8)
-Base.metadata.create_all(engine)
+def create_tables(database_url: str) -> None:
+    """Run once before the workers start: workers creating the tables together would race."""
+    Base.metadata.create_all(create_engine(sqlalchemy_url(database_url)))
+
+
+@functools.cache
+def engine():
+    return create_engine(sqlalchemy_url(os.environ["DATABASE_URL"]), pool_size=8)
+
+
 app = Flask(__name__)
 
 
 @app.post("/naive/responses")
 def post_response():
     body = request.get_json()
-    with Session(engine) as session:
+    with Session(engine()) as session:
         submission = NaiveSubmission(submission_id=body["submission_id"], collector_id=body["collector"]["id"])
         session.add(submission)
         session.flush()

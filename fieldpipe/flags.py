@@ -64,7 +64,9 @@ def advance_watermark(conn: psycopg.Connection, form_id: int, fingerprint: str) 
 def create_run_table(conn: psycopg.Connection) -> None:
     conn.execute(
         """CREATE TEMPORARY TABLE IF NOT EXISTS run_violations (
-               response_id bigint NOT NULL, revision integer NOT NULL, rule_id text NOT NULL, message text NOT NULL
+               response_id bigint NOT NULL, revision integer NOT NULL, rule_id text NOT NULL, message text NOT NULL,
+               -- closing flags looks a violation up per open flag (NOT EXISTS inside an OR is not an anti-join)
+               PRIMARY KEY (response_id, revision, rule_id)
            ) ON COMMIT DELETE ROWS"""
     )
 
