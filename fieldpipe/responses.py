@@ -86,21 +86,24 @@ class FormVersions:
         return self._cache[version]
 
 
-def check_submission(payload: Any, versions: FormVersions, default_version: int | None = None,
+def parse_submission_id(value: Any, errors: list[FieldError]) -> uuid.UUID | None:
+    """The device-made UUID that makes a post idempotent; shared by responses and assessment submissions."""
+    try:
+        parsed = uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        errors.append(FieldError("submission_id", "format", "must be a UUID made on the device"))
+    return parsed
+
+
+def check_submission(payload: Any, versions: FormVersions,
                      require_id: bool = True) -> tuple[Submission | None, list[FieldError]]:
     """Check the envelope and the answers; return the submission or the errors, never both."""
     if not isinstance(payload, dict):
         return None, [FieldError("", "type", "must be a JSON object")]
     errors: list[FieldError] = []
-    sub_id = payload.get("submission_id")
-    parsed_id = None
-    if require_id:
-        try:
-            parsed_id = uuid.UUID(str(sub_id)) if isinstance(sub_id, str) else None
-        except ValueError:
-            parsed_id = None
-        if parsed_id is None:
-            errors.append(FieldError("submission_id", "format", "must be a UUID made on the device"))
+    parsed_id = parse_submission_id(payload.get("submission_id"), errors) if require_id else None
     submitted_at = parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
     collector = payload.get("collector")
     collector_id = collector_phone = None
@@ -113,7 +116,7 @@ def check_submission(payload: Any, versions: FormVersions, default_version: int 
                 collector_phone = normalize_phone(collector["phone"])
             except AnswerError as err:
                 errors.append(FieldError("collector.phone", err.code, str(err)))
-    version_no = payload.get("form_version", default_version or versions.form["current_version"])
+    version_no = payload.get("form_version", versions.form["current_version"])
     version = versions.get(version_no) if isinstance(version_no, int) and not isinstance(version_no, bool) else None
     if version is None:
         errors.append(FieldError("form_version", "unknown", f"form version {version_no!r} does not exist"))

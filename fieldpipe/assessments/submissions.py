@@ -21,9 +21,10 @@ from typing import Any, Callable
 import psycopg
 
 from fieldpipe.answers import content_hash
-from fieldpipe.assessments.definitions import get_assessment_row, get_items, parse_timestamp
+from fieldpipe.assessments.definitions import get_assessment_row, get_items
 from fieldpipe.assessments.roster import get_class_row
 from fieldpipe.problems import FieldError, Problem, invalid
+from fieldpipe.responses import parse_submission_id, parse_timestamp
 
 MAX_ENTRIES = 5000
 
@@ -50,12 +51,7 @@ def _envelope(conn: psycopg.Connection, org_id: int, assessment_id: Any, kind: s
         raise invalid([FieldError("", "wrong_level", f"assessment {assessment['id']} takes "
                                                      f"{assessment['submission_level']}-level submissions, not {kind}-level")])
     errors: list[FieldError] = []
-    try:
-        submission_id = uuid.UUID(payload.get("submission_id")) if isinstance(payload.get("submission_id"), str) else None
-    except ValueError:
-        submission_id = None
-    if submission_id is None:
-        errors.append(FieldError("submission_id", "format", "must be a UUID made on the device"))
+    submission_id = parse_submission_id(payload.get("submission_id"), errors)
     submitted_at = parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
     collector = payload.get("collector")
     if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
