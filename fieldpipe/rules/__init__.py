@@ -60,7 +60,7 @@ it never counts as a violation.
 Message templates quote answers as `{key}` (`{{` and `}}` for braces); an empty answer quotes as "",
 a multi-choice answer as its values joined by ", ".
 
-At ingestion `warnings_for` evaluates the expression rules against the one submission (column
+At ingestion `warnings_for` evaluates the expression rules against each posted submission (column
 expectations need a whole batch and run only in the DAG). Rules flag, never reject.
 """
 
@@ -74,18 +74,20 @@ from fieldpipe.rules.loader import RulesFileError, rules_for_form
 log = logging.getLogger(__name__)
 
 
-def warnings_for(form: dict, answers: dict) -> list[dict]:
-    """The expression rules this submission violates: [{rule_id, severity, message}], for the field app.
+def warnings_for(form: dict, answer_sets: list[dict]) -> list[list[dict]]:
+    """For each submission's answers, the expression rules it violates: [{rule_id, severity, message}].
 
+    The rules file is looked up once for all of them (a batch holds up to 1,000 submissions).
     A broken rules file gives no warnings (and a logged error): ingestion never fails because of rules.
     """
     try:
         ruleset = rules_for_form(form["slug"], form["questions"])
     except RulesFileError as err:
         log.error("warnings skipped, rules file is broken: %s", err)
-        return []
+        return [[] for _ in answer_sets]
     return [
-        {"rule_id": rule.id, "severity": rule.severity, "message": render_message(rule.message_parts, answers)}
-        for rule in ruleset.rules
-        if verdict(rule.tree, answers) == VIOLATED
+        [{"rule_id": rule.id, "severity": rule.severity, "message": render_message(rule.message_parts, answers)}
+         for rule in ruleset.rules
+         if verdict(rule.tree, answers) == VIOLATED]
+        for answers in answer_sets
     ]
