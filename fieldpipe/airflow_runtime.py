@@ -96,15 +96,20 @@ def postgres_connection(url: str) -> str:
     })
 
 
+def local_aws_connection(endpoint_url: str) -> str:
+    """An `aws` connection with dummy keys for an AWS-compatible server on loopback (moto)."""
+    return json.dumps({
+        "conn_type": "aws", "login": "local", "password": "local",
+        "extra": {"region_name": "us-east-1", "endpoint_url": endpoint_url},
+    })
+
+
 def local_connections(app_db_url: str) -> dict[str, str]:
     """`AIRFLOW_CONN_*` values for local runs; docs/airflow.md describes each and its production value."""
     return {
         "AIRFLOW_CONN_FIELDPIPE_DB": postgres_connection(app_db_url),
-        # Dummy keys and a local SNS-compatible server (moto, started by `make up`).
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
-            "conn_type": "aws", "login": "local", "password": "local",
-            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{LOCAL_MOTO_PORT}"},
-        }),
+        # Dummy keys and a local SNS- and S3-compatible server (moto, started by `make up`).
+        "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(f"http://127.0.0.1:{LOCAL_MOTO_PORT}"),
         # No Google account locally: exports go to var/exports/<form>.xlsx through the same code path.
         "AIRFLOW_CONN_GOOGLE_SHEETS": json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}),
         # Locally SMS go to var/sms/sent.jsonl (FIELDPIPE_SMS_PROVIDER=file, the default); with

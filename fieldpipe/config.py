@@ -20,6 +20,7 @@ class Settings:
     max_body_bytes: int
     embedded_pg_port: int
     production: bool
+    bucket: str
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -28,4 +29,5 @@ class Settings:
             max_body_bytes=int(os.environ.get("FIELDPIPE_MAX_BODY_BYTES", 5 * 1024 * 1024)),
             embedded_pg_port=int(os.environ.get("FIELDPIPE_PG_PORT", 54329)),
             production=os.environ.get("FIELDPIPE_ENV", "development") == "production",
+            bucket=os.environ.get("FIELDPIPE_BUCKET", "fieldpipe"),
         )

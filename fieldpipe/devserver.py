@@ -5,7 +5,7 @@ data, Airflow's metadata database and pools, then these processes, each in its o
 its output in var/log/<name>.log:
 
     api            gunicorn api.wsgi:app on :5000
-    sns            moto's SNS-compatible server on :5055 (the local `aws_default`)
+    moto           moto's SNS- and S3-compatible server on :5055 (the local `aws_default`)
     airflow-*      api-server (UI on :8080), scheduler, dag-processor, triggerer
 
 Ctrl-C (SIGINT) or SIGTERM stops the processes, then the database if this command started it.
@@ -135,12 +135,14 @@ def demo_admin_key(app_db_url: str) -> str:
 def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
     base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
     af_env = {**base_env, **airflow_env}
+    # The API reaches object storage through the same Airflow connection (`aws_default`) as the DAGs.
+    api_env = af_env
     airflow = str(BIN / "airflow")
     return [
         Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{API_PORT}",
                         "--workers", "2", "--threads", "4", "--access-logfile", "-"],
-                base_env, API_PORT, f"http://127.0.0.1:{API_PORT}/healthz"),
-        Service("sns", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],
+                api_env, API_PORT, f"http://127.0.0.1:{API_PORT}/healthz"),
+        Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],
                 base_env, airflow_runtime.LOCAL_MOTO_PORT),
         Service("airflow-api-server", [airflow, "api-server", "--host", "127.0.0.1",
                                        "--port", str(airflow_runtime.API_PORT)],

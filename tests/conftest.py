@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fieldpipe.airflow_runtime import airflow_env, postgres_connection, with_database
+from fieldpipe.airflow_runtime import airflow_env, local_aws_connection, postgres_connection, with_database
 from fieldpipe.db import connect, migrate
 from fieldpipe.embedded_db import EmbeddedPostgres, free_port
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth
@@ -167,3 +167,27 @@ def make_form(client, admin_key):
         return resp.get_json()
 
     return create
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3-compatible server on a loopback port, for the whole session: a real HTTP server, not a mock."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def object_store(s3_server, monkeypatch):
+    """`fieldpipe.objectstore.default_store()` pointed at the session's S3 server, in a bucket of this test's own."""
+    from fieldpipe import objectstore
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_aws_connection(s3_server))
+    monkeypatch.setenv("FIELDPIPE_BUCKET", f"test-{uuid.uuid4().hex[:16]}")
+    objectstore.forget_clients()
+    yield objectstore.default_store()
+    objectstore.forget_clients()
