@@ -1,6 +1,6 @@
 """Figure `aggregation`: 10,000,000 student-mark rows aggregated into all summary levels.
 
-Data: `fieldpipe.assessments.synthetic` makes it in the database with generate_series: 250,000 students in
+Data: `fieldpipe.dev.synthetic_assessments` makes it in the database with generate_series: 250,000 students in
 10,000 classes of 2,500 schools (100 blocks, 10 districts), 4 assessments × 10 learning outcomes each, so
 10,000,000 current marks (plus 1,000,000 superseded ones that must be skipped). Measured: one
 `summarize_interval` (the DAG's task) over an interval that sees every mark: class, school, block and district
@@ -19,7 +19,8 @@ import hashlib
 import time
 
 from bench.common import figure, throwaway_database
-from fieldpipe.assessments import aggregate, synthetic
+from fieldpipe.assessments import aggregate
+from fieldpipe.dev import synthetic_assessments as synthetic
 from fieldpipe.db import connect
 
 SHAPE = synthetic.Shape(districts=10, blocks_per_district=10, schools_per_block=25, classes_per_school=4,

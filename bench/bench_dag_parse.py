@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from fieldpipe.config import REPO_ROOT
-from fieldpipe.dag_parse import parse_in_subprocess
+from fieldpipe.dev.dag_parse import parse_in_subprocess
 
 DAGS = REPO_ROOT / "dags"
 RUNS = 3

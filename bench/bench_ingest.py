@@ -23,7 +23,7 @@ import requests
 from bench.common import admin_key, figure, throwaway_database
 from bench.loadgen import run_load
 from bench.naive_ingest import create_tables
-from fieldpipe.embedded_db import free_port
+from fieldpipe.dev.embedded_db import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", 20))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fieldpipe.db import connect, migrate
-from fieldpipe.embedded_db import EmbeddedPostgres, free_port
+from fieldpipe.dev.embedded_db import EmbeddedPostgres, free_port
 
 
 @contextmanager

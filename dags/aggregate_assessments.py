@@ -38,14 +38,15 @@ from pathlib import Path
 from airflow.providers.common.sql.operators.sql import (
     SQLExecuteQueryOperator, SQLTableCheckOperator,
 )
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.assets import ASSESSMENT_SUMMARIES
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.names import APP_DB_CONN, SHEETS_POOL
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
 START_DATE = datetime.fromisoformat(os.environ.get("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")).replace(
     tzinfo=timezone.utc)
-SUMMARIES = Asset("fieldpipe.assessment_summaries")
 INTERVAL = "received_at >= '{{ day_start(data_interval_start | default(none), dag_run) }}' AND received_at < '{{ day_end(data_interval_end | default(none), dag_run) }}'"
 SUMMARY_DAY = "summary_date = '{{ day_start(data_interval_start | default(none), dag_run).strftime(\"%Y-%m-%d\") }}'"
 
@@ -78,36 +79,39 @@ def aggregate_assessments():
     @task
     def grade_exam_answers(data_interval_end=None, dag_run=None) -> int:
         from fieldpipe.assessments.aggregate import grade_exam_answers as grade
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
 
-        with connect_airflow() as conn:
+        with app_database() as conn:
             return grade(conn, day_end(data_interval_end, dag_run))
 
-    @task(outlets=[SUMMARIES])
+    @task(outlets=[ASSESSMENT_SUMMARIES])
     def summarize(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
         from fieldpipe.assessments.aggregate import summarize_interval
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
 
-        with connect_airflow() as conn:
+        with app_database() as conn:
             return summarize_interval(conn, day_start(data_interval_start, dag_run), day_end(data_interval_end, dag_run))
 
-    @task(pool="sheets_api")
+    @task(pool=SHEETS_POOL)
     def export_summary_tabs(data_interval_start=None, dag_run=None) -> dict:
-        from fieldpipe.assessments.export import export_from_airflow
+        from fieldpipe.assessments.export import export_summaries
+        from fieldpipe.pipelines.connections import app_database, google_sheets
 
-        return {str(k): v for k, v in export_from_airflow(day_start(data_interval_start, dag_run)).items()}
+        with app_database() as conn:
+            written = export_summaries(conn, day_start(data_interval_start, dag_run).date(), google_sheets())
+        return {str(k): v for k, v in written.items()}
 
     report_anomalies = SQLExecuteQueryOperator(
-        task_id="report_anomalies", conn_id="fieldpipe_db", sql="assessments/anomalies.sql",
+        task_id="report_anomalies", conn_id=APP_DB_CONN, sql="assessments/anomalies.sql",
         parameters={"interval_end": "{{ day_end(data_interval_end | default(none), dag_run) }}"}, show_return_value_in_logs=True,
     )
     check_no_anomalies = SQLTableCheckOperator(
-        task_id="check_no_anomalies", conn_id="fieldpipe_db", table="assessment_anomalies",
+        task_id="check_no_anomalies", conn_id=APP_DB_CONN, table="assessment_anomalies",
         checks={"nothing_slipped_in": {"check_statement": "COUNT(*) = 0"}}, partition_clause=INTERVAL,
     )
     # Table checks rather than column min/max checks: a day with no marks yet has no rows, and must pass.
     check_summary_rows = SQLTableCheckOperator(
-        task_id="check_summary_rows", conn_id="fieldpipe_db", table="assessment_summaries",
+        task_id="check_summary_rows", conn_id=APP_DB_CONN, table="assessment_summaries",
         partition_clause=SUMMARY_DAY,
         checks={
             "counts_not_negative": {"check_statement":

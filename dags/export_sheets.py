@@ -18,7 +18,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS, failing_at_once_on
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, failing_at_once_on
+from fieldpipe.pipelines.names import SHEETS_POOL
 
 FAIL_AT_ONCE = failing_at_once_on("fieldpipe.sheets.export.ExportBlocked",
                                   "the sheet was edited by hand in a way only a person can fix")
@@ -37,23 +38,25 @@ FAIL_AT_ONCE = failing_at_once_on("fieldpipe.sheets.export.ExportBlocked",
 def export_sheets():
     @task
     def forms_to_export() -> list[dict]:
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.sheets.jobs import forms_with_sheets
 
-        with connect_airflow() as conn:
+        with app_database() as conn:
             forms = forms_with_sheets(conn)
         print(f"{len(forms)} form(s) export to a sheet")
         return forms
 
-    @task(pool="sheets_api", retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
+    @task(pool=SHEETS_POOL, retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
     def export_form(form: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from fieldpipe.sheets.jobs import export_from_airflow
+        from fieldpipe.pipelines.connections import app_database, google_sheets
+        from fieldpipe.sheets.jobs import export_form_sheet
 
         get_current_context()["form_slug"] = form["slug"]  # names the mapped task instance in the UI
-
-        report = export_from_airflow(form["form_id"])
+        with app_database() as conn:
+            conn.autocommit = True  # the export commits its row map as it goes
+            report = export_form_sheet(conn, form["form_id"], google_sheets())
         print(report["summary"])
         return report
 

@@ -19,19 +19,16 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
-from fieldpipe.sms import SMS_OUTBOX_ASSET
-
-# Published by validate_responses after it writes flags.
-FLAGS_ASSET = Asset("fieldpipe.flags")
+from fieldpipe.pipelines.assets import FLAGS, SMS_OUTBOX
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 
 
 @dag(
     doc_md=__doc__,
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/2 * * * *", timezone="UTC"),
-                                 assets=[FLAGS_ASSET]),
+                                 assets=[FLAGS]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -40,21 +37,21 @@ FLAGS_ASSET = Asset("fieldpipe.flags")
     default_args=DEFAULT_ARGS,
 )
 def flag_callbacks():
-    @task(outlets=[Asset(SMS_OUTBOX_ASSET)])
+    @task(outlets=[SMS_OUTBOX])
     def announce_flags() -> dict:
-        from fieldpipe.callbacks import produce
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.flag_notices import enqueue_flag_notices
+        from fieldpipe.pipelines.connections import app_database
 
-        with connect_airflow() as conn:
-            return produce(conn)
+        with app_database() as conn:
+            return enqueue_flag_notices(conn)
 
     # Due deliveries (retries, earlier runs' leftovers) go out even when announcing failed this time.
     @task(execution_timeout=timedelta(minutes=10), trigger_rule="all_done")
     def deliver_webhooks() -> dict:
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.webhooks.delivery import deliver_due
 
-        with connect_airflow() as conn:
+        with app_database() as conn:
             return deliver_due(conn, max_seconds=300)
 
     announce_flags() >> deliver_webhooks()

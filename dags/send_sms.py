@@ -18,11 +18,12 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 from operators.sms import SmsDispatchOperator
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
-from fieldpipe.sms import SMS_OUTBOX_ASSET, SMS_POOL
+from fieldpipe.pipelines.assets import SMS_OUTBOX
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.names import SMS_POOL
 
 SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
 
@@ -30,7 +31,7 @@ SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
 @dag(
     doc_md=__doc__,
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="UTC"),
-                                 assets=[Asset(SMS_OUTBOX_ASSET)]),
+                                 assets=[SMS_OUTBOX]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

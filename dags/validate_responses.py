@@ -21,11 +21,10 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS, failing_at_once_on
-
-FLAGS_ASSET = Asset("fieldpipe.flags")
+from fieldpipe.pipelines.assets import FLAGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, failing_at_once_on
 
 FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
                                   "a broken rules file or rule needs a person to fix it")
@@ -44,23 +43,23 @@ FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
 def validate_responses():
     @task
     def affected_forms() -> list[str]:
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.rules.validate import affected_slugs
 
-        with connect_airflow() as conn:
+        with app_database() as conn:
             slugs = affected_slugs(conn)
         print(f"{len(slugs)} form slug(s) to validate: {', '.join(slugs) or 'none'}")
         return slugs
 
-    @task(outlets=[FLAGS_ASSET], retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
+    @task(outlets=[FLAGS], retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
     def validate_form(form_slug: str) -> list[str]:
         from airflow.sdk import get_current_context
 
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.rules.validate import validate_slug
 
         get_current_context()["form_slug"] = form_slug  # names the mapped task instance in the UI
-        with connect_airflow() as conn:
+        with app_database() as conn:
             results = validate_slug(conn, form_slug)
         for result in results:
             print(result.summary())

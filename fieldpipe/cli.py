@@ -9,21 +9,21 @@ from fieldpipe.db import connect, migrate
 
 
 def _cmd_db_start(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
 
     print(database_url(start=True))
     return 0
 
 
 def _cmd_db_stop(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import embedded_server
+    from fieldpipe.dev.local_db import embedded_server
 
     embedded_server().stop()
     return 0
 
 
 def _cmd_db_migrate(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
 
     migrate(database_url())
     print("schema is up to date")
@@ -31,7 +31,7 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.orgs import create_key
 
     with connect(database_url()) as conn:
@@ -43,8 +43,8 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_load(args: argparse.Namespace) -> int:
-    from fieldpipe.demo import load_demo
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.demo import load_demo
+    from fieldpipe.dev.local_db import database_url
 
     with connect(database_url()) as conn:
         load_demo(conn)
@@ -54,7 +54,7 @@ def _cmd_demo_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.webhooks.delivery import requeue_failed
 
     with connect(database_url()) as conn:
@@ -69,18 +69,19 @@ def _cmd_airflow_init(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from fieldpipe import airflow_runtime
+    from fieldpipe.dev import airflow_runtime
+    from fieldpipe.pipelines.names import POOLS
 
     if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
         airflow_runtime.ensure_own_metadata_database()
     else:
-        from fieldpipe.local_db import AIRFLOW_DATABASE, database_url
+        from fieldpipe.dev.local_db import AIRFLOW_DATABASE, database_url
 
         app_db_url = database_url(start=True)
         metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
         os.environ.update(airflow_runtime.local_env(app_db_url, metadata_url))
     airflow_runtime.init_metadata()
-    print("Airflow metadata database is up to date; pools: " + ", ".join(airflow_runtime.POOLS))
+    print("Airflow metadata database is up to date; pools: " + ", ".join(POOLS))
     print("\n".join("connection " + line for line in airflow_runtime.connection_summary()))
     password = airflow_runtime.admin_password(Path(os.environ["AIRFLOW_HOME"]))
     print(f"Airflow login: {airflow_runtime.ADMIN_USER} / {password}")
@@ -91,7 +92,7 @@ def _cmd_airflow_check_dags(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fieldpipe.config import REPO_ROOT
-    from fieldpipe.dag_parse import convention_problems, parse_in_subprocess
+    from fieldpipe.dev.dag_parse import convention_problems, parse_in_subprocess
 
     report = parse_in_subprocess(Path(args.folder or REPO_ROOT / "dags"))
     problems = convention_problems(report)
@@ -103,7 +104,7 @@ def _cmd_airflow_check_dags(args: argparse.Namespace) -> int:
 def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
     import logging
 
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.sms.dispatch import dispatch_configured
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -114,13 +115,13 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_sms_resend(args: argparse.Namespace) -> int:
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.problems import Problem
     from fieldpipe.sms.outbox import resend
 
     with connect(database_url()) as conn:
         try:
-            message = resend(conn, args.id)
+            message = resend(conn, None, args.id)
         except Problem as problem:
             print(problem.detail, file=sys.stderr)
             return 1
@@ -132,7 +133,7 @@ def _cmd_sms_resend(args: argparse.Namespace) -> int:
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fieldpipe.rules.check import check_files
+    from fieldpipe.dev.rules_check import check_files
 
     ok, lines = check_files([Path(p) for p in args.files])
     print("\n".join(lines))
@@ -140,7 +141,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from fieldpipe.devserver import run_up
+    from fieldpipe.dev.devserver import run_up
 
     return run_up()
 

@@ -1,7 +1,7 @@
 """Connections to the application database and its Alembic migrations.
 
 Domain functions take an open psycopg 3 connection (`conn`) so the API (a pool), the DAGs
-(`PostgresHook("fieldpipe_db").get_conn()`) and the tests share one code path.
+(`fieldpipe.pipelines.connections.app_database()`) and the tests share one code path.
 """
 
 from __future__ import annotations
@@ -51,13 +51,3 @@ def migrate(url: str) -> None:
 
     command.upgrade(alembic_config(url), "head")
 
-
-def connect_airflow(conn_id: str = "fieldpipe_db") -> psycopg.Connection:
-    """The application database from inside an Airflow task, through the named Airflow connection.
-
-    A missing connection fails at once with Airflow's error naming `conn_id`, rather than hanging.
-    """
-    from airflow.sdk import BaseHook
-
-    uri = BaseHook.get_connection(conn_id).get_uri()
-    return connect(uri.replace("postgres://", "postgresql://", 1))

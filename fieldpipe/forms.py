@@ -106,7 +106,7 @@ def _form_body(row: dict, questions: list[dict]) -> dict:
     }
 
 
-def create_form(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
     slug, title = payload.get("slug"), payload.get("title")
@@ -124,7 +124,7 @@ def create_form(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
         """INSERT INTO forms (organization_id, slug, title, settings) VALUES (%s, %s, %s, %s)
            ON CONFLICT (organization_id, slug) DO NOTHING
            RETURNING *""",
-        (org_id, slug, title, Jsonb(settings)),
+        (organization_id, slug, title, Jsonb(settings)),
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} already exists")
@@ -132,21 +132,21 @@ def create_form(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
     return _form_body(row, questions)
 
 
-def get_form_row(conn: psycopg.Connection, org_id: int, slug: str) -> dict:
+def get_form_row(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
     """The form with its current version's questions; 404 for another organization's form too."""
     row = conn.execute(
         """SELECT f.*, v.id AS version_id, v.questions
              FROM forms f JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
             WHERE f.organization_id = %s AND f.slug = %s""",
-        (org_id, slug),
+        (organization_id, slug),
     ).fetchone()
     if row is None:
         raise not_found(f"form {slug!r}")
     return row
 
 
-def get_form(conn: psycopg.Connection, org_id: int, slug: str) -> dict:
-    row = get_form_row(conn, org_id, slug)
+def get_form(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
+    row = get_form_row(conn, organization_id, slug)
     return _form_body(row, row["questions"])
 
 
@@ -156,17 +156,17 @@ def get_version(conn: psycopg.Connection, form_id: int, version: int) -> dict | 
     ).fetchone()
 
 
-def list_forms(conn: psycopg.Connection, org_id: int) -> list[dict]:
+def list_forms(conn: psycopg.Connection, organization_id: int) -> list[dict]:
     rows = conn.execute(
         """SELECT f.*, v.questions FROM forms f
              JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
             WHERE f.organization_id = %s ORDER BY f.slug""",
-        (org_id,),
+        (organization_id,),
     ).fetchall()
     return [_form_body(r, r["questions"]) for r in rows]
 
 
-def update_form(conn: psycopg.Connection, org_id: int, slug: str, payload: Any) -> dict:
+def update_form(conn: psycopg.Connection, organization_id: int, slug: str, payload: Any) -> dict:
     """Title and settings change in place; changed questions make a new version."""
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
@@ -174,7 +174,7 @@ def update_form(conn: psycopg.Connection, org_id: int, slug: str, payload: Any) 
         """SELECT f.*, v.questions FROM forms f
              JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
             WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
-        (org_id, slug),
+        (organization_id, slug),
     ).fetchone()
     if row is None:
         raise not_found(f"form {slug!r}")

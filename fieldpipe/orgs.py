@@ -46,11 +46,11 @@ def create_key(conn: psycopg.Connection, org_slug: str, role: str, label: str | 
     """Create the organization if needed, store the key's hash and return the key (its only appearance)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    org_id = ensure_organization(conn, org_slug)
+    organization_id = ensure_organization(conn, org_slug)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     conn.execute(
         "INSERT INTO api_keys (organization_id, key_hash, display_prefix, role, label) VALUES (%s, %s, %s, %s, %s)",
-        (org_id, hash_key(key), key[:10], role, label),
+        (organization_id, hash_key(key), key[:10], role, label),
     )
     return key
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fieldpipe.airflow_runtime import airflow_env, local_aws_connection, postgres_connection, with_database
+from fieldpipe.dev.airflow_runtime import airflow_env, local_aws_connection, postgres_connection, with_database
 from fieldpipe.db import connect, migrate
-from fieldpipe.embedded_db import EmbeddedPostgres, free_port
+from fieldpipe.dev.embedded_db import EmbeddedPostgres, free_port
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def db_url(pg_server):
 @pytest.fixture(scope="session")
 def airflow_db(pg_server):
     """Airflow's metadata database on the test server, created and migrated once per session (~2 s)."""
-    from fieldpipe.airflow_runtime import init_metadata
+    from fieldpipe.dev.airflow_runtime import init_metadata
 
     url = _create_database(pg_server[0], AIRFLOW_DATABASE)
     init_metadata()

@@ -1,5 +1,5 @@
-"""What `make up` keeps between runs and what a user can override (fieldpipe/airflow_runtime.py,
-fieldpipe/devserver.py); the processes themselves are checked by hand (docs/airflow.md)."""
+"""What `make up` keeps between runs and what a user can override (fieldpipe/dev/airflow_runtime.py,
+fieldpipe/dev/devserver.py); the processes themselves are checked by hand (docs/airflow.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import stat
 
 import pytest
 
-from fieldpipe import airflow_runtime
-from fieldpipe.devserver import demo_admin_key
+from fieldpipe.dev import airflow_runtime
+from fieldpipe.pipelines.names import POOLS
+from fieldpipe.dev.devserver import demo_admin_key
 from fieldpipe.orgs import authenticate
 
 
@@ -59,4 +60,4 @@ def test_init_creates_every_pool_the_dags_use(airflow_db):
     from airflow.models.pool import Pool
 
     pools = {pool.pool: pool.slots for pool in Pool.get_pools()}
-    assert {name: slots for name, (slots, _) in airflow_runtime.POOLS.items()}.items() <= pools.items()
+    assert {name: slots for name, (slots, _) in POOLS.items()}.items() <= pools.items()

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from fieldpipe.assessments import aggregate, definitions, roster, submissions, synthetic
+from fieldpipe.assessments import aggregate, definitions, roster, submissions
+from fieldpipe.dev import synthetic_assessments as synthetic
 from fieldpipe.orgs import ensure_organization
 
 DAY = dt.timedelta(days=1)
@@ -177,7 +178,7 @@ def test_a_30_day_backfill_run_twice_leaves_byte_identical_summaries(conn):
 
 
 def test_the_demo_school_has_an_assessment_with_marks_and_tsp_per_learning_outcome(conn):
-    from fieldpipe.demo import load_demo
+    from fieldpipe.dev.demo import load_demo
 
     org = load_demo(conn)
     load_demo(conn)  # loading again changes nothing

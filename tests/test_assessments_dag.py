@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from fieldpipe.demo import load_demo
+from fieldpipe.dev.demo import load_demo
 from tests.fakes.sheets_server import SheetsServer
 from tests.helpers import auth
 from tests.sheets_support import client_for

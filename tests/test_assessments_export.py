@@ -8,7 +8,7 @@ from openpyxl import load_workbook
 
 from fieldpipe.assessments import aggregate
 from fieldpipe.assessments.export import HEADER, SUMMARY_TAB, export_summaries
-from fieldpipe.demo import load_demo
+from fieldpipe.dev.demo import load_demo
 from tests.fakes.sheets_server import SheetsServer
 from tests.sheets_support import client_for
 

@@ -23,7 +23,7 @@ def test_keys_are_stored_only_as_hashes(db_url, conn):
 
 
 def test_demo_load_is_idempotent(conn):
-    from fieldpipe.demo import load_demo
+    from fieldpipe.dev.demo import load_demo
 
     load_demo(conn)
     load_demo(conn)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fieldpipe.airflow_runtime import CONNECTION_IDS, airflow_env, local_secrets
+from fieldpipe.dev.airflow_runtime import airflow_env, local_secrets
+from fieldpipe.pipelines.names import CONNECTION_IDS
 from fieldpipe.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent

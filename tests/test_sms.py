@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from fieldpipe.db import connect
-from fieldpipe.embedded_db import free_port
+from fieldpipe.dev.embedded_db import free_port
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.sms.dispatch import dispatch
 from fieldpipe.sms.outbox import NewMessage, enqueue, resend
@@ -203,7 +203,7 @@ def test_a_timeout_after_sending_is_unknown_never_resent_until_an_operator_says_
         assert fake.bodies().count(unknown["body"]) == 2  # the operator chose to send it again
         assert statuses(conn) == Counter(sent=2)
         with pytest.raises(Exception, match="only unknown or failed"):
-            resend(conn, unknown["id"])
+            resend(conn, None, unknown["id"])
 
 
 # --- rate, concurrency, kill safety ---------------------------------------------------------------------

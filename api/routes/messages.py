@@ -30,10 +30,10 @@ def list_messages(conn, caller):
 @bp.get("/<int:message_id>")
 @endpoint(admin=True)
 def get_message(conn, caller, message_id):
-    return outbox.get_message(conn, message_id, caller.organization_id)
+    return outbox.get_message(conn, caller.organization_id, message_id)
 
 
 @bp.post("/<int:message_id>/resend")
 @endpoint(admin=True)
 def resend_message(conn, caller, message_id):
-    return outbox.resend(conn, message_id, caller.organization_id, reason=f"resent through the API by key {caller.key_id}")
+    return outbox.resend(conn, caller.organization_id, message_id, reason=f"resent through the API by key {caller.key_id}")

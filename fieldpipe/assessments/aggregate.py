@@ -73,10 +73,10 @@ def anomalies(conn: psycopg.Connection, interval_end: dt.datetime) -> dict[str, 
     return {r["kind"]: r["rows"] for r in conn.execute(sql("anomalies"), {"interval_end": interval_end})}
 
 
-def read_summary(conn: psycopg.Connection, org_id: int, assessment_id: Any, level: str,
+def read_summary(conn: psycopg.Connection, organization_id: int, assessment_id: Any, level: str,
                  summary_date: str | None = None) -> dict:
     """The summary of one assessment at one level, for a day (default: the latest computed)."""
-    assessment = get_assessment_row(conn, org_id, assessment_id)
+    assessment = get_assessment_row(conn, organization_id, assessment_id)
     errors = []
     if level not in LEVELS:
         errors.append(FieldError("level", "enum", f"must be one of {', '.join(LEVELS)}"))

@@ -128,14 +128,14 @@ def _check_scale(payload: dict, evaluation: str, errors: list[FieldError]) -> tu
     return clean, {"min_grade": criterion.get("min_grade")}
 
 
-def _check_classes(conn: psycopg.Connection, org_id: int, class_ids: Any, errors: list[FieldError]) -> list[int]:
+def _check_classes(conn: psycopg.Connection, organization_id: int, class_ids: Any, errors: list[FieldError]) -> list[int]:
     if (not isinstance(class_ids, list) or not class_ids
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in class_ids)):
         errors.append(FieldError("class_ids", "required", "must be a non-empty list of class ids"))
         return []
     known = {r["id"] for r in conn.execute(
         """SELECT c.id FROM classes c JOIN schools s ON s.id = c.school_id
-            WHERE s.organization_id = %s AND c.id = ANY(%s)""", (org_id, class_ids))}
+            WHERE s.organization_id = %s AND c.id = ANY(%s)""", (organization_id, class_ids))}
     for index, class_id in enumerate(class_ids):
         if class_id not in known:
             errors.append(FieldError(f"class_ids[{index}]", "unknown", f"class {class_id} does not exist"))
@@ -158,7 +158,7 @@ def _check_sheet(payload: dict, errors: list[FieldError]) -> dict | None:
     return {"spreadsheet_id": sheet["spreadsheet_id"]}
 
 
-def create_assessment(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+def create_assessment(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
     errors: list[FieldError] = []
@@ -174,13 +174,13 @@ def create_assessment(conn: psycopg.Connection, org_id: int, payload: Any) -> di
     evaluation = combination[1] if combination else "Marks"
     items = _check_items(payload.get("items"), level, errors)
     scale, criterion = _check_scale(payload, evaluation, errors)
-    class_ids = _check_classes(conn, org_id, payload.get("class_ids"), errors)
+    class_ids = _check_classes(conn, organization_id, payload.get("class_ids"), errors)
     deadline = _check_deadline(payload, errors)
     sheet = _check_sheet(payload, errors)
     subject_id = None
     if payload.get("subject") is not None:
         row = conn.execute("SELECT id FROM subjects WHERE organization_id = %s AND code = %s",
-                           (org_id, payload["subject"])).fetchone()
+                           (organization_id, payload["subject"])).fetchone()
         if row is None:
             errors.append(FieldError("subject", "unknown", f"subject {payload['subject']!r} does not exist"))
         else:
@@ -192,7 +192,7 @@ def create_assessment(conn: psycopg.Connection, org_id: int, payload: Any) -> di
         """INSERT INTO assessments (organization_id, title, subject_id, type, evaluation, outcome, submission_level,
                                     grade_scale, pass_criterion, deadline, sheet)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-        (org_id, title.strip(), subject_id, kind, evaluation, outcome, level, Jsonb(scale), Jsonb(criterion),
+        (organization_id, title.strip(), subject_id, kind, evaluation, outcome, level, Jsonb(scale), Jsonb(criterion),
          deadline, Jsonb(sheet) if sheet else None),
     ).fetchone()["id"]
     min_percent = criterion.get("min_percent")
@@ -214,16 +214,16 @@ def create_assessment(conn: psycopg.Connection, org_id: int, payload: Any) -> di
         )
     conn.execute("INSERT INTO assessment_classes (assessment_id, class_id) SELECT %s, unnest(%s::bigint[])",
                  (assessment_id, class_ids))
-    return get_assessment(conn, org_id, assessment_id, with_answer_keys=True)
+    return get_assessment(conn, organization_id, assessment_id, with_answer_keys=True)
 
 
-def get_assessment_row(conn: psycopg.Connection, org_id: int, assessment_id: Any, lock: bool = False) -> dict:
+def get_assessment_row(conn: psycopg.Connection, organization_id: int, assessment_id: Any, lock: bool = False) -> dict:
     row = None
     if isinstance(assessment_id, int) or (isinstance(assessment_id, str) and assessment_id.isdigit()):
         row = conn.execute(
             f"""SELECT a.*, sub.code AS subject FROM assessments a LEFT JOIN subjects sub ON sub.id = a.subject_id
                  WHERE a.id = %s AND a.organization_id = %s {'FOR UPDATE OF a' if lock else ''}""",
-            (int(assessment_id), org_id),
+            (int(assessment_id), organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"assessment {assessment_id!r}")
@@ -262,17 +262,17 @@ def assessment_body(row: dict, items: list[dict], class_ids: list[int], with_ans
     }
 
 
-def get_assessment(conn: psycopg.Connection, org_id: int, assessment_id: Any, with_answer_keys: bool = False) -> dict:
-    row = get_assessment_row(conn, org_id, assessment_id)
+def get_assessment(conn: psycopg.Connection, organization_id: int, assessment_id: Any, with_answer_keys: bool = False) -> dict:
+    row = get_assessment_row(conn, organization_id, assessment_id)
     class_ids = [r["class_id"] for r in conn.execute(
         "SELECT class_id FROM assessment_classes WHERE assessment_id = %s ORDER BY class_id", (row["id"],))]
     return assessment_body(row, get_items(conn, row["id"]), class_ids, with_answer_keys)
 
 
-def update_assessment(conn: psycopg.Connection, org_id: int, assessment_id: Any, payload: Any) -> dict:
+def update_assessment(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> dict:
     """Change title, deadline, classes or sheet. Items, scale and criterion are fixed once created,
     since submitted marks were judged against them."""
-    row = get_assessment_row(conn, org_id, assessment_id, lock=True)
+    row = get_assessment_row(conn, organization_id, assessment_id, lock=True)
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
     errors = [FieldError(k, "not_patchable", f"only {', '.join(PATCHABLE)} can change") for k in payload if k not in PATCHABLE]
@@ -286,7 +286,7 @@ def update_assessment(conn: psycopg.Connection, org_id: int, assessment_id: Any,
     if "sheet" in payload:
         sheet = _check_sheet(payload, errors)
         changes["sheet"] = Jsonb(sheet) if sheet else None
-    class_ids = _check_classes(conn, org_id, payload["class_ids"], errors) if "class_ids" in payload else None
+    class_ids = _check_classes(conn, organization_id, payload["class_ids"], errors) if "class_ids" in payload else None
     if errors:
         raise invalid(errors)
     if changes:
@@ -299,19 +299,19 @@ def update_assessment(conn: psycopg.Connection, org_id: int, assessment_id: Any,
         conn.execute("""INSERT INTO assessment_classes (assessment_id, class_id) SELECT %s, unnest(%s::bigint[])
                         ON CONFLICT DO NOTHING""", (row["id"], class_ids))
         conn.execute("UPDATE assessments SET updated_at = now() WHERE id = %s", (row["id"],))
-    return get_assessment(conn, org_id, row["id"], with_answer_keys=True)
+    return get_assessment(conn, organization_id, row["id"], with_answer_keys=True)
 
 
-def open_assessments(conn: psycopg.Connection, org_id: int, udise: str | None) -> tuple[dict, str]:
+def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str | None) -> tuple[dict, str]:
     """The assessments open now for a school's classes (or all of the organization's), with each class's
     submission count and last receipt, and an ETag that is the hash of exactly this body: any change to an
     assessment, its classes or its submissions changes the tag; a retried duplicate does not."""
-    params: dict[str, Any] = {"org": org_id, "udise": udise}
+    params: dict[str, Any] = {"org": organization_id, "udise": udise}
     school_filter = "AND s.udise = %(udise)s AND (a.deadline IS NULL OR a.deadline > now())" if udise else ""
     if udise:
         from fieldpipe.assessments.roster import get_school_row
 
-        get_school_row(conn, org_id, udise)
+        get_school_row(conn, organization_id, udise)
     rows = conn.execute(
         f"""SELECT a.*, sub.code AS subject,
                    jsonb_agg(jsonb_build_object(

@@ -66,11 +66,3 @@ def export_summaries(conn: psycopg.Connection, summary_date: dt.date,
              ", ".join(f"assessment {a}: {n} rows" for a, n in written.items()) or "no assessment names a sheet")
     return written
 
-
-def export_from_airflow(data_interval_start: dt.datetime) -> dict[int, int]:
-    """The task body: the app database through `fieldpipe_db`, the target through `google_sheets`."""
-    from fieldpipe.db import connect_airflow
-    from fieldpipe.sheets.targets import google_connection_fields
-
-    with connect_airflow() as conn:
-        return export_summaries(conn, data_interval_start.date(), google_connection_fields())

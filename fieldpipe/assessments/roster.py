@@ -38,7 +38,7 @@ def school_body(row: dict) -> dict:
     return {"udise": row["udise"], "name": row["name"], "district": row["district"], "block": row["block"]}
 
 
-def create_school(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+def create_school(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
     payload = _object(payload)
     errors: list[FieldError] = []
     udise = payload.get("udise")
@@ -50,22 +50,22 @@ def create_school(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
     row = conn.execute(
         """INSERT INTO schools (organization_id, udise, name, district, block) VALUES (%s, %s, %s, %s, %s)
            ON CONFLICT (organization_id, udise) DO NOTHING RETURNING *""",
-        (org_id, udise, name, district, block),
+        (organization_id, udise, name, district, block),
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"school {udise} already exists")
     return school_body(row)
 
 
-def get_school_row(conn: psycopg.Connection, org_id: int, udise: str) -> dict:
-    row = conn.execute("SELECT * FROM schools WHERE organization_id = %s AND udise = %s", (org_id, udise)).fetchone()
+def get_school_row(conn: psycopg.Connection, organization_id: int, udise: str) -> dict:
+    row = conn.execute("SELECT * FROM schools WHERE organization_id = %s AND udise = %s", (organization_id, udise)).fetchone()
     if row is None:
         raise not_found(f"school {udise!r}")
     return row
 
 
-def list_schools(conn: psycopg.Connection, org_id: int) -> list[dict]:
-    rows = conn.execute("SELECT * FROM schools WHERE organization_id = %s ORDER BY udise", (org_id,)).fetchall()
+def list_schools(conn: psycopg.Connection, organization_id: int) -> list[dict]:
+    rows = conn.execute("SELECT * FROM schools WHERE organization_id = %s ORDER BY udise", (organization_id,)).fetchall()
     return [school_body(r) for r in rows]
 
 
@@ -75,8 +75,8 @@ def class_body(row: dict) -> dict:
     return {"id": row["id"], "school": row["udise"], "grade": row["grade"], "section": row["section"]}
 
 
-def create_class(conn: psycopg.Connection, org_id: int, udise: str, payload: Any) -> dict:
-    school = get_school_row(conn, org_id, udise)
+def create_class(conn: psycopg.Connection, organization_id: int, udise: str, payload: Any) -> dict:
+    school = get_school_row(conn, organization_id, udise)
     payload = _object(payload)
     errors: list[FieldError] = []
     grade = payload.get("grade")
@@ -97,19 +97,19 @@ def create_class(conn: psycopg.Connection, org_id: int, udise: str, payload: Any
     return class_body({**row, "udise": udise})
 
 
-def list_classes(conn: psycopg.Connection, org_id: int, udise: str) -> list[dict]:
-    school = get_school_row(conn, org_id, udise)
+def list_classes(conn: psycopg.Connection, organization_id: int, udise: str) -> list[dict]:
+    school = get_school_row(conn, organization_id, udise)
     rows = conn.execute("SELECT * FROM classes WHERE school_id = %s ORDER BY grade, section", (school["id"],))
     return [class_body({**r, "udise": udise}) for r in rows]
 
 
-def get_class_row(conn: psycopg.Connection, org_id: int, class_id: Any) -> dict:
+def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any) -> dict:
     row = None
     if isinstance(class_id, int) or (isinstance(class_id, str) and class_id.isdigit()):
         row = conn.execute(
             """SELECT c.*, s.udise, s.district, s.block FROM classes c JOIN schools s ON s.id = c.school_id
                 WHERE c.id = %s AND s.organization_id = %s""",
-            (int(class_id), org_id),
+            (int(class_id), organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"class {class_id!r}")
@@ -156,12 +156,12 @@ def _check_student(entry: Any, where: str) -> tuple[dict | None, list[FieldError
     return {"roll_number": roll.strip(), "name": name, "parent_phone": phone}, []
 
 
-def import_students(conn: psycopg.Connection, org_id: int, class_id: Any, entries: Any) -> dict:
+def import_students(conn: psycopg.Connection, organization_id: int, class_id: Any, entries: Any) -> dict:
     """Create or update students by roll number, all or nothing: any bad entry rejects the batch with its errors.
 
     A re-imported student who had been deleted is enrolled again. Returns counts and the students.
     """
-    klass = get_class_row(conn, org_id, class_id)
+    klass = get_class_row(conn, organization_id, class_id)
     if not isinstance(entries, list) or not entries:
         raise invalid([FieldError("students", "required", "must be a non-empty list of students")])
     if len(entries) > MAX_STUDENT_IMPORT:
@@ -192,11 +192,11 @@ def import_students(conn: psycopg.Connection, org_id: int, class_id: Any, entrie
     ).fetchall()
     created = sum(1 for r in rows if r["inserted"])
     return {"created": created, "updated": len(rows) - created, "unchanged": len(clean) - len(rows),
-            "students": list_students(conn, org_id, klass["id"])}
+            "students": list_students(conn, organization_id, klass["id"])}
 
 
-def list_students(conn: psycopg.Connection, org_id: int, class_id: Any, include_deleted: bool = False) -> list[dict]:
-    klass = get_class_row(conn, org_id, class_id)
+def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any, include_deleted: bool = False) -> list[dict]:
+    klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
         f"""SELECT * FROM students WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL'}
              ORDER BY roll_number""",
@@ -205,7 +205,7 @@ def list_students(conn: psycopg.Connection, org_id: int, class_id: Any, include_
     return [student_body(r) for r in rows]
 
 
-def delete_student(conn: psycopg.Connection, org_id: int, student_id: Any) -> dict:
+def delete_student(conn: psycopg.Connection, organization_id: int, student_id: Any) -> dict:
     """Mark a student as gone (kept for history); marks for them are rejected from now on."""
     row = None
     if isinstance(student_id, str) and student_id.isdigit():
@@ -213,7 +213,7 @@ def delete_student(conn: psycopg.Connection, org_id: int, student_id: Any) -> di
             """UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
                  FROM classes c JOIN schools s ON s.id = c.school_id
                 WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s RETURNING st.*""",
-            (int(student_id), org_id),
+            (int(student_id), organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"student {student_id!r}")
@@ -222,7 +222,7 @@ def delete_student(conn: psycopg.Connection, org_id: int, student_id: Any) -> di
 
 # --- subjects --------------------------------------------------------------------------------------------------
 
-def create_subject(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
+def create_subject(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
     payload = _object(payload)
     errors: list[FieldError] = []
     code = payload.get("code")
@@ -234,12 +234,12 @@ def create_subject(conn: psycopg.Connection, org_id: int, payload: Any) -> dict:
     row = conn.execute(
         """INSERT INTO subjects (organization_id, code, name) VALUES (%s, %s, %s)
            ON CONFLICT (organization_id, code) DO NOTHING RETURNING code, name""",
-        (org_id, code, name),
+        (organization_id, code, name),
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"subject {code!r} already exists")
     return row
 
 
-def list_subjects(conn: psycopg.Connection, org_id: int) -> list[dict]:
-    return conn.execute("SELECT code, name FROM subjects WHERE organization_id = %s ORDER BY code", (org_id,)).fetchall()
+def list_subjects(conn: psycopg.Connection, organization_id: int) -> list[dict]:
+    return conn.execute("SELECT code, name FROM subjects WHERE organization_id = %s ORDER BY code", (organization_id,)).fetchall()

@@ -42,9 +42,9 @@ class Batch:
     hash: str
 
 
-def _envelope(conn: psycopg.Connection, org_id: int, assessment_id: Any, kind: str, payload: Any,
+def _envelope(conn: psycopg.Connection, organization_id: int, assessment_id: Any, kind: str, payload: Any,
               entries_field: str) -> tuple[Batch | None, list[FieldError]]:
-    assessment = get_assessment_row(conn, org_id, assessment_id)
+    assessment = get_assessment_row(conn, organization_id, assessment_id)
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
     if assessment["submission_level"] != kind:
@@ -63,7 +63,7 @@ def _envelope(conn: psycopg.Connection, org_id: int, assessment_id: Any, kind: s
         errors.append(FieldError(entries_field, "too_many", f"at most {MAX_ENTRIES} entries per batch"))
     klass = None
     try:
-        klass = get_class_row(conn, org_id, payload.get("class_id"))
+        klass = get_class_row(conn, organization_id, payload.get("class_id"))
     except Problem:
         errors.append(FieldError("class_id", "unknown", "is not a class of this organization"))
     if klass is not None and conn.execute(
@@ -97,12 +97,12 @@ def _previous(conn: psycopg.Connection, batch: Batch) -> dict | None:
     return _receipt(row)
 
 
-def _submit(conn: psycopg.Connection, org_id: int, assessment_id: Any, kind: str, payload: Any, entries_field: str,
+def _submit(conn: psycopg.Connection, organization_id: int, assessment_id: Any, kind: str, payload: Any, entries_field: str,
             check_entries: Callable[[psycopg.Connection, Batch], tuple[list[tuple], list[FieldError]]],
             store_rows: Callable[[psycopg.Connection, Batch, int, list[tuple]], None]) -> tuple[dict, bool]:
     """Shared flow of the three kinds: envelope, lock, duplicate or conflict, entry checks, store.
     Returns the receipt and whether the batch was new."""
-    batch, errors = _envelope(conn, org_id, assessment_id, kind, payload, entries_field)
+    batch, errors = _envelope(conn, organization_id, assessment_id, kind, payload, entries_field)
     if batch is None:
         raise invalid(errors)
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -240,8 +240,8 @@ def _store_marks(conn: psycopg.Connection, batch: Batch, submission_pk: int, row
                   %(present)s::boolean[], %(marks)s::numeric[], %(grades)s::text[])""", params)
 
 
-def submit_student_marks(conn: psycopg.Connection, org_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
-    return _submit(conn, org_id, assessment_id, "student", payload, "entries", _check_marks, _store_marks)
+def submit_student_marks(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
+    return _submit(conn, organization_id, assessment_id, "student", payload, "entries", _check_marks, _store_marks)
 
 
 # --- class-level: per item, students present and students cleared -------------------------------------------------
@@ -289,8 +289,8 @@ def _store_class_results(conn: psycopg.Connection, batch: Batch, submission_pk: 
         params)
 
 
-def submit_class_results(conn: psycopg.Connection, org_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
-    return _submit(conn, org_id, assessment_id, "class", payload, "results", _check_class_results, _store_class_results)
+def submit_class_results(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
+    return _submit(conn, organization_id, assessment_id, "class", payload, "results", _check_class_results, _store_class_results)
 
 
 # --- exams: students' answers, stored as they come and graded by the DAG ---------------------------------------
@@ -330,5 +330,5 @@ def _store_answers(conn: psycopg.Connection, batch: Batch, submission_pk: int, r
         (submission_pk, batch.assessment["id"], batch.klass["id"], students, questions, answers))
 
 
-def submit_exam_answers(conn: psycopg.Connection, org_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
-    return _submit(conn, org_id, assessment_id, "exam", payload, "answers", _check_answers, _store_answers)
+def submit_exam_answers(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
+    return _submit(conn, organization_id, assessment_id, "exam", payload, "answers", _check_answers, _store_answers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from fieldpipe.sheets.export import export_form
-from fieldpipe.sheets.targets import google_connection_fields, open_target
+from fieldpipe.sheets.targets import open_target
 
 
 def forms_with_sheets(conn: psycopg.Connection) -> list[dict]:
@@ -31,11 +31,3 @@ def export_form_sheet(conn: psycopg.Connection, form_id: int,
     return {"summary": report.summary(), "appended": report.appended, "updated": report.updated,
             "requests": report.requests}
 
-
-def export_from_airflow(form_id: int) -> dict:
-    """The task body: the app database through `fieldpipe_db`, the target through `google_sheets`."""
-    from fieldpipe.db import connect_airflow
-
-    with connect_airflow() as conn:
-        conn.autocommit = True  # the export commits its row map as it goes
-        return export_form_sheet(conn, form_id, google_connection_fields())

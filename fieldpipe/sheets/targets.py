@@ -22,13 +22,13 @@ from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
 
 from fieldpipe.config import var_dir
+from fieldpipe.pipelines.names import GOOGLE_SHEETS_CONN
 from fieldpipe.sheets.quota import RateLimiter, RetryPolicy, shared_limiter
 
 log = logging.getLogger(__name__)
 
 GOOGLE_API_BASE = "https://sheets.googleapis.com/v4/spreadsheets"
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets"]
-CONNECTION_ID = "google_sheets"
 MAX_REQUEST_BYTES = 1_800_000  # Google recommends about 2 MB a request; keep a margin for the envelope
 
 
@@ -144,7 +144,7 @@ def client_from_connection(password: str | None, extra: Mapping[str, Any] | None
         key = json.loads(key)
     if key is None:
         if base_url.startswith(GOOGLE_API_BASE):
-            raise ValueError(f"connection {CONNECTION_ID!r} has no service-account key (extra keyfile_dict or password)")
+            raise ValueError(f"connection {GOOGLE_SHEETS_CONN!r} has no service-account key (extra keyfile_dict or password)")
         return sheets_client(requests.Session(), base_url=base_url)
     from google.auth.transport.requests import AuthorizedSession
     from google.oauth2.service_account import Credentials
@@ -350,17 +350,6 @@ class XlsxTarget(SheetTarget):
 
 
 # -- choosing a target ---------------------------------------------------------------------------------
-
-def google_connection_fields() -> tuple[str | None, dict] | None:
-    """(password, extra) of the Airflow connection `google_sheets`, or None when it is not configured."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        connection = BaseHook.get_connection(CONNECTION_ID)
-    except AirflowNotFoundException:
-        return None
-    return connection.password, connection.extra_dejson
 
 
 def open_target(form_slug: str, sheet_settings: Mapping[str, Any],

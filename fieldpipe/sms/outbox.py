@@ -224,9 +224,11 @@ def settle_abandoned(conn: psycopg.Connection, lease_s: float, provider: Provide
     return {s: statuses.count(s) for s in ("sent", "queued", "unknown")}
 
 
-def resend(conn: psycopg.Connection, message_id: int, organization_id: int | None = None,
+def resend(conn: psycopg.Connection, organization_id: int | None, message_id: int,
            reason: str = "resent by an operator") -> dict:
-    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept."""
+    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept.
+
+    `organization_id` None (the operator's CLI) reaches any organization's message."""
     scope = "AND organization_id = %(org)s" if organization_id is not None else ""
     row = conn.execute(
         f"SELECT id, status FROM sms_messages WHERE id = %(id)s {scope} FOR UPDATE",
@@ -248,14 +250,14 @@ def resend(conn: psycopg.Connection, message_id: int, organization_id: int | Non
             WHERE id = %s""",
         (message_id,),
     )
-    return get_message(conn, message_id, organization_id)
+    return get_message(conn, organization_id, message_id)
 
 
 MESSAGE_COLUMNS = """id, dedupe_key, kind, recipient, body, template, encoding, segments, status, attempts,
        next_attempt_at, provider, provider_message_id, last_error, created_at, updated_at, sent_at"""
 
 
-def get_message(conn: psycopg.Connection, message_id: int, organization_id: int | None = None) -> dict:
+def get_message(conn: psycopg.Connection, organization_id: int | None, message_id: int) -> dict:
     scope = "AND organization_id = %(org)s" if organization_id is not None else ""
     row = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM sms_messages WHERE id = %(id)s {scope}",
                        {"id": message_id, "org": organization_id}).fetchone()

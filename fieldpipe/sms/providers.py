@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from fieldpipe.config import var_dir
+from fieldpipe.pipelines.names import AWS_CONN, TWILIO_CONN
 
 SNS_RETRYABLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
                        "InternalError", "InternalFailure", "ServiceUnavailable", "KMSThrottling",
@@ -124,7 +125,7 @@ class TwilioProvider:
         self._local = threading.local()  # requests.Session is not thread-safe: one per sender thread
 
     @classmethod
-    def from_connection(cls, conn_id: str = "twilio_default") -> "TwilioProvider":
+    def from_connection(cls, conn_id: str = TWILIO_CONN) -> "TwilioProvider":
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
@@ -206,7 +207,7 @@ class SnsProvider:
 
     name = "sns"
 
-    def __init__(self, conn_id: str = "aws_default", *, sender_id: str | None = None,
+    def __init__(self, conn_id: str = AWS_CONN, *, sender_id: str | None = None,
                  connect_timeout: float = 5.0, read_timeout: float = 15.0):
         from airflow.providers.amazon.aws.hooks.sns import SnsHook
         from botocore.config import Config

@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from fieldpipe.pipelines.names import APP_DB_CONN
+
 
 class SmsDispatchOperator(BaseOperator):
     """Send the due messages of the outbox through the configured provider for at most `max_seconds`.
@@ -18,14 +20,14 @@ class SmsDispatchOperator(BaseOperator):
 
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, max_seconds: float, conn_id: str = "fieldpipe_db", **kwargs: Any):
+    def __init__(self, *, max_seconds: float, conn_id: str = APP_DB_CONN, **kwargs: Any):
         super().__init__(**kwargs)
         self.max_seconds = max_seconds
         self.conn_id = conn_id
 
     def execute(self, context: Any) -> dict:
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.sms.dispatch import dispatch_configured
 
-        report = dispatch_configured(partial(connect_airflow, self.conn_id), max_seconds=self.max_seconds)
+        report = dispatch_configured(partial(app_database, self.conn_id), max_seconds=self.max_seconds)
         return report.as_dict()

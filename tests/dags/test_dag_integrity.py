@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldpipe.dag_parse import convention_problems, parse_in_subprocess
+from fieldpipe.dev.dag_parse import convention_problems, parse_in_subprocess
 from tests.dags import conftest as dags_conftest
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"

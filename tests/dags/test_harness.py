@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldpipe.dag_parse import convention_problems, parse_in_subprocess
+from fieldpipe.dev.dag_parse import convention_problems, parse_in_subprocess
 
 GOOD_DAG = '''
 """Probe DAG.
@@ -20,7 +20,7 @@ Rerun: trigger it again; the write is an upsert.
 import pendulum
 from airflow.sdk import dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 
 
 @dag(doc_md=__doc__, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
@@ -28,10 +28,10 @@ from fieldpipe.dag_defaults import DEFAULT_ARGS
 def {dag_id}():
     @task
     def upsert_organization() -> int:
-        from fieldpipe.db import connect_airflow
+        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.orgs import ensure_organization
 
-        with connect_airflow("{conn_id}") as conn:
+        with app_database("{conn_id}") as conn:
             return ensure_organization(conn, "{slug}", "Probe")
 
     @task

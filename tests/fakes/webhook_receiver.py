@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from fieldpipe.embedded_db import free_port
+from fieldpipe.dev.embedded_db import free_port
 
 
 @dataclass(frozen=True)

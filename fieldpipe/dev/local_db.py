@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from fieldpipe.config import Settings, var_dir
-from fieldpipe.embedded_db import EmbeddedPostgres
+from fieldpipe.dev.embedded_db import EmbeddedPostgres
 
 APP_DATABASE = "fieldpipe"
 AIRFLOW_DATABASE = "airflow"

@@ -44,8 +44,8 @@ class Shape:
 
 def generate(conn: psycopg.Connection, shape: Shape, start: dt.datetime, days: int, org_slug: str = "synthetic") -> int:
     """Create the roster, assessments and marks; return the number of student_marks rows written."""
-    org_id = ensure_organization(conn, org_slug)
-    p = {"org": org_id, "districts": shape.districts, "blocks": shape.blocks_per_district,
+    organization_id = ensure_organization(conn, org_slug)
+    p = {"org": organization_id, "districts": shape.districts, "blocks": shape.blocks_per_district,
          "schools": shape.schools_per_block, "classes": shape.classes_per_school,
          "students": shape.students_per_class, "assessments": shape.assessments,
          "items": shape.items_per_assessment, "start": start, "days": days}

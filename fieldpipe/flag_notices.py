@@ -1,6 +1,6 @@
-"""Flag callbacks: tell the collector what to fix (SMS and `flag.opened` webhooks), and say when it is fixed.
+"""Flag notices: tell the collector what to fix (SMS and `flag.opened` webhooks), and say when it is fixed.
 
-`produce(conn)` runs after validation (the `flag_callbacks` DAG) and works on sets:
+`enqueue_flag_notices(conn)` runs after validation (the `flag_callbacks` DAG) and works on sets:
 
 - flag.opened: every response revision that is the response's current one and has open flags whose rule
   says `notify: collector`, and that was never announced, gets ONE notification listing those flags:
@@ -12,7 +12,7 @@
   "closed and nothing open" is only seen once the edit has really been validated.
 
 Each announcement is first written to `flag_notifications` (ON CONFLICT DO NOTHING); only rows this run
-inserted produce messages, and the SMS and delivery dedupe keys make even a repeated production harmless.
+inserted lead to messages, and the SMS and delivery dedupe keys make even a repeated run harmless.
 All of it happens in the caller's transaction: the ledger rows and the outbox rows commit together.
 """
 
@@ -26,12 +26,12 @@ from fieldpipe.sms.outbox import NewMessage
 from fieldpipe.sms.outbox import enqueue as enqueue_sms
 from fieldpipe.webhooks import delivery
 
-log = logging.getLogger("fieldpipe.callbacks")
+log = logging.getLogger("fieldpipe.flag_notices")
 
 SMS_KIND = "flag"
 SMS_MESSAGES_LISTED = 3  # the SMS quotes the first few violations; the webhook carries them all
 
-# Record the candidates as announced; only the rows this transaction inserted go on to produce messages.
+# Record the candidates as announced; only the rows this transaction inserted go on to messages.
 ANNOUNCE = """announced AS (
     INSERT INTO flag_notifications (response_id, revision, event)
     SELECT response_id, revision, %(event)s FROM candidates
@@ -108,7 +108,7 @@ def _events(rows: list[dict], event: str) -> list[dict]:
              "data": r["data"]} for r in rows]
 
 
-def produce(conn: psycopg.Connection, batch: int = 5000,
+def enqueue_flag_notices(conn: psycopg.Connection, batch: int = 5000,
             policy: delivery.DeliveryPolicy = delivery.DeliveryPolicy()) -> dict[str, int]:
     """Announce new flag sets and resolutions (batch by batch, each in its own transaction); returns counts."""
     counts = {"opened": 0, "sms": 0, "resolved": 0, "deliveries": 0}
@@ -127,6 +127,6 @@ def produce(conn: psycopg.Connection, batch: int = 5000,
                 counts["deliveries"] += delivery.enqueue(conn, _events(rows, event), policy)
             if len(rows) < batch:
                 break
-    log.info("flag callbacks: %(opened)d flag sets announced (%(sms)d SMS queued), %(resolved)d resolved, "
+    log.info("flag notices: %(opened)d flag sets announced (%(sms)d SMS queued), %(resolved)d resolved, "
              "%(deliveries)d webhook deliveries queued", counts)
     return counts

@@ -1,6 +1,6 @@
 """The demo school (UDISE 02010100101) with class 5A, its students, an LO assessment and a class's marks.
 
-Loaded by `fieldpipe.demo.load_demo` (`make up`); idempotent: the marks go in under a fixed submission id,
+Loaded by `fieldpipe.dev.demo.load_demo` (`make up`); idempotent: the marks go in under a fixed submission id,
 so loading again is a duplicate, not a second submission.
 """
 
@@ -30,18 +30,18 @@ def _exists(create) -> None:
             raise
 
 
-def load_demo_assessments(conn: psycopg.Connection, org_id: int) -> int:
+def load_demo_assessments(conn: psycopg.Connection, organization_id: int) -> int:
     """Create the demo school, class, students and assessment unless present; return the assessment id."""
-    _exists(lambda: roster.create_school(conn, org_id, {"udise": DEMO_UDISE, "name": "GSSS Demo, Mashobra",
+    _exists(lambda: roster.create_school(conn, organization_id, {"udise": DEMO_UDISE, "name": "GSSS Demo, Mashobra",
                                                        "district": "Shimla", "block": "Mashobra"}))
-    _exists(lambda: roster.create_class(conn, org_id, DEMO_UDISE, {"grade": 5, "section": "A"}))
-    class_id = next(c["id"] for c in roster.list_classes(conn, org_id, DEMO_UDISE) if (c["grade"], c["section"]) == (5, "A"))
-    imported = roster.import_students(conn, org_id, class_id, [{"roll_number": r, "name": n} for r, n in STUDENTS])
+    _exists(lambda: roster.create_class(conn, organization_id, DEMO_UDISE, {"grade": 5, "section": "A"}))
+    class_id = next(c["id"] for c in roster.list_classes(conn, organization_id, DEMO_UDISE) if (c["grade"], c["section"]) == (5, "A"))
+    imported = roster.import_students(conn, organization_id, class_id, [{"roll_number": r, "name": n} for r, n in STUDENTS])
     student_ids = {s["roll_number"]: s["id"] for s in imported["students"]}
     row = conn.execute("SELECT id FROM assessments WHERE organization_id = %s AND title = %s",
-                       (org_id, DEMO_ASSESSMENT_TITLE)).fetchone()
+                       (organization_id, DEMO_ASSESSMENT_TITLE)).fetchone()
     if row is None:
-        assessment_id = definitions.create_assessment(conn, org_id, {
+        assessment_id = definitions.create_assessment(conn, organization_id, {
             "title": DEMO_ASSESSMENT_TITLE, "type": "LO", "evaluation": "Marks", "outcome": "TSP",
             "items": [{"key": "LO1", "label": "Adds and subtracts 3-digit numbers", "max_marks": 10},
                       {"key": "LO2", "label": "Reads time on a clock", "max_marks": 5},
@@ -55,7 +55,7 @@ def load_demo_assessments(conn: psycopg.Connection, org_id: int) -> int:
     entries = [{"student_id": student_ids[roll], "is_present": marks is not None,
                 **({"marks": dict(zip(("LO1", "LO2", "LO3"), marks))} if marks else {})}
                for roll, marks in MARKS.items()]
-    submissions.submit_student_marks(conn, org_id, assessment_id, {
+    submissions.submit_student_marks(conn, organization_id, assessment_id, {
         "submission_id": DEMO_SUBMISSION_ID, "class_id": class_id, "submitted_at": "2026-11-02T11:00:00+05:30",
         "collector": {"id": "demo-teacher"}, "entries": entries})
     _backdate_demo_marks(conn)

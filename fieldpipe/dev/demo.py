@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from fieldpipe import forms
-from fieldpipe.assessments.demo import load_demo_assessments
+from fieldpipe.dev.demo_assessments import load_demo_assessments
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.problems import Problem
 
@@ -53,13 +53,13 @@ DEMO_FORMS = [HOUSEHOLD_SURVEY, WATER_POINT_AUDIT]
 
 def load_demo(conn: psycopg.Connection) -> int:
     """Create the demo organization and its forms unless they exist; return the organization id."""
-    org_id = ensure_organization(conn, DEMO_ORG, "Demo organization")
+    organization_id = ensure_organization(conn, DEMO_ORG, "Demo organization")
     for definition in DEMO_FORMS:
         try:
             with conn.transaction():
-                forms.create_form(conn, org_id, definition)
+                forms.create_form(conn, organization_id, definition)
         except Problem as problem:
             if problem.slug != "already-exists":
                 raise
-    load_demo_assessments(conn, org_id)
-    return org_id
+    load_demo_assessments(conn, organization_id)
+    return organization_id

@@ -1,11 +1,11 @@
-"""Flag callbacks end to end: a flagged response produces one SMS and one signed webhook; an edit that
+"""Flag notices end to end: a flagged response produces one SMS and one signed webhook; an edit that
 passes produces `flag.resolved`. Real validation, real outbox tables, a real local HTTP receiver."""
 
 import textwrap
 
 import pytest
 
-from fieldpipe.callbacks import produce
+from fieldpipe.flag_notices import enqueue_flag_notices
 from fieldpipe.rules.validate import validate_slug
 from fieldpipe.webhooks.delivery import DeliveryPolicy, deliver_due
 from fieldpipe.webhooks.signing import SIGNATURE_HEADER, verify_signature
@@ -54,9 +54,9 @@ def survey(make_form):
 
 
 def pipeline(conn):
-    """What the DAGs do after ingestion: validate_responses, then flag_callbacks (produce and deliver)."""
+    """What the DAGs do after ingestion: validate_responses, then flag_callbacks (enqueue notices and deliver)."""
     validate_slug(conn, "household-survey")
-    produced = produce(conn)
+    produced = enqueue_flag_notices(conn)
     deliver_due(conn, POLICY)
     return produced
 
@@ -120,7 +120,7 @@ def test_an_edit_that_passes_sends_resolved_and_one_that_fails_announces_the_new
 
     fixed = {"answers": {**body["answers"], "monthly_income": 5000, "monthly_savings": 1000}}
     assert client.put(edit_path, json=fixed, headers=auth(collector_key)).status_code == 200
-    produce(conn)  # before validation has seen the edit: nothing is resolved yet
+    enqueue_flag_notices(conn)  # before validation has seen the edit: nothing is resolved yet
     assert pipeline(conn)["resolved"] == 2  # both announced revisions are now settled
     assert pipeline(conn) == {"opened": 0, "sms": 0, "resolved": 0, "deliveries": 0}
     resolved = [r.json() for r in receiver.requests if r.json()["type"] == "flag.resolved"]

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fieldpipe.airflow_runtime import POOLS
 from fieldpipe.config import REPO_ROOT
+from fieldpipe.pipelines.names import POOLS
 
 HEAVY_MODULES = ("pandas", "great_expectations", "pyarrow")
 OWNER = "fieldpipe"
@@ -47,7 +47,7 @@ def parse_in_subprocess(dags_folder: Path, env: dict[str, str] | None = None, ti
         child_env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
         # Parsing needs no metadata database; a closed port makes any attempt fail loudly.
         child_env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg://parse-only@127.0.0.1:9/none")
-        result = subprocess.run([sys.executable, "-m", "fieldpipe.dag_parse", str(dags_folder), str(out)],
+        result = subprocess.run([sys.executable, "-m", "fieldpipe.dev.dag_parse", str(dags_folder), str(out)],
                                 env=child_env, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0 or not out.exists():
             raise RuntimeError(f"parsing {dags_folder} crashed (exit {result.returncode}):\n{result.stderr[-3000:]}")
@@ -105,7 +105,7 @@ def _dag_problems(dag: dict, folder: Path) -> list[str]:
             problems.append(f"{at}: retry_exponential_backoff is off")
         if task["pool"] not in KNOWN_POOLS:
             # A task in a pool that does not exist waits forever without an error.
-            problems.append(f"{at}: pool {task['pool']!r} is not created at init (add it to airflow_runtime.POOLS)")
+            problems.append(f"{at}: pool {task['pool']!r} is not created at init (add it to fieldpipe.pipelines.names.POOLS)")
     return problems
 
 

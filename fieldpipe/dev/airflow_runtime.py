@@ -26,18 +26,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fieldpipe.config import REPO_ROOT, var_dir
 from fieldpipe.db import sqlalchemy_url
+from fieldpipe.pipelines.names import CONNECTION_IDS, POOLS
 
-API_PORT = 8080
+AIRFLOW_API_PORT = 8080
 ADMIN_USER = "admin"
 LOCAL_MOTO_PORT = 5055
 LOCAL_TWILIO_PORT = 8098  # `python -m tests.fakes.twilio_server --port 8098`
-
-# A task that names a pool which does not exist waits forever without an error, so every pool the
-# DAGs use is created by `init_metadata` (and by docker-compose's init service through it).
-POOLS: dict[str, tuple[int, str]] = {
-    "sheets_api": (2, "Google Sheets exports: Google allows 300 requests a minute per project"),
-    "sms": (2, "SMS dispatch: provider rate limits are enforced inside each task"),
-}
 
 
 def airflow_home() -> Path:
@@ -139,8 +133,8 @@ def airflow_env(app_db_url: str, metadata_db_url: str, home: Path, *, dags_folde
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
-        "AIRFLOW__API__PORT": str(API_PORT),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+        "AIRFLOW__API__PORT": str(AIRFLOW_API_PORT),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_API_PORT}/execution/",
     }
     for name, value in (connections or {}).items():
         env[name] = os.environ.get(name, value)
@@ -182,9 +176,6 @@ def init_metadata() -> None:
     db.upgradedb()  # creates the schema on an empty database, migrates an older one, no-op otherwise
     for name, (slots, description) in POOLS.items():
         Pool.create_or_update_pool(name, slots, description, include_deferred=False)
-
-
-CONNECTION_IDS = ("fieldpipe_db", "aws_default", "google_sheets", "twilio_default")
 
 
 def ensure_own_metadata_database() -> None:

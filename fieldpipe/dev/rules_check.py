@@ -18,7 +18,7 @@ from fieldpipe.rules.loader import RulesFileError, load_file, rules_dir
 
 def _database_forms(slugs: list[str]) -> dict[str, list[tuple[str, list[dict]]]] | None:
     """{slug: [(organization/slug, questions)]} from the database, or None when none is reachable."""
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
 
     try:
         url = os.environ.get("DATABASE_URL") or database_url(start=False)
@@ -39,7 +39,7 @@ def _database_forms(slugs: list[str]) -> dict[str, list[tuple[str, list[dict]]]]
 
 
 def _demo_forms() -> dict[str, list[tuple[str, list[dict]]]]:
-    from fieldpipe.demo import DEMO_FORMS, DEMO_ORG
+    from fieldpipe.dev.demo import DEMO_FORMS, DEMO_ORG
     from fieldpipe.forms import check_questions
 
     return {d["slug"]: [(f"{DEMO_ORG}/{d['slug']} (demo definition)", check_questions(d["questions"])[0])]

@@ -24,11 +24,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldpipe import airflow_runtime
+from fieldpipe.dev import airflow_runtime
 from fieldpipe.config import REPO_ROOT, var_dir
 from fieldpipe.db import connect, migrate
 
-API_PORT = 5000
+INGESTION_API_PORT = 5000
 READY_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 20
 BIN = Path(sys.executable).parent
@@ -139,14 +139,14 @@ def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
     api_env = af_env
     airflow = str(BIN / "airflow")
     return [
-        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{API_PORT}",
+        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}",
                         "--workers", "2", "--threads", "4", "--access-logfile", "-"],
-                api_env, API_PORT, f"http://127.0.0.1:{API_PORT}/healthz"),
+                api_env, INGESTION_API_PORT, f"http://127.0.0.1:{INGESTION_API_PORT}/healthz"),
         Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],
                 base_env, airflow_runtime.LOCAL_MOTO_PORT),
         Service("airflow-api-server", [airflow, "api-server", "--host", "127.0.0.1",
-                                       "--port", str(airflow_runtime.API_PORT)],
-                af_env, airflow_runtime.API_PORT, f"http://127.0.0.1:{airflow_runtime.API_PORT}/api/v2/version"),
+                                       "--port", str(airflow_runtime.AIRFLOW_API_PORT)],
+                af_env, airflow_runtime.AIRFLOW_API_PORT, f"http://127.0.0.1:{airflow_runtime.AIRFLOW_API_PORT}/api/v2/version"),
         Service("airflow-scheduler", [airflow, "scheduler"], af_env),
         Service("airflow-dag-processor", [airflow, "dag-processor"], af_env),
         Service("airflow-triggerer", [airflow, "triggerer"], af_env),
@@ -171,10 +171,10 @@ def _wait_until_healthy(services: list[Service]) -> Service | None:
 
 
 def run_up() -> int:
-    from fieldpipe.demo import load_demo
-    from fieldpipe.local_db import AIRFLOW_DATABASE, database_url, embedded_server
+    from fieldpipe.dev.demo import load_demo
+    from fieldpipe.dev.local_db import AIRFLOW_DATABASE, database_url, embedded_server
 
-    busy = [port for port in (API_PORT, airflow_runtime.API_PORT, airflow_runtime.LOCAL_MOTO_PORT) if _port_open(port)]
+    busy = [port for port in (INGESTION_API_PORT, airflow_runtime.AIRFLOW_API_PORT, airflow_runtime.LOCAL_MOTO_PORT) if _port_open(port)]
     if busy:
         say(f"port(s) {', '.join(map(str, busy))} already in use: is another `make up` running? Stop it first.")
         return 1
@@ -214,9 +214,9 @@ def run_up() -> int:
         print(f"""
   fieldpipe is running. Ctrl-C stops everything.
 
-  Ingestion API   http://localhost:{API_PORT}/api/v1        docs: http://localhost:{API_PORT}/api/v1/docs
+  Ingestion API   http://localhost:{INGESTION_API_PORT}/api/v1        docs: http://localhost:{INGESTION_API_PORT}/api/v1/docs
   Demo admin key  {key}   (also in var/demo_admin_key)
-  Airflow UI      http://localhost:{airflow_runtime.API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
+  Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Logs            var/log/
 """, flush=True)
         while True:

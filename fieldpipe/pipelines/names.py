@@ -1,0 +1,25 @@
+"""Asset URIs, pools and Airflow connection ids: every name the pipelines share, declared once.
+
+Imports nothing, so the domain, the operators, the DAGs and the Airflow runtime can all use it.
+"""
+
+# Assets: a producer task lists one in its outlets; the consuming DAG schedules on it.
+FLAGS_ASSET = "fieldpipe.flags"  # validate_responses wrote flags; flag_callbacks announces them
+SMS_OUTBOX_ASSET = "fieldpipe.sms_outbox"  # messages were queued; send_sms runs at once
+ASSESSMENT_SUMMARIES_ASSET = "fieldpipe.assessment_summaries"  # aggregate_assessments wrote summaries
+
+# Pools. A task that names a pool which does not exist waits forever without an error, so every pool
+# here is created by the Airflow runtime's init (and docker-compose's init service through it).
+SHEETS_POOL = "sheets_api"
+SMS_POOL = "sms"
+POOLS: dict[str, tuple[int, str]] = {
+    SHEETS_POOL: (2, "Google Sheets exports: Google allows 300 requests a minute per project"),
+    SMS_POOL: (2, "SMS dispatch: provider rate limits are enforced inside each task"),
+}
+
+# Airflow connections (docs/airflow.md lists their local and production values).
+APP_DB_CONN = "fieldpipe_db"
+AWS_CONN = "aws_default"
+GOOGLE_SHEETS_CONN = "google_sheets"
+TWILIO_CONN = "twilio_default"
+CONNECTION_IDS = (APP_DB_CONN, AWS_CONN, GOOGLE_SHEETS_CONN, TWILIO_CONN)
