@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import IO, Iterator
 
 from fieldpipe.config import Settings
+from fieldpipe.pipelines.names import AWS_CONN
 
-AWS_CONN_ID = "aws_default"
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def default_store() -> ObjectStore:
 
     The client is built once per process and bucket: making one costs tens of milliseconds.
     """
-    return _store(Settings.from_env().bucket, AWS_CONN_ID)
+    return _store(Settings.from_env().bucket, AWS_CONN)
 
 
 def forget_clients() -> None:
