@@ -1,0 +1,186 @@
+"""Who may call what, tried on every route of the app, so a route added later cannot be forgotten.
+
+The routes come from Flask's route table; which of them need an admin key comes from the OpenAPI document
+(an operation that documents 403), an independent statement of intent: flipping `endpoint(admin=True)` in a
+view does not change it. Each bad actor must get the refusal and change nothing: every table's content is
+fingerprinted before and after.
+- a collector key on an admin route: 403;
+- a collector key on any other route: never 403 (so an admin-only flag set by mistake is caught too);
+- no key: 401;
+- another organization's admin key with this organization's ids: 404, for every route that takes an id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from fieldpipe.sms.outbox import NewMessage, enqueue as enqueue_sms
+from fieldpipe.webhooks.delivery import enqueue as enqueue_deliveries
+from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
+from tests.helpers import auth, submission
+
+UDISE = "02010100777"
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(monkeypatch):
+    monkeypatch.setenv(ALLOW_NETS_ENV, "127.0.0.0/8")
+
+
+def api_routes(app) -> list[tuple[str, str, str]]:
+    """(method, Flask rule, OpenAPI path) for every authenticated route: everything under /api/v1 but the docs."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint.startswith("docs."):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        routes += [(method, rule.rule, path) for method in sorted(rule.methods & set(METHODS))]
+    assert len(routes) > 20, "the route table looks empty"
+    return routes
+
+
+def admin_only(doc: dict, method: str, path: str) -> bool:
+    operation = doc["paths"][path][method.lower()]
+    return "403" in operation["responses"]
+
+
+def fill(rule: str, ids: dict) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        assert name in ids, f"route {rule} takes <{name}>: give the access matrix a real {name} to try"
+        return str(ids[name])
+
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", value, rule)
+
+
+def fingerprint(conn) -> dict[str, str]:
+    """Every application table's full content as one hash per table: any write shows."""
+    tables = [r["tablename"] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
+    return {t: conn.execute(f'SELECT md5(coalesce(string_agg(x::text, \'|\' ORDER BY x::text), \'\')) AS h '
+                            f'FROM "{t}" x').fetchone()["h"] for t in tables}
+
+
+@pytest.fixture
+def world(client, conn, admin_key, make_form):
+    """One organization (acme) with one of everything a route can name, each in a state a route could change:
+    a form with a response, a school with a class and a student, a subject, an assessment, a failed SMS
+    message and a failed webhook delivery. Returns the ids by the name of the route parameter."""
+    h = auth(admin_key)
+    form = make_form(slug="acme-only-survey")
+    response = submission()
+    assert client.post(f"/api/v1/forms/{form['slug']}/responses", json=response, headers=h).status_code == 201
+    assert client.post("/api/v1/schools", json={"udise": UDISE, "name": "GPS Access", "district": "Shimla",
+                                                 "block": "Mashobra"}, headers=h).status_code == 201
+    klass = client.post(f"/api/v1/schools/{UDISE}/classes", json={"grade": 5, "section": "A"}, headers=h).get_json()
+    student = client.post(f"/api/v1/classes/{klass['id']}/students", headers=h,
+                          json={"students": [{"roll_number": "1", "name": "Asha"}]}).get_json()["students"][0]
+    assert client.post("/api/v1/subjects", json={"code": "maths", "name": "Maths"}, headers=h).status_code == 201
+    assessment = client.post("/api/v1/assessments", headers=h, json={
+        "title": "LO check", "type": "LO", "evaluation": "Marks", "outcome": "TSP",
+        "items": [{"key": "LO1", "max_marks": 10}], "pass_criterion": {"min_percent": 40},
+        "class_ids": [klass["id"]], "deadline": "2099-01-01T00:00:00+05:30"})
+    assert assessment.status_code == 201, assessment.get_json()
+    hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["flag.opened"]},
+                       headers=h)
+    assert hook.status_code == 201, hook.get_json()
+    org = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
+    enqueue_deliveries(conn, [{"organization_id": org, "event": "flag.opened", "event_key": "flag.opened:1",
+                               "data": {"flag": 1}}])
+    enqueue_sms(conn, [NewMessage("announcement:1:+919876543210", "announcement", org, "+919876543210", "hello")])
+    conn.execute("UPDATE webhook_deliveries SET status = 'failed'")
+    conn.execute("UPDATE sms_messages SET status = 'failed'")
+    return {
+        "slug": form["slug"], "submission_id": response["submission_id"], "udise": UDISE, "class_id": klass["id"],
+        "student_id": student["id"], "assessment_id": assessment.get_json()["id"],
+        "webhook_id": hook.get_json()["id"],
+        "delivery_id": conn.execute("SELECT id FROM webhook_deliveries").fetchone()["id"],
+        "message_id": conn.execute("SELECT id FROM sms_messages").fetchone()["id"],
+    }
+
+
+def call(client, method: str, url: str, key: str | None):
+    headers = auth(key) if key else {}
+    return client.open(url, method=method, json={} if method in ("POST", "PUT", "PATCH") else None, headers=headers)
+
+
+def test_the_issue_12_routes_are_among_the_admin_ones(app, client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    admin = {(m, p) for m, _, p in api_routes(app) if admin_only(doc, m, p)}
+    assert {("DELETE", "/api/v1/webhooks/{webhook_id}"), ("POST", "/api/v1/schools"),
+            ("POST", "/api/v1/messages/{message_id}/resend"), ("POST", "/api/v1/forms")} <= admin
+
+
+def test_a_collector_gets_403_on_every_admin_route_and_changes_nothing(app, client, conn, world, collector_key):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    before = fingerprint(conn)
+    wrong = []
+    for method, rule, path in api_routes(app):
+        if not admin_only(doc, method, path):
+            continue
+        resp = call(client, method, fill(rule, world), collector_key)
+        if resp.status_code != 403 or resp.get_json()["code"] != "403.1":
+            wrong.append(f"{method} {rule}: {resp.status_code}")
+    assert wrong == []
+    assert fingerprint(conn) == before
+
+
+def test_a_collector_is_never_refused_for_its_role_on_the_other_routes(app, client, world, collector_key):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    refused = [f"{m} {rule}" for m, rule, path in api_routes(app)
+               if not admin_only(doc, m, path) and call(client, m, fill(rule, world), collector_key).status_code == 403]
+    assert refused == []
+
+
+def test_every_route_without_a_key_is_401_and_changes_nothing(app, client, conn, world):
+    before = fingerprint(conn)
+    wrong = [f"{m} {rule}: {status}" for m, rule, _ in api_routes(app)
+             if (status := call(client, m, fill(rule, world), None).status_code) != 401]
+    assert wrong == []
+    assert fingerprint(conn) == before
+
+
+def test_another_organizations_admin_gets_404_for_every_id_and_changes_nothing(app, client, conn, world,
+                                                                                other_org_admin_key):
+    before = fingerprint(conn)
+    wrong = []
+    tried = 0
+    for method, rule, _ in api_routes(app):
+        if "<" not in rule:
+            continue
+        tried += 1
+        resp = call(client, method, fill(rule, world), other_org_admin_key)
+        if resp.status_code != 404 or resp.get_json()["code"] != "404.1":
+            wrong.append(f"{method} {rule}: {resp.status_code} {resp.get_json()}")
+    assert tried > 15 and wrong == []
+    assert fingerprint(conn) == before
+
+
+def test_the_owner_reaches_every_id_the_matrix_tries(app, client, world, admin_key):
+    """The 404s above mean "not yours", not "no such thing": the owning admin finds each one."""
+    missing = [f"{m} {rule}" for m, rule, _ in api_routes(app)
+               if "<" in rule and m == "GET" and call(client, m, fill(rule, world), admin_key).status_code == 404]
+    assert missing == []
+
+
+@pytest.mark.parametrize("method, url", [
+    ("POST", "/api/v1/messages/{message_id}/resend"),
+    ("POST", "/api/v1/deliveries/{delivery_id}/retry"),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"),
+    ("DELETE", "/api/v1/students/{student_id}"),
+])
+def test_what_another_organization_could_not_do_its_owner_can(client, conn, world, admin_key, method, url):
+    """The same calls by the owner succeed, so the refusals above are about the organization, not the state."""
+    resp = client.open(url.format(**world), method=method, headers=auth(admin_key))
+    assert resp.status_code in (200, 204), resp.get_json()
+
+
+def test_a_submission_id_of_another_form_is_404_not_a_leak(client, world, admin_key, make_form):
+    other = make_form(slug="second-survey")
+    resp = client.get(f"/api/v1/forms/{other['slug']}/responses/{world['submission_id']}", headers=auth(admin_key))
+    assert resp.status_code == 404
+    assert client.get(f"/api/v1/forms/{world['slug']}/responses/{uuid.uuid4()}", headers=auth(admin_key)).status_code == 404
