@@ -90,7 +90,8 @@ PATHS: dict[str, dict] = {
     "/api/v1/deliveries": {
         "get": _op("List webhook deliveries, newest first", admin=True,
                    params=[_query("status", "queued, sending, delivered, failed or cancelled"),
-                           _query("limit", "Page size, 1-1000 (default 100)", "integer")],
+                           _query("limit", "Page size, 1-1000 (default 100)", "integer"),
+                           _query("cursor", "next_cursor of the previous page")],
                    schema="DeliveryList", errors=("422",)),
     },
     "/api/v1/deliveries/{delivery_id}": {
@@ -106,7 +107,7 @@ PATHS: dict[str, dict] = {
                    params=[_query("status", "queued, sending, sent, failed or unknown"),
                            _query("kind", "receipt, flag, announcement, ..."),
                            _query("limit", "Page size, 1-1000 (default 100)", "integer"),
-                           _query("after_id", "next_after_id of the previous page", "integer")],
+                           _query("cursor", "next_cursor of the previous page")],
                    schema="MessagePage", errors=("422",)),
     },
     "/api/v1/messages/{message_id}": {
@@ -243,7 +244,7 @@ SCHEMAS: dict[str, dict] = {
                         "created_at": {"type": "string", "format": "date-time"}}}}}},
     "MessagePage": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-        "next_after_id": {"type": ["integer", "null"]}}},
+        "next_cursor": {"type": ["string", "null"]}}},
 }
 
 ASSESSMENT = _path_param("assessment_id", "The assessment's id")

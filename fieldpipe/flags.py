@@ -17,12 +17,13 @@ from typing import Any
 
 import psycopg
 
+from fieldpipe import paging
 from fieldpipe.problems import FieldError, invalid
 
 # Ingestion commits a moment after it stamps updated_at; re-reading this much of the past catches such rows.
 REVISIT_WINDOW = dt.timedelta(minutes=2)
 FLAG_STATUSES = ("open", "closed", "all")
-MAX_PAGE = 1000
+FLAGS = paging.Keyset("flags", int)
 EVERYTHING = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
@@ -144,29 +145,17 @@ def flag_body(row: dict) -> dict:
     }
 
 
-def list_flags(conn: psycopg.Connection, form: dict, *, status: str = "open", limit: int = 100,
-               after: Any = None) -> dict:
-    """A page of the form's flags in id order; `after` is the next_cursor of the previous page."""
-    errors = []
+def list_flags(conn: psycopg.Connection, form: dict, page: paging.Page, *, status: str = "open") -> dict:
+    """A page of the form's flags in id order."""
     if status not in FLAG_STATUSES:
-        errors.append(FieldError("status", "enum", f"must be one of {', '.join(FLAG_STATUSES)}"))
-    if not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
-    try:
-        after_id = int(after) if after not in (None, "") else 0
-    except ValueError:
-        errors.append(FieldError("cursor", "format", "pass next_cursor from a previous page unchanged"))
-        after_id = 0
-    if errors:
-        raise invalid(errors)
+        raise invalid([FieldError("status", "enum", f"must be one of {', '.join(FLAG_STATUSES)}")])
     rows = conn.execute(
         f"""SELECT {FLAG_COLUMNS} FROM flags f JOIN responses r ON r.id = f.response_id
              WHERE f.form_id = %s AND f.id > %s AND (%s = 'all' OR f.status = %s)
              ORDER BY f.id LIMIT %s""",
-        (form["id"], after_id, status, status, limit + 1),
+        (form["id"], page.after[0] if page.after else 0, status, status, page.fetch),
     ).fetchall()
-    page = rows[:limit]
-    return {"items": [flag_body(r) for r in page], "next_cursor": str(page[-1]["id"]) if len(rows) > limit else None}
+    return page.answer(rows, key=lambda r: (r["id"],), shape=flag_body)
 
 
 def open_flags(conn: psycopg.Connection, form: dict, submission_id: str) -> list[dict]:

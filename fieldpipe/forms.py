@@ -12,10 +12,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fieldpipe import paging
 from fieldpipe.answers import CHOICE_TYPES, QUESTION_TYPES
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+FORMS = paging.Keyset("forms", str)  # ORDER BY slug
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 QUESTION_FIELDS = {"key", "label", "type", "required", "choices", "mask", "hint"}
 
@@ -156,14 +158,14 @@ def get_version(conn: psycopg.Connection, form_id: int, version: int) -> dict | 
     ).fetchone()
 
 
-def list_forms(conn: psycopg.Connection, organization_id: int) -> list[dict]:
+def list_forms(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(
         """SELECT f.*, v.questions FROM forms f
              JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s ORDER BY f.slug""",
-        (organization_id,),
+            WHERE f.organization_id = %s AND f.slug > %s ORDER BY f.slug LIMIT %s""",
+        (organization_id, page.after[0] if page.after else "", page.fetch),
     ).fetchall()
-    return [_form_body(r, r["questions"]) for r in rows]
+    return page.answer(rows, key=lambda r: (r["slug"],), shape=lambda r: _form_body(r, r["questions"]))
 
 
 def update_form(conn: psycopg.Connection, organization_id: int, slug: str, payload: Any) -> dict:

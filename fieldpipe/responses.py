@@ -7,9 +7,7 @@ id exists is a duplicate when its answers hash like the first submission's, else
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +19,13 @@ from fieldpipe.answers import (
     CHOICE_TYPES, AnswerError, check_answers, content_hash, normalize_phone, search_words, split_words,
 )
 from fieldpipe.forms import get_version
-from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe import paging
+from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.sms.receipts import enqueue_receipts
 
 MAX_BATCH = 1000
-MAX_PAGE = 1000
+RESPONSES = paging.Keyset("responses", dt.datetime, int)  # ORDER BY received_at, id
+REVISIONS = paging.Keyset("revisions", int)
 
 RESPONSE_COLUMNS = """r.id, r.submission_id, r.revision, r.collector_id, r.collector_phone, r.submitted_at,
        r.received_at, r.updated_at, r.answers, v.version AS form_version"""
@@ -256,21 +256,23 @@ def get_response(conn: psycopg.Connection, form: dict, submission_id: str) -> di
     return record_body(form["slug"], _lookup(conn, form, submission_id))
 
 
-def list_revisions(conn: psycopg.Connection, form: dict, submission_id: str) -> list[dict]:
+def list_revisions(conn: psycopg.Connection, form: dict, submission_id: str, page: paging.Page) -> dict:
+    """A page of a response's revisions, oldest first."""
     row = _lookup(conn, form, submission_id)
     rows = conn.execute(
         """SELECT rr.revision, v.version AS form_version, rr.collector_id, rr.collector_phone, rr.submitted_at,
                   rr.created_at, rr.answers
              FROM response_revisions rr JOIN form_versions v ON v.id = rr.form_version_id
-            WHERE rr.response_id = %s ORDER BY rr.revision""",
-        (row["id"],),
+            WHERE rr.response_id = %s AND rr.revision > %s ORDER BY rr.revision LIMIT %s""",
+        (row["id"], page.after[0] if page.after else 0, page.fetch),
     ).fetchall()
-    return [
-        {"revision": r["revision"], "form_version": r["form_version"],
-         "collector": {"id": r["collector_id"], "phone": r["collector_phone"]},
-         "submitted_at": r["submitted_at"], "created_at": r["created_at"], "answers": r["answers"]}
-        for r in rows
-    ]
+    return page.answer(rows, key=lambda r: (r["revision"],), shape=revision_body)
+
+
+def revision_body(row: dict) -> dict:
+    return {"revision": row["revision"], "form_version": row["form_version"],
+            "collector": {"id": row["collector_id"], "phone": row["collector_phone"]},
+            "submitted_at": row["submitted_at"], "created_at": row["created_at"], "answers": row["answers"]}
 
 
 def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payload: Any) -> tuple[dict, bool]:
@@ -309,30 +311,14 @@ def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payl
     return record_body(form["slug"], {**row, "form_version": sub.form_version}), True
 
 
-def _encode_cursor(received_at: dt.datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([received_at.isoformat(), row_id]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
-    try:
-        received_at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return dt.datetime.fromisoformat(received_at), int(row_id)
-    except (ValueError, TypeError):
-        raise Problem("bad-request", "cursor is not one this API handed out",
-                      [FieldError("cursor", "format", "pass next_cursor from a previous page unchanged")]) from None
-
-
-def list_responses(conn: psycopg.Connection, form: dict, *, limit: int = 100, cursor: str | None = None,
-                   since: str | None = None, answer_filters: dict[str, str] | None = None,
-                   q: str | None = None) -> dict:
+def list_responses(conn: psycopg.Connection, form: dict, page: paging.Page, *, since: str | None = None,
+                   answer_filters: dict[str, str] | None = None, q: str | None = None) -> dict:
     """A page of responses in (received_at, id) order, using the indexes for every filter.
 
     `answer_filters` match choice answers exactly (a multi-choice answer matches when it contains the value),
     through the GIN index on `answers`; `q` matches responses whose text answers contain every word.
     """
     errors: list[FieldError] = []
-    if not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
     clauses, params = ["r.form_id = %s"], [form["id"]]
     if since:
         since_at = parse_timestamp(since, "since", errors)
@@ -356,17 +342,14 @@ def list_responses(conn: psycopg.Connection, form: dict, *, limit: int = 100, cu
         if words:
             clauses.append("r.search_words @> %s::text[]")
             params.append(words)
-    if cursor:
-        after_at, after_id = _decode_cursor(cursor)
+    if page.after:
         clauses.append("(r.received_at, r.id) > (%s, %s)")
-        params += [after_at, after_id]
+        params += page.after
     if errors:
         raise invalid(errors)
     rows = conn.execute(
         f"""SELECT {RESPONSE_COLUMNS} FROM responses r JOIN form_versions v ON v.id = r.form_version_id
              WHERE {' AND '.join(clauses)} ORDER BY r.received_at, r.id LIMIT %s""",
-        (*params, limit + 1),
+        (*params, page.fetch),
     ).fetchall()
-    page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1]["received_at"], page[-1]["id"]) if len(rows) > limit else None
-    return {"items": [record_body(form["slug"], r) for r in page], "next_cursor": next_cursor}
+    return page.answer(rows, key=lambda r: (r["received_at"], r["id"]), shape=lambda r: record_body(form["slug"], r))

@@ -61,7 +61,7 @@ def test_since_filters_on_received_time(client, responses, collector_key):
 def test_bad_listing_parameters(client, responses, collector_key):
     assert client.get(URL, query_string={"answer.monthly_income": "5"}, headers=auth(collector_key)).status_code == 422
     assert client.get(URL, query_string={"limit": 0}, headers=auth(collector_key)).status_code == 422
-    assert client.get(URL, query_string={"cursor": "garbage"}, headers=auth(collector_key)).status_code == 400
+    assert client.get(URL, query_string={"cursor": "garbage"}, headers=auth(collector_key)).status_code == 422
     assert client.get(URL, query_string={"since": "last week"}, headers=auth(collector_key)).status_code == 422
 
 

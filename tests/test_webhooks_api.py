@@ -130,7 +130,7 @@ def test_failed_deliveries_are_listed_and_replayed(client, conn, db_url, admin_k
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     detail = client.get(f"/api/v1/deliveries/{one}", headers=auth(admin_key)).get_json()
     assert detail["status"] == "delivered"
-    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in detail["attempt_log"]] == [
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in detail["history"]] == [
         (1, 400, "failed"), (2, 200, "delivered")]
     assert client.post(f"/api/v1/deliveries/{one}/retry", headers=auth(admin_key)).status_code == 409
     assert client.post("/api/v1/deliveries/999999/retry", headers=auth(admin_key)).status_code == 404

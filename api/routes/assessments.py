@@ -4,6 +4,7 @@ exam answers; idempotent per submission id) and the daily summaries."""
 from flask import Blueprint, Response, request
 
 from api.context import endpoint, json_body
+from fieldpipe import paging
 from fieldpipe.assessments import aggregate, definitions, submissions
 
 bp = Blueprint("assessments", __name__, url_prefix="/api/v1/assessments")
@@ -27,7 +28,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 @endpoint()
 def list_assessments(conn, caller):
     """Open assessments for ?school=<udise> (all of the organization's without it); 304 when unchanged."""
-    listing, etag = definitions.open_assessments(conn, caller.organization_id, request.args.get("school"))
+    listing, etag = definitions.open_assessments(conn, caller.organization_id, request.args.get("school"),
+                                                 paging.from_query(request.args, definitions.ASSESSMENTS))
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _matches(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=headers)

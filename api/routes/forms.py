@@ -1,9 +1,9 @@
 """Forms: create, list, get by slug, update (a new version when the questions change)."""
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from api.context import endpoint, json_body
-from fieldpipe import forms
+from fieldpipe import forms, paging
 
 bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
 
@@ -11,7 +11,7 @@ bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
 @bp.get("")
 @endpoint()
 def list_forms(conn, caller):
-    return {"items": forms.list_forms(conn, caller.organization_id)}
+    return forms.list_forms(conn, caller.organization_id, paging.from_query(request.args, forms.FORMS))
 
 
 @bp.post("")

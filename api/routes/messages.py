@@ -3,28 +3,17 @@
 from flask import Blueprint, request
 
 from api.context import endpoint
-from fieldpipe.problems import FieldError, invalid
+from fieldpipe import paging
 from fieldpipe.sms import outbox
 
 bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
 
 
-def _int_arg(name: str, default: int | None) -> int | None:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise invalid([FieldError(name, "type", "must be an integer")]) from None
-
-
 @bp.get("")
 @endpoint(admin=True)
 def list_messages(conn, caller):
-    return outbox.list_messages(conn, caller.organization_id, status=request.args.get("status"),
-                                kind=request.args.get("kind"), limit=_int_arg("limit", 100),
-                                after_id=_int_arg("after_id", None))
+    return outbox.list_messages(conn, caller.organization_id, paging.from_query(request.args, outbox.MESSAGES),
+                                status=request.args.get("status"), kind=request.args.get("kind"))
 
 
 @bp.get("/<int:message_id>")

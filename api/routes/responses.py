@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 
 from api.context import endpoint, json_body
-from fieldpipe import flags, responses
+from fieldpipe import flags, paging, responses
 from fieldpipe.rules import warnings_for
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
@@ -59,12 +59,8 @@ def post_batch(conn, caller, slug):
 def list_responses(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
     args = request.args
-    try:
-        limit = int(args.get("limit", 100))
-    except ValueError:
-        raise invalid([FieldError("limit", "type", "must be an integer")]) from None
     filters = {k[len("answer."):]: v for k, v in args.items() if k.startswith("answer.")}
-    return responses.list_responses(conn, form, limit=limit, cursor=args.get("cursor"), since=args.get("since"),
+    return responses.list_responses(conn, form, paging.from_query(args, responses.RESPONSES), since=args.get("since"),
                                     answer_filters=filters, q=args.get("q"))
 
 
@@ -88,4 +84,4 @@ def edit_response(conn, caller, slug, submission_id):
 @endpoint()
 def list_revisions(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
-    return {"items": responses.list_revisions(conn, form, submission_id)}
+    return responses.list_revisions(conn, form, submission_id, paging.from_query(request.args, responses.REVISIONS))

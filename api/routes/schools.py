@@ -3,6 +3,7 @@
 from flask import Blueprint, request
 
 from api.context import endpoint, json_body
+from fieldpipe import paging
 from fieldpipe.assessments import roster
 from fieldpipe.problems import Problem
 
@@ -19,7 +20,7 @@ def create_school(conn, caller):
 @bp.get("/schools")
 @endpoint()
 def list_schools(conn, caller):
-    return {"items": roster.list_schools(conn, caller.organization_id)}
+    return roster.list_schools(conn, caller.organization_id, paging.from_query(request.args, roster.SCHOOLS))
 
 
 @bp.get("/schools/<udise>")
@@ -37,7 +38,7 @@ def create_class(conn, caller, udise):
 @bp.get("/schools/<udise>/classes")
 @endpoint()
 def list_classes(conn, caller, udise):
-    return {"items": roster.list_classes(conn, caller.organization_id, udise)}
+    return roster.list_classes(conn, caller.organization_id, udise, paging.from_query(request.args, roster.CLASSES))
 
 
 @bp.post("/classes/<class_id>/students")
@@ -59,7 +60,8 @@ def import_students(conn, caller, class_id):
 @endpoint()
 def list_students(conn, caller, class_id):
     include_deleted = request.args.get("include_deleted") == "true"
-    return {"items": roster.list_students(conn, caller.organization_id, class_id, include_deleted)}
+    return roster.list_students(conn, caller.organization_id, class_id,
+                                paging.from_query(request.args, roster.STUDENTS), include_deleted)
 
 
 @bp.delete("/students/<student_id>")
@@ -77,4 +79,4 @@ def create_subject(conn, caller):
 @bp.get("/subjects")
 @endpoint()
 def list_subjects(conn, caller):
-    return {"items": roster.list_subjects(conn, caller.organization_id)}
+    return roster.list_subjects(conn, caller.organization_id, paging.from_query(request.args, roster.SUBJECTS))

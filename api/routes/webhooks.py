@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 
 from api.context import endpoint, json_body
-from fieldpipe.problems import FieldError, invalid
+from fieldpipe import paging
 from fieldpipe.webhooks import delivery, registry
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
@@ -19,7 +19,7 @@ def register_webhook(conn, caller):
 @bp.get("/webhooks")
 @endpoint(admin=True)
 def list_webhooks(conn, caller):
-    return {"items": registry.list_webhooks(conn, caller.organization_id)}
+    return registry.list_webhooks(conn, caller.organization_id, paging.from_query(request.args, registry.WEBHOOKS))
 
 
 @bp.delete("/webhooks/<int:webhook_id>")
@@ -32,11 +32,8 @@ def delete_webhook(conn, caller, webhook_id):
 @bp.get("/deliveries")
 @endpoint(admin=True)
 def list_deliveries(conn, caller):
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError:
-        raise invalid([FieldError("limit", "type", "must be an integer")]) from None
-    return {"items": delivery.list_deliveries(conn, caller.organization_id, request.args.get("status"), limit)}
+    return delivery.list_deliveries(conn, caller.organization_id, paging.from_query(request.args, delivery.DELIVERIES),
+                                    request.args.get("status"))
 
 
 @bp.get("/deliveries/<int:delivery_id>")

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fieldpipe import paging
 from fieldpipe.answers import content_hash
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.responses import parse_timestamp
@@ -27,6 +28,7 @@ SUPPORTED_OUTCOMES = ("TSP",)
 SUPPORTED = [{"type": t, "evaluation": e, "outcome": o}
              for t in TYPES for e in SUPPORTED_EVALUATIONS for o in SUPPORTED_OUTCOMES]
 LEVELS = ("student", "class", "exam")
+ASSESSMENTS = paging.Keyset("assessments", int)
 ITEM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 PATCHABLE = ("title", "deadline", "class_ids", "sheet")
 
@@ -302,11 +304,12 @@ def update_assessment(conn: psycopg.Connection, organization_id: int, assessment
     return get_assessment(conn, organization_id, row["id"], with_answer_keys=True)
 
 
-def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str | None) -> tuple[dict, str]:
+def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str | None, page: paging.Page) -> tuple[dict, str]:
     """The assessments open now for a school's classes (or all of the organization's), with each class's
     submission count and last receipt, and an ETag that is the hash of exactly this body: any change to an
     assessment, its classes or its submissions changes the tag; a retried duplicate does not."""
-    params: dict[str, Any] = {"org": organization_id, "udise": udise}
+    params: dict[str, Any] = {"org": organization_id, "udise": udise, "after": page.after[0] if page.after else 0,
+                              "fetch": page.fetch}
     school_filter = "AND s.udise = %(udise)s AND (a.deadline IS NULL OR a.deadline > now())" if udise else ""
     if udise:
         from fieldpipe.assessments.roster import get_school_row
@@ -326,8 +329,8 @@ def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str 
               LEFT JOIN LATERAL (
                    SELECT count(*) AS n, max(received_at) AS last_received_at FROM assessment_submissions x
                     WHERE x.assessment_id = a.id AND x.class_id = c.id) st ON true
-             WHERE a.organization_id = %(org)s {school_filter}
-             GROUP BY a.id, sub.code ORDER BY a.id""",
+             WHERE a.organization_id = %(org)s AND a.id > %(after)s {school_filter}
+             GROUP BY a.id, sub.code ORDER BY a.id LIMIT %(fetch)s""",
         params,
     ).fetchall()
     items_by_assessment: dict[int, list[dict]] = {}
@@ -335,13 +338,13 @@ def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str 
             "SELECT * FROM assessment_items WHERE assessment_id = ANY(%s) ORDER BY assessment_id, position",
             ([r["id"] for r in rows],)):
         items_by_assessment.setdefault(item["assessment_id"], []).append(item)
-    listing = []
-    for row in rows:
+
+    def listed(row: dict) -> dict:
         body = assessment_body(row, items_by_assessment.get(row["id"], []), [c["id"] for c in row["classes"]],
                                with_answer_keys=False)
-        body["classes"] = row["classes"]
-        listing.append(body)
-    result = {"school": udise, "items": listing}
+        return {**body, "classes": row["classes"]}
+
+    result = page.answer(rows, key=lambda r: (r["id"],), shape=listed)
     return result, '"' + content_hash(_jsonable(result))[:32] + '"'
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 
@@ -16,6 +17,10 @@ UDISE_PATTERN = re.compile(r"^[0-9]{11}$")
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_STUDENT_IMPORT = 5000
 STUDENT_CSV_COLUMNS = ("roll_number", "name", "parent_phone")
+SCHOOLS = paging.Keyset("schools", str)
+CLASSES = paging.Keyset("classes", int, str)  # ORDER BY grade, section
+STUDENTS = paging.Keyset("students", str)  # ORDER BY roll_number
+SUBJECTS = paging.Keyset("subjects", str)
 
 
 def _text_field(payload: dict, name: str, errors: list[FieldError], prefix: str = "") -> str | None:
@@ -64,9 +69,10 @@ def get_school_row(conn: psycopg.Connection, organization_id: int, udise: str) -
     return row
 
 
-def list_schools(conn: psycopg.Connection, organization_id: int) -> list[dict]:
-    rows = conn.execute("SELECT * FROM schools WHERE organization_id = %s ORDER BY udise", (organization_id,)).fetchall()
-    return [school_body(r) for r in rows]
+def list_schools(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
+    rows = conn.execute("SELECT * FROM schools WHERE organization_id = %s AND udise > %s ORDER BY udise LIMIT %s",
+                        (organization_id, page.after[0] if page.after else "", page.fetch)).fetchall()
+    return page.answer(rows, key=lambda r: (r["udise"],), shape=school_body)
 
 
 # --- classes ---------------------------------------------------------------------------------------------------
@@ -97,10 +103,13 @@ def create_class(conn: psycopg.Connection, organization_id: int, udise: str, pay
     return class_body({**row, "udise": udise})
 
 
-def list_classes(conn: psycopg.Connection, organization_id: int, udise: str) -> list[dict]:
+def list_classes(conn: psycopg.Connection, organization_id: int, udise: str, page: paging.Page) -> dict:
     school = get_school_row(conn, organization_id, udise)
-    rows = conn.execute("SELECT * FROM classes WHERE school_id = %s ORDER BY grade, section", (school["id"],))
-    return [class_body({**r, "udise": udise}) for r in rows]
+    rows = conn.execute(
+        """SELECT * FROM classes WHERE school_id = %s AND (grade, section) > (%s, %s)
+            ORDER BY grade, section LIMIT %s""",
+        (school["id"], *(page.after or (0, "")), page.fetch)).fetchall()
+    return page.answer(rows, key=lambda r: (r["grade"], r["section"]), shape=lambda r: class_body({**r, "udise": udise}))
 
 
 def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any) -> dict:
@@ -192,17 +201,24 @@ def import_students(conn: psycopg.Connection, organization_id: int, class_id: An
     ).fetchall()
     created = sum(1 for r in rows if r["inserted"])
     return {"created": created, "updated": len(rows) - created, "unchanged": len(clean) - len(rows),
-            "students": list_students(conn, organization_id, klass["id"])}
+            "students": _imported(conn, klass["id"], [s["roll_number"] for s in clean])}
 
 
-def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any, include_deleted: bool = False) -> list[dict]:
+def _imported(conn: psycopg.Connection, class_id: int, roll_numbers: list[str]) -> list[dict]:
+    rows = conn.execute("SELECT * FROM students WHERE class_id = %s AND roll_number = ANY(%s) ORDER BY roll_number",
+                        (class_id, roll_numbers)).fetchall()
+    return [student_body(r) for r in rows]
+
+
+def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any, page: paging.Page,
+                  include_deleted: bool = False) -> dict:
     klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
         f"""SELECT * FROM students WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL'}
-             ORDER BY roll_number""",
-        (klass["id"],),
-    )
-    return [student_body(r) for r in rows]
+               AND roll_number > %s ORDER BY roll_number LIMIT %s""",
+        (klass["id"], page.after[0] if page.after else "", page.fetch),
+    ).fetchall()
+    return page.answer(rows, key=lambda r: (r["roll_number"],), shape=student_body)
 
 
 def delete_student(conn: psycopg.Connection, organization_id: int, student_id: Any) -> dict:
@@ -238,8 +254,14 @@ def create_subject(conn: psycopg.Connection, organization_id: int, payload: Any)
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"subject {code!r} already exists")
-    return row
+    return subject_body(row)
 
 
-def list_subjects(conn: psycopg.Connection, organization_id: int) -> list[dict]:
-    return conn.execute("SELECT code, name FROM subjects WHERE organization_id = %s ORDER BY code", (organization_id,)).fetchall()
+def subject_body(row: dict) -> dict:
+    return {"code": row["code"], "name": row["name"]}
+
+
+def list_subjects(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
+    rows = conn.execute("SELECT code, name FROM subjects WHERE organization_id = %s AND code > %s ORDER BY code LIMIT %s",
+                        (organization_id, page.after[0] if page.after else "", page.fetch)).fetchall()
+    return page.answer(rows, key=lambda r: (r["code"],), shape=subject_body)

@@ -10,6 +10,7 @@ import uuid
 
 import psycopg
 
+from fieldpipe import paging
 from fieldpipe.assessments import definitions, roster, submissions
 from fieldpipe.problems import Problem
 
@@ -35,7 +36,8 @@ def load_demo_assessments(conn: psycopg.Connection, organization_id: int) -> int
     _exists(lambda: roster.create_school(conn, organization_id, {"udise": DEMO_UDISE, "name": "GSSS Demo, Mashobra",
                                                        "district": "Shimla", "block": "Mashobra"}))
     _exists(lambda: roster.create_class(conn, organization_id, DEMO_UDISE, {"grade": 5, "section": "A"}))
-    class_id = next(c["id"] for c in roster.list_classes(conn, organization_id, DEMO_UDISE) if (c["grade"], c["section"]) == (5, "A"))
+    classes = roster.list_classes(conn, organization_id, DEMO_UDISE, paging.Page(roster.CLASSES, paging.MAX_LIMIT))
+    class_id = next(c["id"] for c in classes["items"] if (c["grade"], c["section"]) == (5, "A"))
     imported = roster.import_students(conn, organization_id, class_id, [{"roll_number": r, "name": n} for r, n in STUDENTS])
     student_ids = {s["roll_number"]: s["id"] for s in imported["students"]}
     row = conn.execute("SELECT id FROM assessments WHERE organization_id = %s AND title = %s",

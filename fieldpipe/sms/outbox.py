@@ -19,7 +19,9 @@ from typing import Sequence
 
 import psycopg
 
+from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
+from fieldpipe.attempts import attempt_body
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
@@ -27,7 +29,6 @@ from fieldpipe.sms.settings import SmsSettings, max_segments as configured_max_s
 
 STATUSES = ("queued", "sending", "sent", "failed", "unknown")
 RESENDABLE = ("unknown", "failed")
-MAX_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,17 @@ def resend(conn: psycopg.Connection, organization_id: int | None, message_id: in
 
 MESSAGE_COLUMNS = """id, dedupe_key, kind, recipient, body, template, encoding, segments, status, attempts,
        next_attempt_at, provider, provider_message_id, last_error, created_at, updated_at, sent_at"""
+MESSAGES = paging.Keyset("messages", int)
+
+
+def message_body(row: dict, history: list[dict] | None = None) -> dict:
+    """The public shape of a message; `history` (its attempts, oldest first) only when reading one message."""
+    body = {name: row[name] for name in ("id", "dedupe_key", "kind", "recipient", "body", "template", "encoding",
+                                         "segments", "status", "attempts", "next_attempt_at", "provider",
+                                         "provider_message_id", "last_error", "created_at", "updated_at", "sent_at")}
+    if history is not None:
+        body["history"] = [attempt_body(a) for a in history]
+    return body
 
 
 def get_message(conn: psycopg.Connection, organization_id: int | None, message_id: int) -> dict:
@@ -263,33 +275,29 @@ def get_message(conn: psycopg.Connection, organization_id: int | None, message_i
                        {"id": message_id, "org": organization_id}).fetchone()
     if row is None:
         raise not_found(f"message {message_id}")
-    row["history"] = conn.execute(
-        """SELECT attempt, provider, outcome, http_status, error_code, error, retry_after_s, created_at
+    history = conn.execute(
+        """SELECT attempt, created_at AS at, outcome, http_status AS status_code, error_code, error,
+                  NULL::int AS duration_ms, retry_after_s
              FROM sms_attempts WHERE message_id = %s ORDER BY id""",
         (message_id,),
     ).fetchall()
-    return row
+    return message_body(row, history)
 
 
-def list_messages(conn: psycopg.Connection, organization_id: int, *, status: str | None = None,
-                  kind: str | None = None, limit: int = 100, after_id: int | None = None) -> dict:
-    """Messages oldest first, filtered by status and kind; `next_after_id` pages on."""
-    errors = []
+def list_messages(conn: psycopg.Connection, organization_id: int, page: paging.Page, *,
+                  status: str | None = None, kind: str | None = None) -> dict:
+    """A page of messages, oldest first, filtered by status and kind."""
     if status is not None and status not in STATUSES:
-        errors.append(FieldError("status", "enum", f"must be one of {', '.join(STATUSES)}"))
-    if not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", "range", f"must be between 1 and {MAX_PAGE}"))
-    if errors:
-        raise invalid(errors)
+        raise invalid([FieldError("status", "enum", f"must be one of {', '.join(STATUSES)}")])
     rows = conn.execute(
         f"""SELECT {MESSAGE_COLUMNS} FROM sms_messages
              WHERE organization_id = %(org)s AND (%(status)s::text IS NULL OR status = %(status)s)
                AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND id > %(after)s
              ORDER BY id LIMIT %(limit)s""",
-        {"org": organization_id, "status": status, "kind": kind, "after": after_id or 0, "limit": limit + 1},
+        {"org": organization_id, "status": status, "kind": kind, "after": page.after[0] if page.after else 0,
+         "limit": page.fetch},
     ).fetchall()
-    page = rows[:limit]
-    return {"items": page, "next_after_id": page[-1]["id"] if len(rows) > limit else None}
+    return page.answer(rows, key=lambda r: (r["id"],), shape=message_body)
 
 
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:

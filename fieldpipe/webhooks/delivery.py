@@ -24,6 +24,8 @@ from typing import Iterable
 
 import psycopg
 
+from fieldpipe import paging
+from fieldpipe.attempts import attempt_body
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.webhooks import transport
 from fieldpipe.webhooks.secret_box import SecretUnavailable, unseal
@@ -264,18 +266,34 @@ def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolic
 
 _DELIVERY_COLUMNS = """d.id, d.webhook_id, w.url, d.event, d.event_key, d.status, d.attempts, d.last_status_code,
                        d.last_error, d.created_at, d.updated_at, d.next_attempt_at, d.give_up_at, d.delivered_at"""
+DELIVERIES = paging.Keyset("deliveries", int)  # newest first: ORDER BY id DESC
 
 
-def list_deliveries(conn: psycopg.Connection, organization_id: int, status: str | None = None,
-                    limit: int = 100) -> list[dict]:
+def delivery_body(row: dict, history: list[dict] | None = None) -> dict:
+    """The public shape of a delivery; the exact body sent and `history` (its attempts, oldest first) only when
+    reading one delivery."""
+    body = {name: row[name] for name in ("id", "webhook_id", "url", "event", "event_key", "status", "attempts",
+                                         "last_status_code", "last_error", "created_at", "updated_at",
+                                         "next_attempt_at", "give_up_at", "delivered_at")}
+    if history is not None:
+        body["body"] = row["body"]
+        body["history"] = [attempt_body(a) for a in history]
+    return body
+
+
+def list_deliveries(conn: psycopg.Connection, organization_id: int, page: paging.Page,
+                    status: str | None = None) -> dict:
+    """A page of the organization's deliveries, newest first."""
     if status is not None and status not in STATUSES:
-        raise invalid([FieldError("status", "unknown_status", f"must be one of {', '.join(STATUSES)}")])
-    return conn.execute(
+        raise invalid([FieldError("status", "enum", f"must be one of {', '.join(STATUSES)}")])
+    rows = conn.execute(
         f"""SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
             WHERE w.organization_id = %s AND (%s::text IS NULL OR d.status = %s)
+              AND (%s::bigint IS NULL OR d.id < %s)
             ORDER BY d.id DESC LIMIT %s""",
-        (organization_id, status, status, max(1, min(limit, 1000))),
+        (organization_id, status, status, *(2 * [page.after[0] if page.after else None]), page.fetch),
     ).fetchall()
+    return page.answer(rows, key=lambda r: (r["id"],), shape=delivery_body)
 
 
 def get_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: int) -> dict:
@@ -286,12 +304,13 @@ def get_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: in
     ).fetchone()
     if row is None:
         raise not_found(f"delivery {delivery_id}")
-    row["attempt_log"] = conn.execute(
-        """SELECT attempt, started_at, duration_ms, status_code, error, outcome
-           FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt""",
+    history = conn.execute(
+        """SELECT attempt, started_at AS at, outcome, status_code, NULL::text AS error_code, error, duration_ms,
+                  NULL::float8 AS retry_after_s
+             FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt""",
         (delivery_id,),
     ).fetchall()
-    return row
+    return delivery_body(row, history)
 
 
 def requeue_failed(conn: psycopg.Connection, *, organization_id: int | None = None,

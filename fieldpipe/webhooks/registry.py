@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from fieldpipe import paging
 from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.webhooks.secret_box import seal
 from fieldpipe.webhooks.signing import new_secret
@@ -14,9 +15,10 @@ from fieldpipe.webhooks.targets import Resolver, TargetRefused, check_target, sy
 EVENTS = ("flag.opened", "flag.resolved")
 
 _PUBLIC_COLUMNS = "id, url, events, created_at, consecutive_failures, open_until"
+WEBHOOKS = paging.Keyset("webhooks", int)
 
 
-def _public(row: dict) -> dict:
+def webhook_body(row: dict) -> dict:
     return {"id": row["id"], "url": row["url"], "events": row["events"], "created_at": row["created_at"],
             "circuit": {"consecutive_failures": row["consecutive_failures"], "open_until": row["open_until"]}}
 
@@ -51,15 +53,16 @@ def register_webhook(conn: psycopg.Connection, organization_id: int, payload: An
             RETURNING {_PUBLIC_COLUMNS}""",
         (organization_id, url, events, sealed),
     ).fetchone()
-    return {**_public(row), "secret": secret}
+    return {**webhook_body(row), "secret": secret}
 
 
-def list_webhooks(conn: psycopg.Connection, organization_id: int) -> list[dict]:
+def list_webhooks(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(
-        f"SELECT {_PUBLIC_COLUMNS} FROM webhooks WHERE organization_id = %s AND deleted_at IS NULL ORDER BY id",
-        (organization_id,),
+        f"""SELECT {_PUBLIC_COLUMNS} FROM webhooks WHERE organization_id = %s AND deleted_at IS NULL AND id > %s
+             ORDER BY id LIMIT %s""",
+        (organization_id, page.after[0] if page.after else 0, page.fetch),
     ).fetchall()
-    return [_public(r) for r in rows]
+    return page.answer(rows, key=lambda r: (r["id"],), shape=webhook_body)
 
 
 def delete_webhook(conn: psycopg.Connection, organization_id: int, webhook_id: int) -> None:
