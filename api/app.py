@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import Flask
 from psycopg.rows import dict_row
@@ -11,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from api import errors
 from api.json import FieldpipeJSONProvider
+from fieldpipe.config import Settings
 
 log = logging.getLogger("fieldpipe.api")
 
@@ -18,10 +18,11 @@ log = logging.getLogger("fieldpipe.api")
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.json = FieldpipeJSONProvider(app)
+    settings = Settings.from_env()
     app.config.update(
-        DATABASE_URL=os.environ.get("DATABASE_URL"),
-        MAX_CONTENT_LENGTH=int(os.environ.get("FIELDPIPE_MAX_BODY_BYTES", 5 * 1024 * 1024)),
-        POOL_SIZE=int(os.environ.get("FIELDPIPE_POOL_SIZE", 8)),
+        DATABASE_URL=settings.database_url,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        POOL_SIZE=settings.pool_size,
     )
     app.config.update(config or {})
     if not app.config["DATABASE_URL"]:

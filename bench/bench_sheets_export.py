@@ -15,7 +15,7 @@ from bench.common import figure, throwaway_database
 from fieldpipe import forms, orgs
 from fieldpipe.db import connect
 from fieldpipe.sheets.export import export_form
-from fieldpipe.sheets.quota import RateLimiter
+from fieldpipe.sheets.quota import sheets_limiter
 from fieldpipe.sheets.targets import GoogleSheetsTarget, sheets_client
 from tests.fakes.sheets_server import SheetsServer
 
@@ -64,7 +64,7 @@ def _naive_requests_per_response(server: SheetsServer, conn, form_id: int) -> fl
     """The seeds' approach: open the sheet, then one `append_row` per response."""
     server.create_spreadsheet("naive", "naive", ("Responses",))
     before = server.request_count
-    client = sheets_client(requests.Session(), base_url=server.base_url, limiter=RateLimiter(1e9))
+    client = sheets_client(requests.Session(), base_url=server.base_url)
     worksheet = client.open_by_key("naive").worksheet("Responses")
     rows = conn.execute("SELECT submission_id, answers FROM responses WHERE form_id = %s ORDER BY id LIMIT %s",
                         (form_id, BASELINE_SAMPLE)).fetchall()
@@ -80,8 +80,9 @@ def run() -> dict:
         server.create_spreadsheet(SPREADSHEET, "bench", ("Sheet1",))
         settings = {"spreadsheet_id": SPREADSHEET, "worksheet": "Responses"}
         # The production limiter (60 a minute, bursts of 60): the export fits inside it without waiting.
+        limiter = sheets_limiter(conn)
         target = GoogleSheetsTarget(sheets_client(requests.Session(), base_url=server.base_url,
-                                                  limiter=RateLimiter(60)), SPREADSHEET)
+                                                  limiter=limiter), SPREADSHEET)
         started = time.monotonic()
         report = export_form(conn, form_id, target, settings)
         seconds = time.monotonic() - started
@@ -100,6 +101,7 @@ def run() -> dict:
         before = server.request_count
         incremental = export_form(conn, form_id, target, settings)
         incremental_requests = server.request_count - before
+        limiter.close()
 
         per_response, opening = _naive_requests_per_response(server, conn, form_id)
         baseline = opening + per_response * RESPONSES

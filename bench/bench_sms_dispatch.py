@@ -35,7 +35,7 @@ from fieldpipe.orgs import ensure_organization
 from fieldpipe.sms.dispatch import dispatch
 from fieldpipe.sms.outbox import NewMessage, enqueue, status_counts
 from fieldpipe.sms.providers import TwilioProvider
-from fieldpipe.sms.settings import SmsSettings
+from fieldpipe.config import SmsSettings
 from tests.fakes.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,8 +31,7 @@ Daily school assessment summaries: for each assessment × item, the students ass
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 from pathlib import Path
 
 from airflow.providers.common.sql.operators.sql import (
@@ -40,13 +39,13 @@ from airflow.providers.common.sql.operators.sql import (
 )
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from fieldpipe.config import Settings
 from fieldpipe.pipelines.assets import ASSESSMENT_SUMMARIES
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 from fieldpipe.pipelines.names import APP_DB_CONN, SHEETS_POOL
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
-START_DATE = datetime.fromisoformat(os.environ.get("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")).replace(
-    tzinfo=timezone.utc)
+START_DATE = datetime.combine(Settings.from_env().assessments_start_date, time(), tzinfo=timezone.utc)
 INTERVAL = "received_at >= '{{ day_start(data_interval_start | default(none), dag_run) }}' AND received_at < '{{ day_end(data_interval_end | default(none), dag_run) }}'"
 SUMMARY_DAY = "summary_date = '{{ day_start(data_interval_start | default(none), dag_run).strftime(\"%Y-%m-%d\") }}'"
 

@@ -1,10 +1,19 @@
-"""Settings, read from the environment once per call so tests and processes can override them."""
+"""Settings: the one reader of the environment, in sections per area.
+
+Read on each call (`Settings.from_env()`, `SmsSettings.from_env()`), so tests and processes can override
+them; nothing else in the package, the API, the DAGs or the operators reads `os.environ` (the dev tooling
+under `fieldpipe/dev/` builds the environment of the processes it starts). Secrets (API keys, the webhook
+secret key, database passwords) come from here or from Airflow connections, never from the repository.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from fieldpipe.retry import Backoff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,19 +24,104 @@ def var_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class SheetsSettings:
+    requests_per_minute: float  # the project's Google budget, shared by every export
+    retry_attempts: int
+    backoff_seconds: float
+    base_url: str | None  # another Sheets-v4 server (a local stand-in), when the connection names none
+    cell_limit_share: float | None  # of a spreadsheet's 10M cells, when the form's settings name none
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secret_keys: list[str]  # FIELDPIPE_SECRET_KEY, comma-separated: the first seals, all unseal
+    allow_nets: str  # FIELDPIPE_WEBHOOK_ALLOW_NETS: private networks webhooks may reach (tests, local runs)
+
+
+WEBHOOK_SECRET_KEY_ENV = "FIELDPIPE_SECRET_KEY"
+WEBHOOK_ALLOW_NETS_ENV = "FIELDPIPE_WEBHOOK_ALLOW_NETS"
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str | None
     max_body_bytes: int
+    pool_size: int  # the API's database connections per process
     embedded_pg_port: int
     production: bool
     bucket: str
+    rules_dir: Path
+    assessments_start_date: dt.date
+    sms_max_segments: int  # read apart from SmsSettings: producers never depend on the sending configuration
+    sheets: SheetsSettings
+    webhooks: WebhookSettings
 
     @classmethod
     def from_env(cls) -> "Settings":
+        env = os.environ.get
+        share = env("FIELDPIPE_SHEETS_CELL_LIMIT_SHARE")
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
-            max_body_bytes=int(os.environ.get("FIELDPIPE_MAX_BODY_BYTES", 5 * 1024 * 1024)),
-            embedded_pg_port=int(os.environ.get("FIELDPIPE_PG_PORT", 54329)),
-            production=os.environ.get("FIELDPIPE_ENV", "development") == "production",
-            bucket=os.environ.get("FIELDPIPE_BUCKET", "fieldpipe"),
+            database_url=env("DATABASE_URL") or None,
+            max_body_bytes=int(env("FIELDPIPE_MAX_BODY_BYTES", 5 * 1024 * 1024)),
+            pool_size=int(env("FIELDPIPE_POOL_SIZE", 8)),
+            embedded_pg_port=int(env("FIELDPIPE_PG_PORT", 54329)),
+            production=env("FIELDPIPE_ENV", "development") == "production",
+            bucket=env("FIELDPIPE_BUCKET", "fieldpipe"),
+            rules_dir=Path(env("FIELDPIPE_RULES_DIR") or REPO_ROOT / "include" / "rules"),
+            assessments_start_date=dt.date.fromisoformat(env("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")),
+            sms_max_segments=int(env("FIELDPIPE_SMS_MAX_SEGMENTS", 4)),
+            sheets=SheetsSettings(
+                requests_per_minute=float(env("FIELDPIPE_SHEETS_REQUESTS_PER_MINUTE", 60)),
+                retry_attempts=int(env("FIELDPIPE_SHEETS_RETRY_ATTEMPTS", 6)),
+                backoff_seconds=float(env("FIELDPIPE_SHEETS_BACKOFF_SECONDS", 1.0)),
+                base_url=env("FIELDPIPE_SHEETS_BASE_URL") or None,
+                cell_limit_share=float(share) if share else None,
+            ),
+            webhooks=WebhookSettings(
+                secret_keys=[k.strip() for k in env(WEBHOOK_SECRET_KEY_ENV, "").split(",") if k.strip()],
+                allow_nets=env(WEBHOOK_ALLOW_NETS_ENV, ""),
+            ),
+        )
+
+
+SMS_PROVIDERS = ("file", "sns", "twilio")
+# Messages per second when FIELDPIPE_SMS_RATE_<PROVIDER> is not set. Twilio's default is about one per
+# second per long code; SNS's default SMS throughput is 20 per second.
+SMS_DEFAULT_RATES = {"file": 100.0, "sns": 20.0, "twilio": 1.0}
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """How the SMS outbox is sent (docs/sms.md); one provider's section."""
+
+    provider: str
+    rate: float  # messages per second for `provider`, never exceeded
+    max_segments: int
+    max_attempts: int
+    batch_size: int
+    concurrency: int  # sender threads, so a provider's latency does not limit the rate
+    backoff_base_s: float
+    backoff_cap_s: float
+    lease_s: float  # a row 'sending' for longer than this was abandoned by a killed dispatcher
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_base_s, self.backoff_cap_s)
+
+    @classmethod
+    def from_env(cls, provider: str | None = None) -> "SmsSettings":
+        env = os.environ.get
+        name = provider or env("FIELDPIPE_SMS_PROVIDER", "file")
+        if name not in SMS_PROVIDERS:
+            raise ValueError(f"FIELDPIPE_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {name!r}")
+        return cls(
+            provider=name,
+            rate=float(env(f"FIELDPIPE_SMS_RATE_{name.upper()}", SMS_DEFAULT_RATES[name])),
+            max_segments=Settings.from_env().sms_max_segments,
+            max_attempts=int(env("FIELDPIPE_SMS_MAX_ATTEMPTS", 8)),
+            batch_size=int(env("FIELDPIPE_SMS_BATCH_SIZE", 500)),
+            concurrency=int(env("FIELDPIPE_SMS_CONCURRENCY", 16)),
+            backoff_base_s=float(env("FIELDPIPE_SMS_BACKOFF_BASE_S", 30)),
+            backoff_cap_s=float(env("FIELDPIPE_SMS_BACKOFF_CAP_S", 6 * 3600)),
+            lease_s=float(env("FIELDPIPE_SMS_LEASE_S", 600)),
         )

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from fieldpipe import forms, orgs, responses
-from fieldpipe.sheets.quota import RateLimiter, RetryPolicy
+from fieldpipe.sheets.quota import RetryPolicy
 from fieldpipe.sheets.targets import GoogleSheetsTarget, sheets_client
 from tests.fakes.sheets_server import SheetsServer
 from tests.helpers import HOUSEHOLD_QUESTIONS, submission
@@ -32,8 +32,7 @@ def sheets_server():
 
 
 def client_for(server: SheetsServer, attempts: int = 4) -> gspread.Client:
-    return sheets_client(requests.Session(), base_url=server.base_url, limiter=RateLimiter(60_000),
-                         retry=RetryPolicy(attempts=attempts, base_delay=0.01))
+    return sheets_client(requests.Session(), base_url=server.base_url, retry=RetryPolicy(attempts=attempts, base_delay=0.01))
 
 
 @pytest.fixture

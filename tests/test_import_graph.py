@@ -74,3 +74,26 @@ def test_the_readme_table_of_where_things_live_matches_the_tree():
     rooms = {f"fieldpipe/{p.name}" + ("/" if p.is_dir() else "") for p in (REPO / "fieldpipe").iterdir()
              if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").exists())}
     assert rooms - named == set()
+
+
+def reads_the_environment(source: str) -> bool:
+    """Whether a module reads environment variables (os.environ, os.getenv, or either imported by name)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and node.attr in ("environ", "getenv", "environb", "getenvb"):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os" \
+                and any(a.name in ("environ", "getenv") for a in node.names):
+            return True
+    return False
+
+
+def test_the_checker_sees_environment_reads():
+    assert reads_the_environment("import os\nx = os.environ.get('A')\n")
+    assert reads_the_environment("from os import getenv\n")
+    assert not reads_the_environment("import os\nos.replace('a', 'b')\n")
+
+
+def test_settings_are_the_only_reader_of_the_environment():
+    readers = sorted(p.relative_to(REPO).as_posix() for p in production_modules() if reads_the_environment(p.read_text()))
+    assert readers == ["fieldpipe/config.py"]

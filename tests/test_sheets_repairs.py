@@ -8,7 +8,6 @@ import time
 import pytest
 
 from fieldpipe.sheets.export import ExportBlocked, export_form
-from fieldpipe.sheets.quota import RateLimiter
 from fieldpipe.sheets.targets import GoogleSheetsTarget
 from tests.sheets_support import (  # noqa: F401  (fixtures)
     SPREADSHEET, as_dicts, client_for, edit, sheets_server, submit, survey, target, worksheet_values,
@@ -121,14 +120,6 @@ def test_5xx_answers_are_retried_with_backoff(conn, survey, target, sheets_serve
     export_form(conn, survey["id"], target, SHEET)
 
     assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids
-
-
-def test_the_limiter_spaces_requests_beyond_its_burst():
-    limiter = RateLimiter(per_minute=600, burst=2)  # 10 a second after two at once
-    started = time.monotonic()
-    for _ in range(5):
-        limiter.acquire()
-    assert time.monotonic() - started >= 0.28
 
 
 def test_before_a_tab_passes_its_cell_budget_the_export_continues_in_a_new_tab(conn, survey, target, sheets_server, caplog):

@@ -18,8 +18,8 @@ from fieldpipe.db import connect
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.rules.validate import validate_slug
 from fieldpipe.sms.dispatch import dispatch
-from fieldpipe.sms.outbox import NewMessage, enqueue as enqueue_sms, retry_delay as sms_retry_delay
-from fieldpipe.sms.settings import SmsSettings
+from fieldpipe.sms.outbox import NewMessage, enqueue as enqueue_sms
+from fieldpipe.config import SmsSettings
 from fieldpipe.webhooks.delivery import DeliveryPolicy, deliver_due, enqueue as enqueue_deliveries
 from fieldpipe.webhooks.registry import register_webhook
 from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
@@ -44,9 +44,9 @@ def test_sms_backoff_doubles_per_attempt_within_its_jitter_band_up_to_the_cap(se
     settings = dataclasses.replace(SmsSettings.from_env("file"), backoff_base_s=30.0, backoff_cap_s=600.0)
     for attempt in range(1, 12):
         low, high = band(30.0, attempt, 600.0)
-        assert low + SLACK <= sms_retry_delay(attempt, None, settings) <= high - SLACK, attempt
-    assert sms_retry_delay(1, 45.0, settings) >= 45.0            # Retry-After longer than the backoff wins
-    assert sms_retry_delay(5, 1.0, settings) >= 240.0             # a short Retry-After does not cut the backoff
+        assert low + SLACK <= settings.backoff.delay(attempt, None) <= high - SLACK, attempt
+    assert settings.backoff.delay(1, 45.0) >= 45.0            # Retry-After longer than the backoff wins
+    assert settings.backoff.delay(5, 1.0) >= 240.0             # a short Retry-After does not cut the backoff
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -55,10 +55,10 @@ def test_webhook_backoff_doubles_per_attempt_within_its_jitter_band_up_to_the_ca
     policy = DeliveryPolicy(backoff_base=30.0, backoff_cap=600.0)
     for attempt in range(1, 12):
         low, high = band(30.0, attempt, 600.0)
-        assert low + SLACK <= policy.retry_delay(attempt, None) <= high - SLACK, attempt
-    assert policy.retry_delay(1, 45.0) >= 45.0
-    assert policy.retry_delay(1, 10_000.0) == 600.0               # Retry-After is honoured up to the cap only
-    assert policy.retry_delay(5, 1.0) >= 240.0
+        assert low + SLACK <= policy.backoff.delay(attempt, None) <= high - SLACK, attempt
+    assert policy.backoff.delay(1, 45.0) >= 45.0
+    assert policy.backoff.delay(1, 10_000.0) == 600.0               # Retry-After is honoured up to the cap only
+    assert policy.backoff.delay(5, 1.0) >= 240.0
 
 
 def test_sms_retries_wait_twice_as_long_each_time_until_max_attempts(conn, db_url):

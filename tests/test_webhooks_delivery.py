@@ -236,3 +236,12 @@ def test_abandoned_sending_delivery_is_taken_again_after_its_lease(conn, org_id,
     deliver_due(conn, FAST)
     [row] = delivery(conn)
     assert row["status"] == "delivered" and row["attempts"] == 2
+
+
+def test_one_endpoint_gets_no_more_than_its_rate(conn, org_id, receiver):
+    register(conn, org_id, receiver.url())
+    enqueue(conn, [event(org_id, key=f"e{i}") for i in range(6)])
+    started = time.monotonic()
+    deliver_due(conn, DeliveryPolicy(timeout=1.0, endpoint_rate=5.0, per_endpoint=10))
+    assert [r["status"] for r in delivery(conn)] == ["delivered"] * 6
+    assert time.monotonic() - started >= 5 / 5.0 - 0.01  # six requests at 5 a second: the last one a second in

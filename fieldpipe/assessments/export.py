@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import psycopg
 
 from fieldpipe.sheets import open_target, write_table
+from fieldpipe.sheets.quota import sheets_limiter
 
 log = logging.getLogger("fieldpipe.assessments")
 
@@ -57,11 +58,12 @@ def export_summaries(conn: psycopg.Connection, summary_date: dt.date,
               AND EXISTS (SELECT 1 FROM assessment_summaries s WHERE s.assessment_id = a.id AND s.summary_date = %s)
             ORDER BY a.id""", (summary_date,)).fetchall()
     written = {}
-    for assessment in assessments:
-        sheet: Mapping[str, Any] = assessment["sheet"]
-        target = open_target(f"assessment-{assessment['id']}", sheet, connection)
-        written[assessment["id"]] = write_table(target, SUMMARY_TAB, HEADER,
-                                                summary_rows(conn, assessment["id"], summary_date))
+    with sheets_limiter(conn) as limiter:
+        for assessment in assessments:
+            sheet: Mapping[str, Any] = assessment["sheet"]
+            target = open_target(f"assessment-{assessment['id']}", sheet, connection, limiter)
+            written[assessment["id"]] = write_table(target, SUMMARY_TAB, HEADER,
+                                                    summary_rows(conn, assessment["id"], summary_date))
     log.info("Summary tabs for %s: %s", summary_date.isoformat(),
              ", ".join(f"assessment {a}: {n} rows" for a, n in written.items()) or "no assessment names a sheet")
     return written

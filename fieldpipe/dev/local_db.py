@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from fieldpipe.config import Settings, var_dir
 from fieldpipe.dev.embedded_db import EmbeddedPostgres
 
@@ -17,8 +15,9 @@ def embedded_server() -> EmbeddedPostgres:
 
 def database_url(start: bool = True) -> str:
     """DATABASE_URL when set; otherwise start (if asked) the embedded server and return its app database."""
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
+    configured = Settings.from_env().database_url
+    if configured:
+        return configured
     server = embedded_server()
     if start:
         server.start()

@@ -7,7 +7,6 @@ loads it. Without a database, the demo forms' definitions stand in for forms of 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
@@ -21,7 +20,7 @@ def _database_forms(slugs: list[str]) -> dict[str, list[tuple[str, list[dict]]]]
     from fieldpipe.dev.local_db import database_url
 
     try:
-        url = os.environ.get("DATABASE_URL") or database_url(start=False)
+        url = database_url(start=False)
         with connect(url, connect_timeout=3) as conn:
             rows = conn.execute(
                 """SELECT f.slug, o.slug AS organization, v.questions FROM forms f

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from fieldpipe.config import REPO_ROOT
+from fieldpipe.config import Settings
 from fieldpipe.rules.expression import ANSWER_TYPES, CHOICES, NUMBER, TEXT, ExpressionError, Node, parse, typecheck
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -89,7 +88,7 @@ class RuleSet:
 
 def rules_dir() -> Path:
     """FIELDPIPE_RULES_DIR, else include/rules in the repository."""
-    return Path(os.environ.get("FIELDPIPE_RULES_DIR") or REPO_ROOT / "include" / "rules")
+    return Settings.from_env().rules_dir
 
 
 def rules_path(form_slug: str) -> Path:

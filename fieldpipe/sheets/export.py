@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -31,6 +30,7 @@ from typing import Any, Mapping
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fieldpipe.config import Settings
 from fieldpipe.sheets.layout import ID_COLUMN, Column, form_columns, row_cells
 from fieldpipe.sheets.targets import SheetTarget, WriteOutcomeUnknown
 
@@ -97,8 +97,8 @@ class Tab:
 
 
 def cell_limit_share(sheet_settings: Mapping[str, Any]) -> float:
-    return float(sheet_settings.get("cell_limit_share")
-                 or os.environ.get("FIELDPIPE_SHEETS_CELL_LIMIT_SHARE", DEFAULT_CELL_LIMIT_SHARE))
+    return float(sheet_settings.get("cell_limit_share") or Settings.from_env().sheets.cell_limit_share
+                 or DEFAULT_CELL_LIMIT_SHARE)
 
 
 def _state(conn: psycopg.Connection, form_id: int, target: str, worksheet: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from fieldpipe.sheets.export import export_form
+from fieldpipe.sheets.quota import sheets_limiter
 from fieldpipe.sheets.targets import open_target
 
 
@@ -27,7 +28,9 @@ def export_form_sheet(conn: psycopg.Connection, form_id: int,
     """Export one form to its target (Google, or var/exports/<slug>.xlsx); return the report as a dict."""
     form = conn.execute("SELECT slug, settings FROM forms WHERE id = %s", (form_id,)).fetchone()
     sheet_settings = form["settings"]["sheet"]
-    report = export_form(conn, form_id, open_target(form["slug"], sheet_settings, connection), sheet_settings)
+    with sheets_limiter(conn) as limiter:
+        report = export_form(conn, form_id, open_target(form["slug"], sheet_settings, connection, limiter),
+                             sheet_settings)
     return {"summary": report.summary(), "appended": report.appended, "updated": report.updated,
             "requests": report.requests}
 

@@ -1,8 +1,8 @@
 """Staying inside Google's quotas: a client-side request limiter and retries with backoff.
 
-Google allows 60 requests a minute per user (read and write each). Every export in a process shares
-`shared_limiter()`; across processes the Airflow pool `sheets_api` bounds how many exports run at once,
-so the total stays at (pool slots x limiter rate). 429 answers were not applied and are always retried;
+Google allows 60 requests a minute per user (read and write each). Every export shares one budget,
+`sheets_limiter()`, held in PostgreSQL (fieldpipe/ratelimit.py), so the rate holds however many exports
+and Airflow workers run at once; the Airflow pool `sheets_api` only bounds how many run. 429 answers were not applied and are always retried;
 5xx answers are retried for idempotent requests only (a 500 on an append may have written the rows:
 the export reconciles against the id column instead, see export.py).
 """
@@ -10,72 +10,27 @@ the export reconciles against the id column instead, see export.py).
 from __future__ import annotations
 
 import logging
-import os
-import random
-import threading
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Callable
 
+import psycopg
 import requests
+
+from fieldpipe.config import Settings
+from fieldpipe.ratelimit import RateLimiter
+from fieldpipe.retry import Backoff, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class RateLimiter:
-    """A token bucket: `per_minute` requests a minute on average, bursts up to `burst`."""
-
-    def __init__(self, per_minute: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
-        self.rate = per_minute / 60.0
-        self.capacity = float(burst if burst is not None else max(int(per_minute), 1))
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-        self.lock = threading.Lock()
-        self.waited_seconds = 0.0
-
-    def acquire(self) -> None:
-        while True:
-            with self.lock:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) / self.rate
-                self.waited_seconds += wait
-            time.sleep(wait)
-
-
-_shared: RateLimiter | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_limiter() -> RateLimiter:
-    """The one limiter of this process (rate from FIELDPIPE_SHEETS_REQUESTS_PER_MINUTE, default 60)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = RateLimiter(float(os.environ.get("FIELDPIPE_SHEETS_REQUESTS_PER_MINUTE", 60)))
-        return _shared
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Retry-After as seconds, whether given as a number or as an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        try:
-            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-        except (TypeError, ValueError):
-            return None
+def sheets_limiter(conn: psycopg.Connection) -> RateLimiter:
+    """The project's Sheets budget (FIELDPIPE_SHEETS_REQUESTS_PER_MINUTE, default 60, bursts of as many),
+    held in the database `conn` talks to, so every export in every process and worker shares it."""
+    per_minute = Settings.from_env().sheets.requests_per_minute
+    return RateLimiter.beside(conn, "sheets", per_minute / 60, burst=max(int(per_minute), 1))
 
 
 @dataclass
@@ -86,15 +41,13 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> "RetryPolicy":
-        return cls(attempts=int(os.environ.get("FIELDPIPE_SHEETS_RETRY_ATTEMPTS", 6)),
-                   base_delay=float(os.environ.get("FIELDPIPE_SHEETS_BACKOFF_SECONDS", 1.0)))
+        sheets = Settings.from_env().sheets
+        return cls(attempts=sheets.retry_attempts, base_delay=sheets.backoff_seconds)
 
     def delay(self, attempt: int, response: requests.Response) -> float:
-        """Retry-After when the server names one, else exponential backoff with jitter."""
-        named = retry_after_seconds(response)
-        if named is not None:
-            return min(named, self.max_delay)
-        return min(self.base_delay * 2 ** attempt, self.max_delay) * random.uniform(0.5, 1.0)
+        """Backoff with jitter for retry `attempt + 1`, never sooner than the server's Retry-After."""
+        return Backoff(self.base_delay, self.max_delay, retry_after_cap=self.max_delay).delay(
+            attempt + 1, retry_after_seconds(response.headers.get("Retry-After")))
 
     def send(self, send: Callable[[], requests.Response], idempotent: bool,
              limiter: RateLimiter | None = None) -> requests.Response:

@@ -21,9 +21,10 @@ import requests
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
 
-from fieldpipe.config import var_dir
+from fieldpipe.config import Settings, var_dir
 from fieldpipe.pipelines.names import GOOGLE_SHEETS_CONN
-from fieldpipe.sheets.quota import RateLimiter, RetryPolicy, shared_limiter
+from fieldpipe.ratelimit import RateLimiter
+from fieldpipe.sheets.quota import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,13 @@ class SheetTarget(ABC):
 # -- Google Sheets -------------------------------------------------------------------------------------
 
 class SheetsHTTPClient(HTTPClient):
-    """gspread's HTTP client with a configurable API base URL, the shared limiter and retries."""
+    """gspread's HTTP client with a configurable API base URL, a rate limiter (none: unlimited) and retries."""
 
     def __init__(self, auth: Any, session: requests.Session | None = None, *, base_url: str = GOOGLE_API_BASE,
                  limiter: RateLimiter | None = None, retry: RetryPolicy | None = None):
         super().__init__(auth, session)
         self.base_url = base_url.rstrip("/")
-        self.limiter = limiter if limiter is not None else shared_limiter()
+        self.limiter = limiter
         self.retry = retry or RetryPolicy.from_env()
         self.request_count = 0
 
@@ -130,7 +131,8 @@ def sheets_client(session: requests.Session | None = None, credentials: Any = No
     return client
 
 
-def client_from_connection(password: str | None, extra: Mapping[str, Any] | None) -> gspread.Client:
+def client_from_connection(password: str | None, extra: Mapping[str, Any] | None,
+                           limiter: RateLimiter | None = None) -> gspread.Client:
     """A client from the `google_sheets` connection's fields (format in docs/sheets.md).
 
     The service-account key JSON is in extra `keyfile_dict` (object or JSON string) or in the password;
@@ -138,19 +140,19 @@ def client_from_connection(password: str | None, extra: Mapping[str, Any] | None
     other than Google's may be used without a key (the local stand-in).
     """
     extra = dict(extra or {})
-    base_url = extra.get("base_url") or os.environ.get("FIELDPIPE_SHEETS_BASE_URL") or GOOGLE_API_BASE
+    base_url = extra.get("base_url") or Settings.from_env().sheets.base_url or GOOGLE_API_BASE
     key = extra.get("keyfile_dict") or password or None
     if isinstance(key, str):
         key = json.loads(key)
     if key is None:
         if base_url.startswith(GOOGLE_API_BASE):
             raise ValueError(f"connection {GOOGLE_SHEETS_CONN!r} has no service-account key (extra keyfile_dict or password)")
-        return sheets_client(requests.Session(), base_url=base_url)
+        return sheets_client(requests.Session(), base_url=base_url, limiter=limiter)
     from google.auth.transport.requests import AuthorizedSession
     from google.oauth2.service_account import Credentials
 
     credentials = Credentials.from_service_account_info(key, scopes=SCOPES)
-    return sheets_client(AuthorizedSession(credentials), credentials, base_url=base_url)
+    return sheets_client(AuthorizedSession(credentials), credentials, base_url=base_url, limiter=limiter)
 
 
 def encode_for_sheets(value: Any) -> Any:
@@ -353,14 +355,14 @@ class XlsxTarget(SheetTarget):
 
 
 def open_target(form_slug: str, sheet_settings: Mapping[str, Any],
-                connection: tuple[str | None, dict] | None) -> SheetTarget:
+                connection: tuple[str | None, dict] | None, limiter: RateLimiter | None = None) -> SheetTarget:
     """Google through the connection, or the local workbook var/exports/<slug>.xlsx when there is no
     connection or it says `{"backend": "xlsx"}` (what `make up` configures)."""
     if connection is None or connection[1].get("backend") == "xlsx":
         return XlsxTarget.for_form(form_slug)
     if not sheet_settings.get("spreadsheet_id"):
         raise ValueError(f"form {form_slug!r}: settings.sheet.spreadsheet_id is needed to export to Google Sheets")
-    return GoogleSheetsTarget(client_from_connection(*connection), sheet_settings["spreadsheet_id"])
+    return GoogleSheetsTarget(client_from_connection(*connection, limiter), sheet_settings["spreadsheet_id"])
 
 
 def write_table(target: SheetTarget, title: str, header: list[str], rows: list[list[Any]], attempts: int = 3) -> int:

@@ -1,7 +1,8 @@
 """The dispatch loop: settle abandoned claims, then claim, send and record batches until nothing is due.
 
 Within a batch, messages are handed to the provider in chunks: each chunk is marked `handed` (committed)
-before its sends start, sends run on a thread pool paced by the provider's token bucket, and outcomes are
+before its sends start, sends run on a thread pool paced by the provider's rate limiter (fieldpipe/ratelimit.py, its budget
+shared by every dispatcher), and outcomes are
 recorded chunk by chunk. A chunk is marked while the previous one is still sending, so bookkeeping never
 stalls the rate; a kill loses at most the outcomes of two chunks (about a second of sends), which then
 become `unknown` (or are confirmed, for providers that can tell), never resent blindly.
@@ -19,10 +20,10 @@ from typing import Callable
 
 import psycopg
 
+from fieldpipe.ratelimit import RateLimiter
 from fieldpipe.sms import outbox
 from fieldpipe.sms.providers import Provider, SendResult
-from fieldpipe.sms.ratelimit import TokenBucket
-from fieldpipe.sms.settings import SmsSettings
+from fieldpipe.config import SmsSettings
 
 log = logging.getLogger("fieldpipe.sms")
 IDLE_POLL_S = 0.05
@@ -48,15 +49,15 @@ class DispatchReport:
                 "elapsed_s": round(self.elapsed_s, 3), "rate": round(self.rate, 2)}
 
 
-def _send(provider: Provider, bucket: TokenBucket, message: dict) -> SendResult:
-    bucket.acquire()
+def _send(provider: Provider, limiter: RateLimiter, message: dict) -> SendResult:
+    limiter.acquire()
     try:
         result = provider.send(message)
     except Exception as err:  # a bug after the request may have gone out: do not guess, do not resend
         log.exception("provider %s raised for message %s", provider.name, message["id"])
         return SendResult("unknown", error=f"{type(err).__name__} in the {provider.name} provider: {err}")
     if result.outcome == "retry" and result.retry_after:
-        bucket.defer(result.retry_after)  # the provider as a whole asked to slow down
+        limiter.defer(result.retry_after)  # the provider as a whole asked to slow down
     return result
 
 
@@ -78,12 +79,12 @@ class _Pipeline:
     """Claimed messages flow through: marked handed in chunks, sent on the pool, recorded as they finish.
 
     The next batch is claimed and the next chunk marked while the previous chunk is still sending, so the
-    token bucket never waits on the database.
+    rate limiter never waits on the outbox's bookkeeping.
     """
 
     def __init__(self, conn: psycopg.Connection, pool: ThreadPoolExecutor, provider: Provider,
-                 bucket: TokenBucket, settings: SmsSettings, batch_size: int, report: DispatchReport):
-        self.conn, self.pool, self.provider, self.bucket, self.settings = conn, pool, provider, bucket, settings
+                 limiter: RateLimiter, settings: SmsSettings, batch_size: int, report: DispatchReport):
+        self.conn, self.pool, self.provider, self.limiter, self.settings = conn, pool, provider, limiter, settings
         self.report = report
         self.chunk = _chunk_size(settings, batch_size)
         self.waiting: deque[tuple[_Batch, dict]] = deque()  # claimed, not yet handed
@@ -99,7 +100,7 @@ class _Pipeline:
         part = [self.waiting.popleft() for _ in range(min(self.chunk, len(self.waiting)))]
         with self.conn.transaction():
             outbox.mark_handed(self.conn, [m for _, m in part])
-        self.in_flight.extend((b, m, self.pool.submit(_send, self.provider, self.bucket, m)) for b, m in part)
+        self.in_flight.extend((b, m, self.pool.submit(_send, self.provider, self.limiter, m)) for b, m in part)
         self.collect(keep=len(part))  # leave this chunk sending while the caller claims or marks the next
 
     def collect(self, keep: int) -> None:
@@ -138,7 +139,7 @@ class _Pipeline:
 
 
 def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider, batch_size: int | None = None, *,
-             settings: SmsSettings | None = None, bucket: TokenBucket | None = None,
+             settings: SmsSettings | None = None,
              max_seconds: float | None = None, wait_for_retries: bool = True) -> DispatchReport:
     """Send what is due through `provider` until nothing is (or `max_seconds` pass); return what happened.
 
@@ -147,19 +148,20 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
     """
     settings = settings or SmsSettings.from_env(provider.name)
     batch_size = batch_size or settings.batch_size
-    bucket = bucket or TokenBucket(settings.rate)
     report = DispatchReport(provider.name, settings.rate)
     started = time.monotonic()
 
     def time_left() -> float:
         return float("inf") if max_seconds is None else max_seconds - (time.monotonic() - started)
 
-    with closing(conn_factory()) as conn, ThreadPoolExecutor(settings.concurrency, "sms-send") as pool:
+    # The provider's budget is shared by every dispatcher in every process (the `sms` pool runs two).
+    limiter = RateLimiter(conn_factory, f"sms:{provider.name}", settings.rate)
+    with closing(conn_factory()) as conn, limiter, ThreadPoolExecutor(settings.concurrency, "sms-send") as pool:
         with conn.transaction():
             report.abandoned = outbox.settle_abandoned(conn, settings.lease_s, provider)
         if any(report.abandoned.values()):
             log.warning("settled claims abandoned by a stopped dispatcher: %s", report.abandoned)
-        pipeline = _Pipeline(conn, pool, provider, bucket, settings, batch_size, report)
+        pipeline = _Pipeline(conn, pool, provider, limiter, settings, batch_size, report)
         while True:
             if not pipeline.waiting and time_left() > 0:
                 # claim no more than the time left allows at the configured rate

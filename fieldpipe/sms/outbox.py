@@ -12,7 +12,6 @@ Dispatchers `claim_due` a batch (FOR UPDATE SKIP LOCKED, so two never take the s
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Sequence
@@ -22,10 +21,10 @@ import psycopg
 from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.attempts import attempt_body
+from fieldpipe.config import Settings, SmsSettings
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
-from fieldpipe.sms.settings import SmsSettings, max_segments as configured_max_segments
 
 STATUSES = ("queued", "sending", "sent", "failed", "unknown")
 RESENDABLE = ("unknown", "failed")
@@ -58,7 +57,7 @@ def enqueue(conn: psycopg.Connection, messages: Sequence[NewMessage], max_segmen
     as `failed` with the reason, so it is visible rather than silently dropped or cut.
     """
     if max_segments is None:
-        max_segments = configured_max_segments()
+        max_segments = Settings.from_env().sms_max_segments
     columns: dict[str, list] = {k: [] for k in ("orgs", "keys", "kinds", "recipients", "bodies", "templates",
                                                 "encodings", "segments", "statuses", "errors")}
     for message in messages:
@@ -114,12 +113,6 @@ def mark_handed(conn: psycopg.Connection, messages: Sequence[dict]) -> None:
     )
 
 
-def retry_delay(attempt: int, retry_after: float | None, settings: SmsSettings) -> float:
-    """Exponential backoff with jitter (half to all of base * 2^(attempt-1)), never sooner than Retry-After."""
-    backoff = min(settings.backoff_cap_s, settings.backoff_base_s * 2 ** (attempt - 1))
-    return max(backoff * random.uniform(0.5, 1.0), retry_after or 0.0)
-
-
 RECORD_SQL = """
 WITH outcome AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[], %(delays)s::float8[],
@@ -163,7 +156,7 @@ def record_outcomes(conn: psycopg.Connection, results: Sequence[tuple[dict, Send
                 outcome = status = "failed"
                 error = f"gave up after {message['attempts']} attempts; last error: {result.error}"
             else:
-                status, delay = "queued", retry_delay(message["attempts"], result.retry_after, settings)
+                status, delay = "queued", settings.backoff.delay(message["attempts"], result.retry_after)
         outcomes.append(outcome)
         for name, value in (("ids", message["id"]), ("tokens", message["claim_token"]), ("statuses", status),
                             ("delays", delay), ("message_ids", result.provider_message_id), ("errors", error),

@@ -22,6 +22,7 @@ from typing import Iterable, Protocol
 
 from fieldpipe.config import var_dir
 from fieldpipe.pipelines.names import AWS_CONN, TWILIO_CONN
+from fieldpipe.retry import retry_after_seconds
 
 SNS_RETRYABLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
                        "InternalError", "InternalFailure", "ServiceUnavailable", "KMSThrottling",
@@ -48,20 +49,6 @@ class Provider(Protocol):
 
     def confirm(self, message_ids: Iterable[int]) -> set[int] | None:
         """The ids among `message_ids` the provider has, or None when it cannot tell."""
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:  # an HTTP date
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.timezone.utc)).total_seconds())
-        except (TypeError, ValueError):
-            return None
 
 
 class FileProvider:
@@ -174,7 +161,7 @@ class TwilioProvider:
             return SendResult("sent", provider_message_id=body.get("sid"), http_status=resp.status_code)
         common = {"error": error, "http_status": resp.status_code, "error_code": str(code) if code else None}
         if resp.status_code == 429 or resp.status_code >= 500:
-            return SendResult("retry", retry_after=_retry_after_seconds(resp.headers.get("Retry-After")), **common)
+            return SendResult("retry", retry_after=retry_after_seconds(resp.headers.get("Retry-After")), **common)
         if resp.status_code in (401, 403, 404):  # wrong credentials or account: the deployment's fault
             return SendResult("retry", **common)
         # Any other 4xx is about this message: 400 with 21211 (invalid number), 21610 (unsubscribed by STOP),

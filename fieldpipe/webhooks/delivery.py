@@ -7,7 +7,8 @@ answer (3xx, other 4xx) fails the delivery at once. Every attempt is a row in we
 Circuit breaker per webhook: retryable failures add up in `consecutive_failures`; from `breaker_threshold`
 on, the endpoint is left alone until `open_until` (doubling, capped), then probed with one delivery per
 batch until one succeeds. A claim takes at most `per_endpoint` deliveries of one webhook per batch, so a
-backlog or a dead receiver never crowds out the others.
+backlog or a dead receiver never crowds out the others, and no endpoint gets more than `endpoint_rate`
+requests a second from all workers together (a budget per webhook in fieldpipe.ratelimit).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +27,8 @@ import psycopg
 from fieldpipe import paging
 from fieldpipe.attempts import attempt_body
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.ratelimit import RateLimiter
+from fieldpipe.retry import Backoff
 from fieldpipe.webhooks import transport
 from fieldpipe.webhooks.secret_box import SecretUnavailable, unseal
 from fieldpipe.webhooks.signing import SIGNATURE_HEADER, sign
@@ -51,14 +53,12 @@ class DeliveryPolicy:
     breaker_cap: float = 3600.0
     batch_size: int = 50
     per_endpoint: int = 5
+    endpoint_rate: float = 50.0               # requests a second to one endpoint, across every worker
     concurrency: int = 8
 
-    def retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 30))
-        delay *= random.uniform(0.5, 1.0)  # jitter: receivers coming back are not hit by every sender at once
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_cap))
-        return delay
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_base, self.backoff_cap, retry_after_cap=self.backoff_cap)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _outcome(status_code: int | None) -> str:
     return "delivered" if 200 <= status_code < 300 else "failed"
 
 
-def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver) -> AttemptResult:
+def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver, limiter: RateLimiter) -> AttemptResult:
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
 
@@ -154,7 +154,7 @@ def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver) -> AttemptRe
             delivery_id=row["id"], webhook_id=row["webhook_id"], attempt=row["attempts"], started_at=started_at,
             duration_ms=int((time.monotonic() - started) * 1000) if duration_ms is None else duration_ms,
             status_code=status_code, error=error, outcome=outcome,
-            delay=policy.retry_delay(row["attempts"], retry_after) if outcome == "retry" else 0.0)
+            delay=policy.backoff.delay(row["attempts"], retry_after) if outcome == "retry" else 0.0)
 
     try:
         target = check_target(row["url"], resolver=resolver)
@@ -171,6 +171,7 @@ def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver) -> AttemptRe
         "Fieldpipe-Event": row["event"], "Fieldpipe-Event-Id": row["event_key"],
         "Fieldpipe-Delivery": str(row["id"]),
     }
+    limiter.named(f"webhook:{row['webhook_id']}").acquire()
     answer = transport.post(target, body, headers, timeout=policy.timeout, max_body=policy.max_response_bytes)
     outcome = _outcome(answer.status_code)
     error = answer.error
@@ -248,12 +249,13 @@ def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolic
     `max_seconds` (the rest waits for the next run); returns counts."""
     counts = {"attempted": 0, "delivered": 0, "retry": 0, "failed": 0, "expired": _expire_held_back(conn)}
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="webhook") as pool:
+    with RateLimiter.beside(conn, "webhook", policy.endpoint_rate) as limiter, \
+            ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="webhook") as pool:
         while time.monotonic() - started < max_seconds:
             rows = _claim(conn, policy)
             if not rows:
                 break
-            results = list(pool.map(lambda row: _attempt(row, policy, resolver), rows))
+            results = list(pool.map(lambda row: _attempt(row, policy, resolver, limiter), rows))
             _record(conn, results, policy)
             counts["attempted"] += len(results)
             for r in results:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from fieldpipe.config import Settings
+from fieldpipe.config import WEBHOOK_SECRET_KEY_ENV as SECRET_KEY_ENV, Settings
 from fieldpipe.problems import Problem
 
-SECRET_KEY_ENV = "FIELDPIPE_SECRET_KEY"
 
 
 class SecretUnavailable(Exception):
@@ -25,7 +23,7 @@ class SecretUnavailable(Exception):
 
 
 def _fernet() -> MultiFernet | None:
-    keys = [k.strip() for k in os.environ.get(SECRET_KEY_ENV, "").split(",") if k.strip()]
+    keys = Settings.from_env().webhooks.secret_keys
     if not keys:
         return None
     return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys])

@@ -10,16 +10,14 @@ address that passed, so a name re-pointed at an internal address after the check
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
-from fieldpipe.config import Settings
+from fieldpipe.config import WEBHOOK_ALLOW_NETS_ENV as ALLOW_NETS_ENV, Settings
 
 MAX_URL_LENGTH = 2048
-ALLOW_NETS_ENV = "FIELDPIPE_WEBHOOK_ALLOW_NETS"
 # Cloud metadata services; most are link-local already, named here so the refusal says why.
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200"))
@@ -55,7 +53,7 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    raw = os.environ.get(ALLOW_NETS_ENV, "")
+    raw = Settings.from_env().webhooks.allow_nets
     return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.replace(";", ",").split(",")
             if part.strip()]
 

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from fieldpipe.retry import retry_after_seconds
 from fieldpipe.webhooks.targets import Target
 
 READ_CHUNK = 16 * 1024
@@ -27,7 +28,7 @@ class HttpResult:
     error: str | None                # connection failure or timeout
     duration_ms: int
     body_excerpt: str
-    retry_after: float | None        # seconds from a Retry-After header, when given as seconds
+    retry_after: float | None        # seconds from a Retry-After header (seconds or an HTTP date)
 
 
 class _Watchdog:
@@ -75,13 +76,6 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date; the backoff schedule applies instead
-
-
 def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float, max_body: int) -> HttpResult:
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     conn = connection_class(target, timeout)
@@ -92,7 +86,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         with watchdog:
             conn.request("POST", target.path, body=body, headers=headers)
             answer = conn.getresponse()
-            status, retry_after = answer.status, _retry_after(answer.getheader("Retry-After"))
+            status, retry_after = answer.status, retry_after_seconds(answer.getheader("Retry-After"))
             received = 0
             while received < max_body:
                 chunk = answer.read1(min(READ_CHUNK, max_body - received))
