@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench install requirements clean
+.PHONY: up test bench mutation install requirements clean
 
 install: $(STAMP)
 
@@ -26,6 +26,15 @@ test: $(STAMP)
 ## Benchmarks; writes bench/results/latest.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## Mutation testing with mutmut (never part of `make test`; docs/testing.md): PART=<part> runs one part of the core
+## modules (`python -m mutation.run --list`), PART=known-bugs the hand-made bugs of issue 12, no PART everything (hours).
+mutation: $(STAMP)
+ifeq ($(PART),known-bugs)
+	nice -n 10 $(BIN)/python -m mutation.known_bugs
+else
+	nice -n 10 $(BIN)/python -m mutation.run $(or $(PART),all)
+endif
 
 ## Re-pin requirements.txt from the hand-written requirements.in.
 requirements: $(STAMP)

@@ -60,7 +60,6 @@ def endpoint(admin: bool = False) -> Callable:
                     raise Problem("forbidden", "this route needs an admin key")
                 return view(conn, caller, *args, **kwargs)
 
-        wrapper.fieldpipe_admin = admin
         return wrapper
 
     return decorate

@@ -45,6 +45,13 @@ BUGS = [
         'op = sql.SQL("<>" if node.op == "!=" else node.op)',
         'op = sql.SQL("<>" if node.op == "!=" else "<" if node.op == "<=" else node.op)',
         ("tests/test_rules_boundaries.py",)),
+    # One-sided changes must also break the agreement test between the executors, on its own.
+    Bug("le-compiled-as-lt-in-sql-vs-agreement", "fieldpipe/rules/compiler.py",
+        'op = sql.SQL("<>" if node.op == "!=" else node.op)',
+        'op = sql.SQL("<>" if node.op == "!=" else "<" if node.op == "<=" else node.op)',
+        ("tests/test_rules_agreement.py",)),
+    Bug("ge-evaluated-as-gt-in-python-vs-agreement", "fieldpipe/rules/inprocess.py",
+        '">=": left >= right', '">=": left > right', ("tests/test_rules_agreement.py",)),
     Bug("le-evaluated-as-lt-in-python", "fieldpipe/rules/inprocess.py",
         '"<=": left <= right', '"<=": left < right', ("tests/test_rules_boundaries.py",)),
     Bug("batch-twin-keeps-the-first-silently", "fieldpipe/responses.py",
