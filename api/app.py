@@ -34,8 +34,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
 
-    from api.routes import assessments, docs, flags, forms, health, messages, responses, schools, webhooks
+    from api.routes import assessments, docs, flags, forms, health, messages, responses, rules, schools, webhooks
 
-    for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, webhooks.bp, schools.bp, assessments.bp, messages.bp, flags.bp):
+    for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, webhooks.bp, schools.bp, assessments.bp, messages.bp, flags.bp,
+                      rules.bp):
         app.register_blueprint(blueprint)
     return app

@@ -184,6 +184,7 @@ SCHEMAS: dict[str, dict] = {
     "Flag": {"type": "object", "properties": {
         "id": {"type": "integer"}, "submission_id": {"type": "string", "format": "uuid"},
         "revision": {"type": "integer"}, "rule_id": {"type": "string"}, "severity": {"enum": ["error", "warning"]},
+        "rules_version": {"type": ["integer", "null"], "description": "The rules version that raised the flag"},
         "notify": {"enum": ["collector", "none"]}, "message": {"type": "string"},
         "status": {"enum": ["open", "closed"]},
         "close_reason": {"enum": ["passed", "superseded", "rule_removed", None]},
@@ -367,6 +368,83 @@ ASSESSMENT_PATHS["/api/v1/assessments"]["get"]["responses"]["304"] = {
     "description": "Not modified: the ETag sent in If-None-Match still matches"}
 PATHS.update(ASSESSMENT_PATHS)
 SCHEMAS.update(ASSESSMENT_SCHEMAS)
+
+
+# --- business rules per form (docs/rules.md) ---
+RULE_VERSION_PARAM = _path_param("version", "A rules version number")
+RULES_PATHS: dict[str, dict] = {
+    "/api/v1/forms/{slug}/rules": {
+        "get": _op("The form's rules in force (version null when it has none)", admin=True, params=[SLUG],
+                   schema="RulesVersion"),
+        "put": _op("Replace the form's rules: checked against its questions (422 lists every problem with its rule "
+                   "id; nothing is stored), then saved as a new version (201). The same document again changes "
+                   "nothing (200). Validation applies it to every response on its next run", admin=True,
+                   params=[SLUG], body="RulesDocument", ok=("201", "New version"), schema="RulesVersion",
+                   errors=("400", "415", "422")),
+    },
+    "/api/v1/forms/{slug}/rules/versions": {
+        "get": _op("The form's rules versions, newest first, with who saved each and when", admin=True,
+                   params=[SLUG, _query("limit", "Page size, 1-200 (default 50)", "integer"),
+                           _query("cursor", "next_cursor of the previous page")],
+                   schema="RulesVersionPage", errors=("422",)),
+    },
+    "/api/v1/forms/{slug}/rules/versions/{version}": {
+        "get": _op("One rules version's document", admin=True, params=[SLUG, RULE_VERSION_PARAM],
+                   schema="RulesVersion"),
+    },
+    "/api/v1/forms/{slug}/rules/dry-run": {
+        "post": _op("Evaluate a proposed rules document against the form's stored responses (or the latest N) "
+                    "without writing flags. Over FIELDPIPE_RULES_DRY_RUN_SYNC_LIMIT responses (default 100,000) "
+                    "it runs as a job: 202 with a link to poll", admin=True,
+                    params=[SLUG, _query("latest", "Only the latest N responses received", "integer")],
+                    body="RulesDocument", schema="DryRunResult", errors=("400", "415", "422")),
+    },
+    "/api/v1/forms/{slug}/rules/dry-runs/{job_id}": {
+        "get": _op("A dry run job: queued, running, done (with its result) or failed (with the error)", admin=True,
+                   params=[SLUG, _path_param("job_id", "The job's id")], schema="DryRunJob"),
+    },
+}
+RULES_PATHS["/api/v1/forms/{slug}/rules"]["put"]["responses"]["200"] = {
+    "description": "Unchanged: the document equals the version in force",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RulesVersion"}}}}
+RULES_PATHS["/api/v1/forms/{slug}/rules/dry-run"]["post"]["responses"]["202"] = {
+    "description": "Accepted as a job; poll the Location",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DryRunJob"}}}}
+RULES_SCHEMAS: dict[str, dict] = {
+    "RulesDocument": {"type": "object", "description": "The JSON form of a rules file (docs/rules.md)", "properties": {
+        "rules": {"type": "array", "items": {"type": "object", "required": ["id", "expression", "message"], "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}, "expression": {"type": "string"},
+            "message": {"type": "string"}, "severity": {"enum": ["error", "warning"]},
+            "notify": {"enum": ["collector", "none"]}, "description": {"type": "string"}}}},
+        "expectations": {"type": "array", "items": {"type": "object", "required": ["id", "expectation", "kwargs", "message"],
+                                                    "properties": {
+            "id": {"type": "string"}, "expectation": {"type": "string"}, "kwargs": {"type": "object"},
+            "message": {"type": "string"}, "severity": {"enum": ["error", "warning"]},
+            "notify": {"enum": ["collector", "none"]}, "description": {"type": "string"}}}}}},
+    "RulesVersion": {"allOf": [{"$ref": "#/components/schemas/RulesDocument"}, {"type": "object", "properties": {
+        "version": {"type": ["integer", "null"]}, "created_at": {"type": ["string", "null"], "format": "date-time"},
+        "created_by": {"type": ["string", "null"]}}}]},
+    "RulesVersionPage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "version": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+            "created_by": {"type": "string"}, "rules": {"type": "integer"}, "expectations": {"type": "integer"},
+            "in_force": {"type": "boolean"}}}},
+        "next_cursor": {"type": ["string", "null"]}}},
+    "DryRunResult": {"type": "object", "properties": {
+        "responses_evaluated": {"type": "integer"},
+        "rules": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "would_flag": {"type": ["integer", "null"]},
+            "examples": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+            "error": {"type": "string", "description": "Only for a rule that fails in PostgreSQL"}}}}}},
+    "DryRunJob": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "status": {"enum": ["queued", "running", "done", "failed"]},
+        "latest": {"type": ["integer", "null"]}, "poll": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"}, "error": {"type": ["string", "null"]},
+        "result": {"oneOf": [{"$ref": "#/components/schemas/DryRunResult"}, {"type": "null"}]}}},
+}
+PATHS.update(RULES_PATHS)
+SCHEMAS.update(RULES_SCHEMAS)
 
 
 def document() -> dict:

@@ -1,21 +1,24 @@
 """Validate new and edited responses against each form's business rules and write flags.
 
 - **Reads** (connection `fieldpipe_db`): `responses` received or edited since each form's watermark in
-  `validation_watermarks` (all of a form's responses when its rules file changed), `forms`, and the rules
-  files `include/rules/<form-slug>.yaml` (FIELDPIPE_RULES_DIR overrides the folder; see docs/rules.md).
-- **Writes**: `flags` (one per response revision and broken rule; reruns upsert, fixed or superseded
-  revisions close theirs) and the watermark, in one transaction per form. Publishes the asset
+  `validation_watermarks` (all of a form's responses when its rules version changed), `forms`, and each
+  form's rules version in force from `rules_versions` (set through the API or `fieldpipe rules push`;
+  see docs/rules.md).
+- **Writes**: `flags` (one per response revision and broken rule, recording the rules version that raised
+  it; reruns upsert, fixed or superseded revisions close theirs, flags of rules no longer in force close
+  as `rule_removed`) and the watermark, in one transaction per form. Publishes the asset
   `fieldpipe.flags`, which `flag_callbacks` is scheduled on.
 - **How**: `affected_forms` lists the form slugs with work to do; one mapped `validate_form` task per slug
   (never per response) evaluates every expression rule in one SQL statement over the batch and runs
   the column expectations with GX Core over it as a DataFrame.
 - **Schedule**: every 3 minutes, one run at a time; a failed run leaves its watermark, so the next run
   picks its responses up.
-- **Failures**: a broken rules file fails only that form's task, at once (no retries), naming the file,
-  the rule id and the problem; a rule that fails in PostgreSQL at run time is reported as broken (the
-  task fails after the other rules' flags are written). Fix the file; the next run revalidates the form.
-- **Rerun / backfill**: trigger the DAG; there is nothing to backfill. To revalidate everything, change
-  the rules file or delete the form's row in `validation_watermarks`.
+- **Failures**: rules that no longer fit their form's questions fail only that form, at once (no
+  retries), naming the form, the rule id and the problem; a rule that fails in PostgreSQL at run time is
+  reported as broken (the task fails after the other forms and rules were validated, naming the form and
+  rule). Save fixed rules (a new version); the next run revalidates the form.
+- **Rerun / backfill**: trigger the DAG; there is nothing to backfill. To revalidate everything, save a
+  new rules version or delete the form's row in `validation_watermarks`.
 """
 
 from datetime import timedelta
@@ -27,7 +30,7 @@ from fieldpipe.pipelines.assets import FLAGS
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS, failing_at_once_on
 
 FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
-                                  "a broken rules file or rule needs a person to fix it")
+                                  "broken rules need a person to fix them")
 
 
 @dag(

@@ -140,6 +140,63 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_rules_push(args: argparse.Namespace) -> int:
+    """Each file is one form's new rules version (or unchanged), in its own transaction: a broken file
+    stores nothing and the others still go in."""
+    from pathlib import Path
+
+    from fieldpipe.forms import get_form_row
+    from fieldpipe.local_db import database_url
+    from fieldpipe.problems import Problem
+    from fieldpipe.rules.loader import RulesFileError, read_document
+    from fieldpipe.rules.store import cli_author, save
+
+    failed = 0
+    with connect(database_url()) as conn:
+        org = conn.execute("SELECT id FROM organizations WHERE slug = %s", (args.org,)).fetchone()
+        if org is None:
+            print(f"no organization {args.org!r}", file=sys.stderr)
+            return 1
+        for path in map(Path, args.files):
+            try:
+                document = read_document(path)
+                slug = document.get("form", path.stem) if isinstance(document, dict) else path.stem
+                with conn.transaction():
+                    form = get_form_row(conn, org["id"], str(slug))
+                    saved, created = save(conn, form, document, cli_author(), source=str(path))
+            except (RulesFileError, Problem, OSError) as err:
+                failed += 1
+                problems = [e.message for e in getattr(err, "errors", [])] or [getattr(err, "detail", None) or str(err)]
+                print("\n".join(f"{path}: {p}" for p in problems), file=sys.stderr)
+                continue
+            what = f"saved as version {saved['version']}" if created else f"unchanged (version {saved['version']})"
+            print(f"{args.org}/{slug}: {what}, {len(saved['rules'])} rule(s) and {len(saved['expectations'])} "
+                  f"expectation(s)")
+        conn.commit()
+    return 1 if failed else 0
+
+
+def _cmd_rules_pull(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fieldpipe.local_db import database_url
+    from fieldpipe.rules.store import as_yaml, pull_documents
+
+    with connect(database_url()) as conn:
+        pulled = pull_documents(conn, args.org, args.form)
+    if not pulled:
+        print(f"organization {args.org!r} has no {'form ' + repr(args.form) + ' with ' if args.form else ''}rules",
+              file=sys.stderr)
+        return 1
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in pulled:
+        path = folder / f"{item['form']}.yaml"
+        path.write_text(as_yaml(item))
+        print(f"{path}: version {item['version']} of {args.org}/{item['form']}")
+    return 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from fieldpipe.dev.devserver import run_up
 
@@ -189,10 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("id", type=int, help="the message id (GET /api/v1/messages)")
     again.set_defaults(func=_cmd_sms_resend)
 
-    rules = commands.add_parser("rules", help="business rules files").add_subparsers(dest="action", required=True)
+    rules = commands.add_parser("rules", help="business rules: check, push and pull rules files").add_subparsers(dest="action", required=True)
     check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
     check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
     check.set_defaults(func=_cmd_rules_check)
+    push = rules.add_parser("push", help="save rules files as their forms' new rules versions (the form is the "
+                                         "file's `form`, else its name)")
+    push.add_argument("--org", required=True, help="organization slug")
+    push.add_argument("files", nargs="+", help="rules files (YAML)")
+    push.set_defaults(func=_cmd_rules_push)
+    pull = rules.add_parser("pull", help="write the rules in force of an organization's forms as YAML files")
+    pull.add_argument("--org", required=True, help="organization slug")
+    pull.add_argument("--form", help="only this form's rules")
+    pull.add_argument("--dir", default=".", help="where to write <form>.yaml (default: the current folder)")
+    pull.set_defaults(func=_cmd_rules_pull)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser

@@ -55,6 +55,8 @@ class Settings:
     sms_max_segments: int  # read apart from SmsSettings: producers never depend on the sending configuration
     sheets: SheetsSettings
     webhooks: WebhookSettings
+    # A rules dry run over more responses than this runs as a job (202 and a link to poll).
+    rules_dry_run_sync_limit: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -68,6 +70,7 @@ class Settings:
             production=env("FIELDPIPE_ENV", "development") == "production",
             bucket=env("FIELDPIPE_BUCKET", "fieldpipe"),
             rules_dir=Path(env("FIELDPIPE_RULES_DIR") or REPO_ROOT / "include" / "rules"),
+            rules_dry_run_sync_limit=int(env("FIELDPIPE_RULES_DRY_RUN_SYNC_LIMIT", 100_000)),
             assessments_start_date=dt.date.fromisoformat(env("FIELDPIPE_ASSESSMENTS_START_DATE", "2026-11-01")),
             sms_max_segments=int(env("FIELDPIPE_SMS_MAX_SEGMENTS", 4)),
             sheets=SheetsSettings(

@@ -5,7 +5,8 @@ rule_id, message); `record_run` turns them into flags in a few statements:
 - upsert one flag per (response, revision, rule): a rerun finds the same flags, so nothing is added;
 - close open flags of the batch's responses that no longer hold: `passed` (the response, as it is now,
   no longer breaks the rule: fixed by an edit, or the rule changed), `superseded` (a newer revision
-  was validated and breaks the rule again: it has its own flag), `rule_removed` (the rule left the file).
+  was validated and breaks the rule again: it has its own flag), `rule_removed` (the rule is not in the
+form's rules version in force).
 The watermark (`validation_watermarks`) advances in the same transaction, after the flags are written.
 """
 
@@ -33,7 +34,7 @@ class Watermark:
     validated_through: dt.datetime
 
     def since(self, fingerprint: str) -> dt.datetime:
-        """Where this run starts: everything again when the rules file changed."""
+        """Where this run starts: everything again when the rules version changed."""
         return self.validated_through if self.fingerprint == fingerprint else EVERYTHING
 
 
@@ -76,11 +77,12 @@ UPSERT_SQL = """
 WITH meta AS (
     SELECT * FROM unnest(%(ids)s::text[], %(severities)s::text[], %(notify)s::text[]) AS m(rule_id, severity, notify)
 ), written AS (
-    INSERT INTO flags (form_id, response_id, revision, rule_id, severity, notify, message)
-    SELECT %(form_id)s, v.response_id, v.revision, v.rule_id, m.severity, m.notify, v.message
+    INSERT INTO flags (form_id, response_id, revision, rule_id, severity, notify, message, rules_version)
+    SELECT %(form_id)s, v.response_id, v.revision, v.rule_id, m.severity, m.notify, v.message, %(rules_version)s
       FROM run_violations v JOIN meta m USING (rule_id)
     ON CONFLICT (response_id, revision, rule_id) DO UPDATE
        SET severity = EXCLUDED.severity, notify = EXCLUDED.notify, message = EXCLUDED.message, status = 'open',
+           rules_version = EXCLUDED.rules_version,
            close_reason = NULL, closed_at = NULL,
            opened_at = CASE WHEN flags.status = 'open' THEN flags.opened_at ELSE now() END
      WHERE (flags.severity, flags.notify, flags.message, flags.status)
@@ -113,12 +115,14 @@ RETURNING c.reason
 """
 
 
-def record_run(conn: psycopg.Connection, form_id: int, rules: list, evaluated: list[str], since: dt.datetime) -> dict:
-    """Flags from `run_violations`; `rules` are all of the file's rules, `evaluated` those that ran cleanly."""
+def record_run(conn: psycopg.Connection, form_id: int, rules: list, evaluated: list[str], since: dt.datetime,
+               rules_version: int | None) -> dict:
+    """Flags from `run_violations`; `rules` are all of the version's rules, `evaluated` those that ran cleanly.
+    A flag opened (or changed) records the rules version that raised it."""
     conn.execute("ANALYZE run_violations")  # a temporary table has no statistics otherwise: joins would guess
     counts = conn.execute(UPSERT_SQL, {
         "form_id": form_id, "ids": [r.id for r in rules], "severities": [r.severity for r in rules],
-        "notify": [r.notify for r in rules],
+        "notify": [r.notify for r in rules], "rules_version": rules_version,
     }).fetchone()
     # Fresh statistics for the join below: without them the planner takes this run's new flags for none and
     # picks nested loops that take minutes on a million-response batch.
@@ -132,15 +136,15 @@ def record_run(conn: psycopg.Connection, form_id: int, rules: list, evaluated: l
 
 # --- reading -----------------------------------------------------------------------------------------
 
-FLAG_COLUMNS = """f.id, r.submission_id, f.revision, f.rule_id, f.severity, f.notify, f.message, f.status,
+FLAG_COLUMNS = """f.id, r.submission_id, f.revision, f.rule_id, f.rules_version, f.severity, f.notify, f.message, f.status,
                   f.close_reason, f.opened_at, f.closed_at"""
 
 
 def flag_body(row: dict) -> dict:
     return {
         "id": row["id"], "submission_id": str(row["submission_id"]), "revision": row["revision"],
-        "rule_id": row["rule_id"], "severity": row["severity"], "notify": row["notify"], "message": row["message"],
-        "status": row["status"], "close_reason": row["close_reason"], "opened_at": row["opened_at"],
+        "rule_id": row["rule_id"], "rules_version": row["rules_version"], "severity": row["severity"],
+        "notify": row["notify"], "message": row["message"], "status": row["status"], "close_reason": row["close_reason"], "opened_at": row["opened_at"],
         "closed_at": row["closed_at"],
     }
 

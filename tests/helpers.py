@@ -1,6 +1,9 @@
-"""Small helpers the tests share: auth headers and a household-survey form and submission."""
+"""Small helpers the tests share: auth headers, a household-survey form and submission, saving rules."""
 
+import textwrap
 import uuid
+
+import yaml
 
 
 def auth(key: str) -> dict:
@@ -29,3 +32,13 @@ def submission(**overrides) -> dict:
     }
     body.update(overrides)
     return body
+
+
+def put_rules(client, key: str, slug: str, rules_yaml: str, expect: int | None = None):
+    """Save a form's rules through the API, written as a YAML rules file; returns the response."""
+    resp = client.put(f"/api/v1/forms/{slug}/rules", json=yaml.safe_load(textwrap.dedent(rules_yaml)), headers=auth(key))
+    if expect is None:
+        assert resp.status_code in (200, 201), resp.get_json()
+    else:
+        assert resp.status_code == expect, resp.get_json()
+    return resp

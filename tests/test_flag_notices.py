@@ -1,8 +1,6 @@
 """Flag notices end to end: a flagged response produces one SMS and one signed webhook; an edit that
 passes produces `flag.resolved`. Real validation, real outbox tables, a real local HTTP receiver."""
 
-import textwrap
-
 import pytest
 
 from fieldpipe.flag_notices import enqueue_flag_notices
@@ -11,7 +9,7 @@ from fieldpipe.webhooks.delivery import DeliveryPolicy, deliver_due
 from fieldpipe.webhooks.signing import SIGNATURE_HEADER, verify_signature
 from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.helpers import auth, submission
+from tests.helpers import auth, put_rules, submission
 
 RULES = """
 form: household-survey
@@ -36,10 +34,8 @@ POLICY = DeliveryPolicy(timeout=2.0)
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch, tmp_path):
+def environment(monkeypatch):
     monkeypatch.setenv(ALLOW_NETS_ENV, "127.0.0.0/8")
-    (tmp_path / "household-survey.yaml").write_text(textwrap.dedent(RULES))
-    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
 
 
 @pytest.fixture
@@ -49,8 +45,10 @@ def receiver():
 
 
 @pytest.fixture
-def survey(make_form):
-    return make_form("household-survey")
+def survey(make_form, client, admin_key):
+    form = make_form("household-survey")
+    put_rules(client, admin_key, "household-survey", RULES)
+    return form
 
 
 def pipeline(conn):

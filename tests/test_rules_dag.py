@@ -1,20 +1,19 @@
 """The `validate_responses` DAG end to end (dag.test, real PostgreSQL, GX Core): one mapped task per affected
-form slug; expression rules and column expectations flag; a broken rules file fails only its own form."""
-
-import textwrap
+form slug; expression rules and column expectations flag; rules that no longer fit fail only their own form."""
 
 import pytest
 
-from tests.helpers import auth, submission
+from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
 
 @pytest.mark.airflow
-def test_dag_flags_rule_and_expectation_violations_and_a_broken_file_fails_only_its_form(
-        client, conn, admin_key, collector_key, make_form, run_dag, tmp_path, monkeypatch):
+def test_dag_flags_rule_and_expectation_violations_and_broken_rules_fail_only_their_form(
+        client, conn, admin_key, collector_key, make_form, run_dag):
     from airflow.utils.state import TaskInstanceState
 
-    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
-    (tmp_path / "household-survey.yaml").write_text(textwrap.dedent("""
+    make_form()
+    make_form(slug="water-point-audit")
+    put_rules(client, admin_key, "household-survey", """
         rules:
           - id: savings-within-income
             expression: monthly_savings <= monthly_income
@@ -26,10 +25,11 @@ def test_dag_flags_rule_and_expectation_violations_and_a_broken_file_fails_only_
             kwargs: {column: monthly_income, min_value: 0, max_value: 100000}
             message: "Income {monthly_income} is out of range"
             severity: warning
-    """))
-    (tmp_path / "water-point-audit.yaml").write_text("rules:\n  - {id: typo, expression: depth > 1, message: x}\n")
-    make_form()
-    make_form(slug="water-point-audit")
+    """)
+    put_rules(client, admin_key, "water-point-audit", "rules:\n  - {id: local-word, expression: local_word != 'x', message: x}\n")
+    # the form then drops the question its rule reads: its stored rules no longer fit
+    client.put("/api/v1/forms/water-point-audit", headers=auth(admin_key), json={
+        "title": "Water", "questions": [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "local_word"], "settings": {}})
     headers = auth(collector_key)
     overspent = submission(answers={"name": "Asha", "city": "pune", "monthly_income": 20000, "monthly_savings": 30000})
     rich = submission(answers={"name": "Ravi", "city": "pune", "monthly_income": 900000, "monthly_savings": 1000})

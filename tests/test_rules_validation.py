@@ -1,13 +1,11 @@
 """Validation end to end against the real PostgreSQL: warnings at ingestion, flags from the set-based run,
-reruns, edits, superseded revisions, the watermark, and broken rules files and rules."""
-
-import textwrap
+reruns, edits, superseded revisions, the watermark, and broken rules."""
 
 import pytest
 
-from fieldpipe.rules.loader import load_file
+from fieldpipe.rules.store import ruleset_for
 from fieldpipe.rules.validate import ValidationFailed, affected_slugs, validate_form, validate_slug
-from tests.helpers import auth, submission
+from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
 SAVINGS_RULES = """
 rules:
@@ -24,15 +22,13 @@ rules:
 
 
 @pytest.fixture
-def rules_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
+def rules_dir(client, admin_key):
+    """Save a form's rules (as a rules file would say them) through the API."""
 
-    def write(slug: str, text: str):
-        path = tmp_path / f"{slug}.yaml"
-        path.write_text(textwrap.dedent(text))
-        return path
+    def save(slug: str, text: str):
+        return put_rules(client, admin_key, slug, text).get_json()
 
-    return write
+    return save
 
 
 def post(client, key, **overrides):
@@ -91,14 +87,15 @@ def test_batch_post_carries_warnings_per_item_and_stores_every_item(client, coll
 
 def test_rerun_gives_the_same_flags_even_when_everything_is_revalidated(client, conn, admin_key, collector_key, make_form, rules_dir):
     make_form()
-    path = rules_dir("household-survey", SAVINGS_RULES)
+    rules_dir("household-survey", SAVINGS_RULES)
     post(client, collector_key, answers=answers(monthly_savings=30000, name="R2D2"))
     validate_slug(conn, "household-survey")
     first = open_flags(client, admin_key)
-    assert len(first) == 2
+    assert len(first) == 2 and {f["rules_version"] for f in first} == {1}
 
     [again] = validate_slug(conn, "household-survey")
-    path.write_text(path.read_text() + "\n# a comment changes the fingerprint: every response is validated again\n")
+    # a new version (here only a description changed) makes the next run validate every response again
+    rules_dir("household-survey", SAVINGS_RULES.replace("    severity: warning", "    severity: warning\n    description: no digits"))
     [full] = validate_slug(conn, "household-survey")
     assert (again.opened, again.updated, full.revalidated_all, full.opened, full.updated) == (0, 0, True, 0, 0)
     assert open_flags(client, admin_key) == first
@@ -129,27 +126,28 @@ def test_edit_that_passes_closes_the_flag_and_an_edit_that_still_fails_supersede
 
 def test_empty_answers_are_not_evaluated_and_removed_rules_close_their_flags(client, conn, admin_key, collector_key, make_form, rules_dir):
     make_form()
-    path = rules_dir("household-survey", SAVINGS_RULES)
+    rules_dir("household-survey", SAVINGS_RULES)
     missing = post(client, collector_key, answers=answers(monthly_income=None, monthly_savings=30000))
     assert missing["warnings"] == []
     post(client, collector_key, answers=answers(monthly_savings=30000))
     [result] = validate_slug(conn, "household-survey")
     assert result.opened == 1
 
-    path.write_text(textwrap.dedent(SAVINGS_RULES).split("  - id: name-without-digits")[0].replace(
+    rules_dir("household-survey", SAVINGS_RULES.split("  - id: name-without-digits")[0].replace(
         "savings-within-income", "savings-below-income"))
     validate_slug(conn, "household-survey")
     assert [f["rule_id"] for f in open_flags(client, admin_key)] == ["savings-below-income"]
     assert [f["close_reason"] for f in open_flags(client, admin_key, status="closed")] == ["rule_removed"]
 
 
-def test_broken_rules_file_fails_with_file_rule_and_reason_and_touches_nothing(client, conn, admin_key, collector_key, make_form, rules_dir):
+def test_rules_that_no_longer_fit_the_questions_fail_their_form_naming_rule_and_reason_and_touch_nothing(
+        client, conn, admin_key, collector_key, make_form, rules_dir):
     make_form()
     make_form(slug="water-point-audit")
     rules_dir("household-survey", """
         rules:
-          - id: savings-vs-name
-            expression: monthly_savings <= name
+          - id: savings-vs-income
+            expression: monthly_savings <= monthly_income
             message: "x"
     """)
     rules_dir("water-point-audit", """
@@ -159,11 +157,16 @@ def test_broken_rules_file_fails_with_file_rule_and_reason_and_touches_nothing(c
             message: "no name"
     """)
     post(client, collector_key, answers=answers(monthly_savings=30000))
+    # the form loses a question its rules read: the stored rules no longer fit
+    without_savings = [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "monthly_savings"]
+    resp = client.put("/api/v1/forms/household-survey", headers=auth(admin_key),
+                      json={"title": "Household survey", "questions": without_savings, "settings": {}})
+    assert resp.status_code == 200, resp.get_json()
     with pytest.raises(ValidationFailed) as failure:
         validate_slug(conn, "household-survey")
     message = str(failure.value)
-    assert "household-survey.yaml" in message and "savings-vs-name" in message
-    assert "compares number answer 'monthly_savings' with text answer 'name'" in message
+    assert "acme/household-survey" in message and "savings-vs-income" in message
+    assert "unknown answer key 'monthly_savings'" in message
     assert conn.execute("SELECT count(*) AS n FROM validation_watermarks").fetchone()["n"] == 0
     assert open_flags(client, admin_key) == []
     [other] = validate_slug(conn, "water-point-audit")  # the other form's validation runs on
@@ -174,11 +177,11 @@ def test_rule_failing_at_run_time_is_broken_not_violated_by_everyone(client, con
     """The regex subset keeps PostgreSQL from rejecting a pattern; to see the safety net work, this test hands
     the run a rule whose compiled pattern PostgreSQL rejects (as an engine upgrade or a subset bug could)."""
     make_form()
-    path = rules_dir("household-survey", SAVINGS_RULES)
+    rules_dir("household-survey", SAVINGS_RULES)
     post(client, collector_key, answers=answers(monthly_savings=30000, name="Asha"))
-    form = conn.execute("""SELECT f.id, f.slug, 'acme' AS organization, v.questions FROM forms f
+    form = conn.execute("""SELECT f.id, f.slug, f.rules_version, 'acme' AS organization, v.questions FROM forms f
                            JOIN form_versions v ON v.form_id = f.id""").fetchone()
-    ruleset = load_file(path, form["questions"])
+    ruleset = ruleset_for(conn, form)
     ruleset.rules[1].tree.sql_pattern = "a{1,2"
 
     result = validate_form(conn, form, ruleset)

@@ -24,7 +24,7 @@ def post_response(conn, caller, slug):
                       "edit it with PUT instead")
     location = f"/api/v1/forms/{slug}/responses/{outcome.submission_id}"
     status = 201 if outcome.status == "created" else 200
-    body = {**outcome.record, "warnings": warnings_for(form, [outcome.record["answers"]])[0]}
+    body = {**outcome.record, "warnings": warnings_for(conn, form, [outcome.record["answers"]])[0]}
     return body, status, {"Location": location}
 
 
@@ -40,7 +40,7 @@ def post_batch(conn, caller, slug):
         raise invalid([FieldError("items", "too_many", f"at most {responses.MAX_BATCH} submissions per batch")])
     outcomes = responses.ingest(conn, form, items)
     # Warnings in the order of the stored outcomes, all from one look-up of the form's rules.
-    warnings = iter(warnings_for(form, [o.record["answers"] for o in outcomes if o.record is not None]))
+    warnings = iter(warnings_for(conn, form, [o.record["answers"] for o in outcomes if o.record is not None]))
     results = []
     summary = {"created": 0, "duplicate": 0, "conflict": 0, "invalid": 0}
     for index, outcome in enumerate(outcomes):
@@ -77,7 +77,7 @@ def get_response(conn, caller, slug, submission_id):
 def edit_response(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
     record, _ = responses.edit_response(conn, form, submission_id, json_body())
-    return {**record, "warnings": warnings_for(form, [record["answers"]])[0]}
+    return {**record, "warnings": warnings_for(conn, form, [record["answers"]])[0]}
 
 
 @bp.get("/<submission_id>/revisions")

@@ -8,6 +8,8 @@ from fieldpipe import forms
 from fieldpipe.dev.demo_assessments import load_demo_assessments
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.problems import Problem
+from fieldpipe.rules import store as rules_store
+from fieldpipe.rules.loader import read_document, rules_dir
 
 DEMO_ORG = "demo"
 
@@ -61,5 +63,16 @@ def load_demo(conn: psycopg.Connection) -> int:
         except Problem as problem:
             if problem.slug != "already-exists":
                 raise
+    load_demo_rules(conn, organization_id)
     load_demo_assessments(conn, organization_id)
     return organization_id
+
+
+# --- business rules: include/rules/<slug>.yaml becomes the demo form's first rules version ---
+def load_demo_rules(conn: psycopg.Connection, organization_id: int) -> None:
+    """Only for a demo form without rules: rules changed through the API survive the next `make up`."""
+    for definition in DEMO_FORMS:
+        path = rules_dir() / f"{definition['slug']}.yaml"
+        form = forms.get_form_row(conn, organization_id, definition["slug"])
+        if form["rules_version"] is None and path.exists():
+            rules_store.save(conn, form, read_document(path), "demo loader", source=str(path))

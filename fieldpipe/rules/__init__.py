@@ -1,10 +1,12 @@
-"""Business rules as data: one YAML file per form, evaluated set-based in SQL and in-process at ingestion.
+"""Business rules as data: stored per form of an organization, versioned, evaluated set-based in SQL and
+in-process at ingestion.
 
-Where: `include/rules/<form-slug>.yaml` (FIELDPIPE_RULES_DIR overrides the folder). Files are keyed by
-form slug only: when several organizations have a form with that slug, the file applies to each of
-them, checked against each form's current questions. docs/rules.md is the user guide.
+Where: the database (`rules_versions`, see fieldpipe.rules.store), managed through the API
+(`/api/v1/forms/{slug}/rules`) or as YAML files pushed with `fieldpipe rules push --org ORG FILE`.
+docs/rules.md is the user guide.
 
-A file has `rules` (expressions) and `expectations` (GX Core column expectations):
+A document has `rules` (expressions) and `expectations` (GX Core column expectations and statistical
+checks, fieldpipe.rules.statistics):
 
     rules:
       - id: savings-within-income            # [a-z0-9][a-z0-9_-]*, unique in the file
@@ -68,22 +70,26 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
+
 from fieldpipe.rules.inprocess import VIOLATED, render_message, verdict
-from fieldpipe.rules.loader import RulesFileError, rules_for_form
+from fieldpipe.rules.loader import RulesFileError
+from fieldpipe.rules.store import cached_ruleset
 
 log = logging.getLogger(__name__)
 
 
-def warnings_for(form: dict, answer_sets: list[dict]) -> list[list[dict]]:
+def warnings_for(conn: psycopg.Connection, form: dict, answer_sets: list[dict]) -> list[list[dict]]:
     """For each submission's answers, the expression rules it violates: [{rule_id, severity, message}].
 
-    The rules file is looked up once for all of them (a batch holds up to 1,000 submissions).
-    A broken rules file gives no warnings (and a logged error): ingestion never fails because of rules.
+    The form's rules in force are looked up once for all of them (a batch holds up to 1,000 submissions),
+    from this process's cache when the version is unchanged. Rules that no longer fit the form's questions
+    give no warnings (and a logged error): ingestion never fails because of rules.
     """
     try:
-        ruleset = rules_for_form(form["slug"], form["questions"])
+        ruleset = cached_ruleset(conn, form)
     except RulesFileError as err:
-        log.error("warnings skipped, rules file is broken: %s", err)
+        log.error("warnings skipped, the form's rules are broken: %s", err)
         return [[] for _ in answer_sets]
     return [
         [{"rule_id": rule.id, "severity": rule.severity, "message": render_message(rule.message_parts, answers)}

@@ -3,7 +3,7 @@
 Every answer a rule set touches is extracted once per response into a typed column (NULL when empty
 or not of the question's type); each rule becomes `CASE WHEN <all answers it reads are present>
 THEN <expression> END`, true, false or NULL, the same three values the in-process executor gives.
-Everything that comes from a rules file enters the SQL as a quoted literal (psycopg.sql), never as text.
+Everything that comes from a rules document enters the SQL as a quoted literal (psycopg.sql), never as text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Column expectations, run with GX Core over a batch of one form's responses as a DataFrame.
+"""Column expectations: GX Core over a batch of one form's responses as a DataFrame, and the statistical
+checks (fieldpipe.rules.statistics) in SQL.
 
 Great Expectations is imported here, inside the call, because importing it takes seconds. An
 expectation that fails marks its unexpected rows (found through `unexpected_index_column_names`);
@@ -8,7 +9,6 @@ rule and flags nothing. With `mostly`, an expectation that succeeds flags nothin
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -39,7 +39,7 @@ def _error(exception_info: Any) -> str | None:
     return None
 
 
-def load_frame(conn: psycopg.Connection, form_id: int, expectations: list[Expectation], since: dt.datetime):
+def load_frame(conn: psycopg.Connection, expectations: list[Expectation], source: sql.Composable):
     """The batch as a DataFrame: response_id plus one typed column per answer key the expectations check."""
     import pandas as pd
 
@@ -48,24 +48,23 @@ def load_frame(conn: psycopg.Connection, form_id: int, expectations: list[Expect
         sql.SQL("{}{} AS {}").format(extraction(key, kind), sql.SQL("::float8" if kind == NUMBER else ""), sql.Identifier(key))
         for key, kind in sorted(columns.items())
     ]
-    query = sql.SQL("SELECT id AS response_id, {} FROM responses WHERE form_id = {} AND updated_at > {} ORDER BY id").format(
-        sql.SQL(", ").join(selected), sql.Literal(form_id), sql.Literal(since))
+    query = sql.SQL("SELECT id AS response_id, {} FROM ({}) batch ORDER BY id").format(
+        sql.SQL(", ").join(selected), source)
     with conn.cursor(row_factory=tuple_row) as cur:
         rows = cur.execute(query).fetchall()
     return pd.DataFrame(rows, columns=["response_id", *sorted(columns)])
 
 
-def run_expectations(conn: psycopg.Connection, form_id: int, expectations: list[Expectation],
-                     since: dt.datetime) -> tuple[list[str], dict[str, str]]:
-    """Write violations of the expectations into run_violations; return (ids that ran cleanly, {broken id: error})."""
+def _gx_unexpected(conn: psycopg.Connection, expectations: list[Expectation],
+                   source: sql.Composable) -> tuple[dict[str, list[int]], dict[str, str]]:
     import great_expectations as gx
 
-    frame = load_frame(conn, form_id, expectations, since)
+    frame = load_frame(conn, expectations, source)
     context = gx.get_context(mode="ephemeral")
     asset = context.data_sources.add_pandas("fieldpipe").add_dataframe_asset("responses")
     batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(batch_parameters={"dataframe": frame})
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["response_id"]}
-    evaluated, broken = [], {}
+    found, broken = {}, {}
     for item in expectations:
         expectation = getattr(gx.expectations, _class_name(item.expectation))(column=item.column, **item.kwargs)
         result = batch.validate(expectation, result_format=result_format)
@@ -73,14 +72,43 @@ def run_expectations(conn: psycopg.Connection, form_id: int, expectations: list[
         if error:
             broken[item.id] = error
             continue
-        evaluated.append(item.id)
-        if result.success:
-            continue
-        ids = [int(row["response_id"]) for row in result.result.get("unexpected_index_list") or []]
-        conn.execute(
-            sql.SQL("""INSERT INTO run_violations (response_id, revision, rule_id, message)
-                       SELECT id, revision, {}, {} FROM responses WHERE id = ANY({}::bigint[])""").format(
-                sql.Literal(item.id), message(item.message_parts), sql.Literal(ids)),
-        )
-        log.info("expectation %s: %d of %d responses unexpected", item.id, len(ids), len(frame))
-    return evaluated, broken
+        found[item.id] = [] if result.success else [
+            int(row["response_id"]) for row in result.result.get("unexpected_index_list") or []]
+        log.info("expectation %s: %d of %d responses unexpected", item.id, len(found[item.id]), len(frame))
+    return found, broken
+
+
+def find_unexpected(conn: psycopg.Connection, form_id: int, expectations: list[Expectation],
+                    source: sql.Composable) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """({expectation id: ids of the batch's responses it flags}, {broken id: error}) for the batch `source`
+    (a relation with id, revision, answers): GX Core expectations over a DataFrame, statistical checks in SQL."""
+    from fieldpipe.rules.statistics import STATISTICAL, unexpected_in_sql
+
+    found, broken = {}, {}
+    for item in expectations:
+        if item.expectation in STATISTICAL:
+            try:
+                with conn.transaction():
+                    found[item.id] = unexpected_in_sql(conn, form_id, item, source)
+            except psycopg.errors.DataError as err:
+                broken[item.id] = f"fails in PostgreSQL: {err.diag.message_primary}"
+    column_checks = [e for e in expectations if e.expectation not in STATISTICAL]
+    if column_checks:
+        gx_found, gx_broken = _gx_unexpected(conn, column_checks, source)
+        found.update(gx_found)
+        broken.update(gx_broken)
+    return found, broken
+
+
+def run_expectations(conn: psycopg.Connection, form_id: int, expectations: list[Expectation],
+                     source: sql.Composable) -> tuple[list[str], dict[str, str]]:
+    """Write violations of the expectations into run_violations; return (ids that ran cleanly, {broken id: error})."""
+    found, broken = find_unexpected(conn, form_id, expectations, source)
+    for item in expectations:
+        if found.get(item.id):
+            conn.execute(
+                sql.SQL("""INSERT INTO run_violations (response_id, revision, rule_id, message)
+                           SELECT id, revision, {}, {} FROM responses WHERE id = ANY({}::bigint[])""").format(
+                    sql.Literal(item.id), message(item.message_parts), sql.Literal(found[item.id])),
+            )
+    return list(found), broken

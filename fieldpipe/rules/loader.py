@@ -1,7 +1,7 @@
-"""Rule files: `<rules dir>/<form-slug>.yaml`, read, checked against a form's questions, and cached.
+"""Rules documents (stored versions as JSON, or YAML files as authored), checked against a form's questions.
 
-A file is checked as a whole before any data is touched; every problem is reported with the file,
-the rule id and what is wrong (`RulesFileError`).
+A document is checked as a whole before any data is touched; every problem is reported with where it
+came from (`acme/household-survey rules` or the file), the rule id and what is wrong (`RulesFileError`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 
 from fieldpipe.config import Settings
 from fieldpipe.rules.expression import ANSWER_TYPES, CHOICES, NUMBER, TEXT, ExpressionError, Node, parse, typecheck
+from fieldpipe.rules.statistics import STATISTICAL, check_arguments
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SEVERITIES = ("error", "warning")
@@ -39,7 +40,7 @@ EXPECTATIONS: dict[str, tuple[set[str], tuple[str, ...]]] = {
 
 
 class RulesFileError(ValueError):
-    """A rules file that cannot be used; `problems` lists each as "rule 'id': what is wrong"."""
+    """A rules document that cannot be used; `problems` lists each as "rule 'id': what is wrong" (RuleProblem)."""
 
     def __init__(self, path: Path | str, problems: list[str]):
         self.path, self.problems = str(path), problems
@@ -77,6 +78,7 @@ class RuleSet:
     fingerprint: str
     rules: list[Rule] = field(default_factory=list)
     expectations: list[Expectation] = field(default_factory=list)
+    version: int | None = None  # the stored rules version it was read from
 
     @property
     def ids(self) -> list[str]:
@@ -89,15 +91,6 @@ class RuleSet:
 def rules_dir() -> Path:
     """FIELDPIPE_RULES_DIR, else include/rules in the repository."""
     return Settings.from_env().rules_dir
-
-
-def rules_path(form_slug: str) -> Path:
-    return rules_dir() / f"{form_slug}.yaml"
-
-
-def fingerprint(path: Path) -> str:
-    """Identifies the file's content: a changed file means every response is validated again."""
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
 
 
 def parse_template(template: Any, questions: dict[str, dict]) -> list[tuple[str, str]]:
@@ -160,19 +153,23 @@ def _rule(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Rul
 def _expectation(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Expectation | None, list[str]]:
     rule_id, label, problems = _common(entry, EXPECTATION_FIELDS, seen, where)
     name, kwargs = entry.get("expectation"), entry.get("kwargs", {})
-    if name not in EXPECTATIONS:
-        problems.append(f"{label}: expectation must be one of {', '.join(sorted(EXPECTATIONS))}")
+    if name not in EXPECTATIONS and name not in STATISTICAL:
+        problems.append(f"{label}: expectation must be one of {', '.join(sorted([*EXPECTATIONS, *STATISTICAL]))}")
         return None, problems
     if not isinstance(kwargs, dict):
         return None, problems + [f"{label}: kwargs must be a mapping"]
-    allowed, column_types = EXPECTATIONS[name]
+    statistical = name in STATISTICAL
+    allowed, column_types = STATISTICAL[name] if statistical else EXPECTATIONS[name]
+    common = {"column"} if statistical else {"column", "mostly"}
     column = kwargs.get("column")
-    if column not in questions:
+    if not isinstance(column, str) or column not in questions:
         problems.append(f"{label}: kwargs.column must be an answer key of the form, not {column!r}")
     elif ANSWER_TYPES[questions[column]["type"]] not in column_types:
         problems.append(f"{label}: {name} does not apply to {questions[column]['type']} answer {column!r}")
-    for extra in sorted(set(kwargs) - allowed - {"column", "mostly"}):
-        problems.append(f"{label}: {name} takes no argument {extra!r} (it takes: column, mostly, {', '.join(sorted(allowed))})")
+    for extra in sorted(set(kwargs) - allowed - common, key=str):
+        problems.append(f"{label}: {name} takes no argument {extra!r} (it takes: {', '.join(sorted(common | allowed))})")
+    if statistical:
+        problems += [f"{label}: {problem}" for problem in check_arguments(name, kwargs)]
     mostly = kwargs.get("mostly", 1)
     if isinstance(mostly, bool) or not isinstance(mostly, (int, float)) or not 0 <= mostly <= 1:
         problems.append(f"{label}: mostly must be a number from 0 to 1")
@@ -199,63 +196,101 @@ def _expectation(entry: dict, questions: dict, seen: set[str], where: str) -> tu
                        entry.get("severity", "error"), entry.get("notify", "none")), []
 
 
-def load_text(text: str, questions: list[dict], path: Path | str, form_slug: str | None = None) -> RuleSet:
-    """Check a rules file's content against the questions; RulesFileError lists everything wrong."""
+MAX_ENTRIES = 200  # rules and expectations of one form: all of them compile into one SQL statement
+
+
+class RuleProblem(str):
+    """One problem of a rules document: reads as "rule 'id': what is wrong" and knows the rule id and where
+    the entry is (`rules[2]`), so the API can list each problem with its rule id."""
+
+    rule_id: str | None
+    where: str
+
+    def __new__(cls, text: str, rule_id: str | None = None, where: str = "") -> "RuleProblem":
+        problem = super().__new__(cls, text)
+        problem.rule_id, problem.where = rule_id, where
+        return problem
+
+
+def json_document(document: Any, source: Path | str) -> dict:
+    """The document as stored: exactly the JSON the API serves, `rules` and `expectations` always present.
+
+    YAML can hold values JSON cannot (dates, NaN); such a document is refused rather than quietly changed."""
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise RulesFileError(path, [f"not valid YAML: {err}"]) from None
+        text = json.dumps(document, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as err:
+        raise RulesFileError(source, [RuleProblem(f"holds a value JSON cannot represent ({err}); quote it")]) from None
+    stored = json.loads(text)
+    if isinstance(stored, dict):
+        stored.setdefault("rules", [])
+        stored.setdefault("expectations", [])
+    return stored
+
+
+def load_document(document: Any, questions: list[dict], source: Path | str, form_slug: str | None = None,
+                  fingerprint_text: str | None = None, version: int | None = None) -> RuleSet:
+    """Check a rules document (parsed YAML or JSON) against the questions; RulesFileError lists everything wrong."""
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise RulesFileError(path, ["must be a mapping with 'rules' and/or 'expectations'"])
-    problems = [f"unknown top-level field {k!r} (allowed: {', '.join(sorted(FILE_FIELDS))})" for k in sorted(set(document) - FILE_FIELDS)]
+        raise RulesFileError(source, [RuleProblem("must be a mapping with 'rules' and/or 'expectations'")])
+    problems = [RuleProblem(f"unknown top-level field {k!r} (allowed: {', '.join(sorted(FILE_FIELDS))})", where=str(k))
+                for k in sorted(set(document) - FILE_FIELDS, key=str)]
     if form_slug and document.get("form", form_slug) != form_slug:
-        problems.append(f"form is {document['form']!r} but the file is named for {form_slug!r}")
+        problems.append(RuleProblem(f"form is {document['form']!r} but the rules are for form {form_slug!r}",
+                                    where="form"))
     by_key = {q["key"]: q for q in questions}
     seen: set[str] = set()
     rules, expectations = [], []
     for section, build, out in (("rules", _rule, rules), ("expectations", _expectation, expectations)):
         entries = document.get(section) or []
         if not isinstance(entries, list):
-            problems.append(f"{section} must be a list")
+            problems.append(RuleProblem(f"{section} must be a list", where=section))
             continue
         for index, entry in enumerate(entries):
             where = f"{section}[{index}]"
             if not isinstance(entry, dict):
-                problems.append(f"{where}: must be a mapping")
+                problems.append(RuleProblem(f"{where}: must be a mapping", where=where))
                 continue
             item, item_problems = build(entry, by_key, seen, where)
-            problems += item_problems
+            rule_id = entry.get("id") if isinstance(entry.get("id"), str) and RULE_ID.match(entry["id"]) else None
+            problems += [RuleProblem(p, rule_id, where) for p in item_problems]
             if item is not None:
                 out.append(item)
+    total = sum(len(document.get(s) or []) for s in ("rules", "expectations") if isinstance(document.get(s), list))
+    if total > MAX_ENTRIES:
+        problems.append(RuleProblem(f"has {total} rules and expectations; at most {MAX_ENTRIES} per form"))
     if problems:
-        raise RulesFileError(path, problems)
-    return RuleSet(str(path), hashlib.sha256(text.encode()).hexdigest(), rules, expectations)
+        raise RulesFileError(source, problems)
+    if version is not None:  # stored rules: the version says what changed
+        return RuleSet(str(source), f"version:{version}", rules, expectations, version)
+    text = fingerprint_text if fingerprint_text is not None else json.dumps(document, sort_keys=True)
+    return RuleSet(str(source), hashlib.sha256(text.encode()).hexdigest(), rules, expectations)
+
+
+def load_text(text: str, questions: list[dict], path: Path | str, form_slug: str | None = None) -> RuleSet:
+    """Check a rules file's YAML content against the questions; RulesFileError lists everything wrong."""
+    return load_document(parse_yaml(text, path), questions, path, form_slug, fingerprint_text=text)
+
+
+def parse_yaml(text: str, path: Path | str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RulesFileError(path, [RuleProblem(f"not valid YAML: {err}")]) from None
+
+
+def read_file(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RulesFileError(path, [RuleProblem(f"is not UTF-8 text: {err}")]) from None
+
+
+def read_document(path: Path) -> Any:
+    """A rules file's parsed YAML (the authoring format of a stored document)."""
+    return parse_yaml(read_file(path), path)
 
 
 def load_file(path: Path, questions: list[dict]) -> RuleSet:
-    try:
-        # Decoding keeps line endings, so the fingerprint equals `fingerprint(path)`.
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise RulesFileError(path, [f"is not UTF-8 text: {err}"]) from None
-    return load_text(text, questions, path, form_slug=path.stem)
-
-
-_cache: dict[tuple, RuleSet] = {}
-
-
-def rules_for_form(form_slug: str, questions: list[dict]) -> RuleSet:
-    """The checked rules of a form (an empty set when it has no file), reloaded when the file changes."""
-    path = rules_path(form_slug)
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return RuleSet(str(path), "none")
-    key = (str(path), stat.st_mtime_ns, stat.st_size, json.dumps(questions, sort_keys=True))
-    if key not in _cache:
-        if len(_cache) > 64:
-            _cache.clear()
-        _cache[key] = load_file(path, questions)
-    return _cache[key]
+    return load_text(read_file(path), questions, path, form_slug=path.stem)

@@ -1,7 +1,8 @@
 """Set-based validation of the responses received or edited since the last run, form by form.
 
 `validate_slug` is what the `validate_responses` DAG runs once per affected form slug. For every form
-with that slug (one per organization) it checks the rules file against the form's questions, then in
+with that slug (one per organization) it reads that form's rules version in force from the database and
+checks it against the form's current questions, then in
 one REPEATABLE READ transaction: evaluates every expression rule in one SQL statement over the batch,
 runs the column expectations, writes and closes flags, and advances the watermark.
 """
@@ -16,21 +17,22 @@ from psycopg import sql
 
 from fieldpipe import flags
 from fieldpipe.rules.compiler import violations_query
-from fieldpipe.rules.loader import RuleSet, RulesFileError, fingerprint, load_file, rules_dir, rules_path
+from fieldpipe.rules.loader import RuleSet, RulesFileError
+from fieldpipe.rules.store import ruleset_for
 
 log = logging.getLogger(__name__)
 
 
 
 def batch_source(form_id: int, since) -> sql.Composed:
-    """The batch as an SQL relation. Values are inlined as literals: a rules file's text may contain '%',
+    """The batch as an SQL relation. Values are inlined as literals: a rule's text may contain '%',
     which a query executed with parameters would take for a placeholder."""
     return sql.SQL("SELECT id, revision, answers FROM responses WHERE form_id = {} AND updated_at > {}").format(
         sql.Literal(form_id), sql.Literal(since))
 
 
 class ValidationFailed(RuntimeError):
-    """A form's rules file is broken or some of its rules failed at run time; the other forms were validated."""
+    """A form's rules no longer fit its questions or some of its rules failed at run time; the other forms were validated."""
 
 
 @dataclass
@@ -46,7 +48,7 @@ class FormValidation:
     revalidated_all: bool = False
 
     def summary(self) -> str:
-        scope = "all responses (rules file changed)" if self.revalidated_all else "new or edited responses"
+        scope = "all responses (rules changed)" if self.revalidated_all else "new or edited responses"
         text = (f"form {self.organization}/{self.slug}: checked {self.checked} {scope}; flags opened {self.opened}, "
                 f"updated {self.updated}, closed {sum(self.closed.values())} {self.closed or ''}")
         if self.broken:
@@ -90,12 +92,13 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
         if ruleset.expectations and result.checked:
             from fieldpipe.rules.expectations import run_expectations
 
-            ran, broken = run_expectations(conn, form["id"], ruleset.expectations, since)
+            ran, broken = run_expectations(conn, form["id"], ruleset.expectations, source)
             evaluated += ran
             result.broken.update(broken)
         elif ruleset.expectations:
             evaluated += [e.id for e in ruleset.expectations]
-        counts = flags.record_run(conn, form["id"], [*ruleset.rules, *ruleset.expectations], evaluated, since)
+        counts = flags.record_run(conn, form["id"], [*ruleset.rules, *ruleset.expectations], evaluated, since,
+                                  ruleset.version)
         result.opened, result.updated, result.closed = counts["opened"], counts["updated"], counts["closed"]
         if not result.broken:
             # A run with broken rules leaves the watermark, so the batch is validated again once they are fixed.
@@ -105,7 +108,7 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
 
 
 FORMS_SQL = """
-SELECT f.id, f.slug, o.slug AS organization, v.questions
+SELECT f.id, f.slug, f.rules_version, o.slug AS organization, v.questions
   FROM forms f JOIN organizations o ON o.id = f.organization_id
   JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
  WHERE f.slug = %s ORDER BY o.slug
@@ -113,17 +116,18 @@ SELECT f.id, f.slug, o.slug AS organization, v.questions
 
 
 def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidation]:
-    """Validate every form with this slug against `<rules dir>/<slug>.yaml`; raise ValidationFailed at the end
-    if the file is broken for a form or a rule failed, after the other forms were validated."""
+    """Validate every form with this slug (one per organization) against its own rules in force; raise
+    ValidationFailed at the end if a form's rules no longer fit its questions or a rule failed, after the
+    other forms were validated."""
     with conn.transaction():
         forms = conn.execute(FORMS_SQL, (form_slug,)).fetchall()
-    path = rules_path(form_slug)
     results, failures = [], []
     for form in forms:
         try:
-            ruleset = load_file(path, form["questions"]) if path.exists() else RuleSet(str(path), "none")
+            with conn.transaction():
+                ruleset = ruleset_for(conn, form)
         except RulesFileError as err:
-            failures.append(f"form {form['organization']}/{form_slug}: rules file is broken, nothing validated:\n{err.report()}")
+            failures.append(f"form {form['organization']}/{form_slug}: rules are broken, nothing validated:\n{err.report()}")
             log.error(failures[-1])
             continue
         result = validate_form(conn, form, ruleset)
@@ -136,23 +140,19 @@ def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidati
 
 
 AFFECTED_SQL = """
-WITH files AS (SELECT * FROM unnest(%(slugs)s::text[], %(fingerprints)s::text[]) AS t(slug, fingerprint))
 SELECT DISTINCT f.slug
   FROM forms f
-  LEFT JOIN files ON files.slug = f.slug
   LEFT JOIN validation_watermarks w ON w.form_id = f.id
- WHERE (files.slug IS NOT NULL OR w.form_id IS NOT NULL)
+ WHERE (f.rules_version IS NOT NULL OR w.form_id IS NOT NULL)
    AND (w.form_id IS NULL
-        OR w.rules_fingerprint IS DISTINCT FROM coalesce(files.fingerprint, 'none')
+        OR w.rules_fingerprint IS DISTINCT FROM coalesce('version:' || f.rules_version, 'none')
         OR EXISTS (SELECT 1 FROM responses r WHERE r.form_id = f.id AND r.updated_at > w.validated_through))
  ORDER BY f.slug
 """
 
 
 def affected_slugs(conn: psycopg.Connection) -> list[str]:
-    """Form slugs with responses received or edited since their watermark, or whose rules file changed."""
-    files = sorted(rules_dir().glob("*.yaml"))
+    """Form slugs with responses received or edited since their watermark, or whose rules version changed."""
     with conn.transaction():
-        rows = conn.execute(AFFECTED_SQL, {"slugs": [p.stem for p in files],
-                                           "fingerprints": [fingerprint(p) for p in files]}).fetchall()
+        rows = conn.execute(AFFECTED_SQL).fetchall()
     return [r["slug"] for r in rows]
