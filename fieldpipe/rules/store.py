@@ -166,14 +166,15 @@ def ruleset_for(conn: psycopg.Connection, form: dict) -> RuleSet:
 
 
 # Ingestion reads the form (with its rules_version) on every request; checked rules are kept per process
-# under (form, rules version, questions version), so a new version is used from the next request on.
+# under (form, rules version, questions version), so a new version is used from the next request on. The
+# form's creation time is part of the key because ids come back after a restored or truncated database.
 _cache: dict[tuple, RuleSet] = {}
 _cache_lock = threading.Lock()
 CACHE_MAX = 1024
 
 
 def cached_ruleset(conn: psycopg.Connection, form: dict) -> RuleSet:
-    key = (form["id"], form.get("rules_version"), form.get("version_id", json.dumps(form["questions"], sort_keys=True)))
+    key = (form["id"], form["created_at"], form["rules_version"], form["version_id"])
     ruleset = _cache.get(key)
     if ruleset is None:
         ruleset = ruleset_for(conn, form)
