@@ -146,7 +146,7 @@ def _cmd_rules_push(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fieldpipe.forms import get_form_row
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.problems import Problem
     from fieldpipe.rules.loader import RulesFileError, read_document
     from fieldpipe.rules.store import cli_author, save
@@ -179,7 +179,7 @@ def _cmd_rules_push(args: argparse.Namespace) -> int:
 def _cmd_rules_pull(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fieldpipe.local_db import database_url
+    from fieldpipe.dev.local_db import database_url
     from fieldpipe.rules.store import as_yaml, pull_documents
 
     with connect(database_url()) as conn:

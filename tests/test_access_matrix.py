@@ -94,12 +94,17 @@ def world(client, conn, admin_key, make_form):
     enqueue_sms(conn, [NewMessage("announcement:1:+919876543210", "announcement", org, "+919876543210", "hello")])
     conn.execute("UPDATE webhook_deliveries SET status = 'failed'")
     conn.execute("UPDATE sms_messages SET status = 'failed'")
+    rules = {"rules": [{"id": "named", "expression": "name is not empty", "message": "no name"}]}
+    assert client.put(f"/api/v1/forms/{form['slug']}/rules", json=rules, headers=h).status_code == 201
+    dry_run = conn.execute("""INSERT INTO rules_dry_runs (form_id, document, created_by, lease_until)
+                              SELECT id, '{}', 'test', now() + interval '1 hour' FROM forms RETURNING id""").fetchone()
     return {
         "slug": form["slug"], "submission_id": response["submission_id"], "udise": UDISE, "class_id": klass["id"],
         "student_id": student["id"], "assessment_id": assessment.get_json()["id"],
         "webhook_id": hook.get_json()["id"],
         "delivery_id": conn.execute("SELECT id FROM webhook_deliveries").fetchone()["id"],
         "message_id": conn.execute("SELECT id FROM sms_messages").fetchone()["id"],
+        "version": 1, "job_id": dry_run["id"],
     }
 
 

@@ -19,7 +19,7 @@ from fieldpipe.rules.compiler import verdicts_query
 from fieldpipe.rules.inprocess import NOT_EVALUATED, PASSED, VIOLATED, verdict
 from fieldpipe.rules.loader import load_text
 from fieldpipe.rules.validate import validate_slug
-from tests.helpers import auth, submission
+from tests.helpers import auth, put_rules, submission
 
 QUESTIONS, _ = check_questions([
     {"key": "a", "type": "integer"}, {"key": "b", "type": "integer"},
@@ -119,11 +119,9 @@ rules:
 """
 
 
-def test_savings_equal_to_income_gets_no_warning_and_no_flag(client, conn, admin_key, collector_key, make_form,
-                                                             tmp_path, monkeypatch):
-    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
-    (tmp_path / "household-survey.yaml").write_text(SAVINGS_RULES)
+def test_savings_equal_to_income_gets_no_warning_and_no_flag(client, conn, admin_key, collector_key, make_form):
     make_form()
+    put_rules(client, admin_key, "household-survey", SAVINGS_RULES)
     url = "/api/v1/forms/household-survey/responses"
     answers = {"name": "Asha", "city": "pune", "monthly_income": 20000}
     equal = client.post(url, json=submission(answers={**answers, "monthly_savings": 20000}), headers=auth(collector_key))

@@ -77,7 +77,7 @@ def test_push_saves_a_version_per_file_refuses_a_broken_one_and_pull_gives_back_
 
 
 def test_demo_loader_gives_the_demo_forms_the_shipped_rules_once(conn):
-    from fieldpipe.demo import load_demo
+    from fieldpipe.dev.demo import load_demo
 
     load_demo(conn)
     versions = conn.execute("""SELECT f.slug, f.rules_version, rv.created_by FROM forms f

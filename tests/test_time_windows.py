@@ -26,7 +26,7 @@ from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
 from tests.fakes.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
 from tests.fakes.webhook_receiver import WebhookReceiver
 from fieldpipe.sms.providers import TwilioProvider
-from tests.helpers import auth, submission
+from tests.helpers import auth, put_rules, submission
 
 SLACK = 0.5  # seconds: the real time a step of the test itself takes
 
@@ -129,10 +129,9 @@ rules:
 
 
 @pytest.fixture
-def rules(tmp_path, monkeypatch, make_form):
-    monkeypatch.setenv("FIELDPIPE_RULES_DIR", str(tmp_path))
-    (tmp_path / "household-survey.yaml").write_text(RULES)
+def rules(client, admin_key, make_form):
     make_form()
+    put_rules(client, admin_key, "household-survey", RULES)
 
 
 def post(client, key, savings: int) -> str:
