@@ -384,7 +384,7 @@ RULES_PATHS: dict[str, dict] = {
     },
     "/api/v1/forms/{slug}/rules/versions": {
         "get": _op("The form's rules versions, newest first, with who saved each and when", admin=True,
-                   params=[SLUG, _query("limit", "Page size, 1-200 (default 50)", "integer"),
+                   params=[SLUG, _query("limit", "Page size, 1-1000 (default 100)", "integer"),
                            _query("cursor", "next_cursor of the previous page")],
                    schema="RulesVersionPage", errors=("422",)),
     },

@@ -3,6 +3,7 @@
 from flask import Blueprint, current_app, request
 
 from api.context import endpoint, json_body
+from fieldpipe import paging
 from fieldpipe.config import Settings
 from fieldpipe.forms import get_form_row
 from fieldpipe.rules import dry_run, store
@@ -29,7 +30,7 @@ def put_rules(conn, caller, slug):
 @endpoint(admin=True)
 def list_versions(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
-    return store.list_versions(conn, form, request.args.get("limit"), request.args.get("cursor"))
+    return store.list_versions(conn, form, paging.from_query(request.args, store.VERSIONS))
 
 
 @bp.get("/versions/<version>")

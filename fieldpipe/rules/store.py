@@ -9,9 +9,7 @@ every request that reads the form knows which checked rules apply (`cached_rules
 
 from __future__ import annotations
 
-import base64
 import getpass
-import json
 import threading
 from typing import Any
 
@@ -19,13 +17,13 @@ import psycopg
 import yaml
 from psycopg.types.json import Jsonb
 
+from fieldpipe import paging
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.rules.loader import RuleSet, RulesFileError, json_document, load_document
 
 # Fields GET answers beside the document; a PUT may send them back unchanged, and they are ignored.
 READ_ONLY_FIELDS = ("version", "created_at", "created_by")
-VERSIONS_PAGE = 50
-MAX_VERSIONS_PAGE = 200
+VERSIONS = paging.Keyset("rules-versions", int)  # newest first: ORDER BY version DESC
 
 
 class RuleFieldError(FieldError):
@@ -117,41 +115,19 @@ def get_version(conn: psycopg.Connection, form: dict, version: str) -> dict:
     return version_body(row)
 
 
-def _page_args(limit: Any, cursor: str | None) -> tuple[int, int | None]:
-    errors, before = [], None
-    try:
-        limit = int(limit) if limit not in (None, "") else VERSIONS_PAGE
-        if not 1 <= limit <= MAX_VERSIONS_PAGE:
-            raise ValueError
-    except ValueError:
-        errors.append(FieldError("limit", "range", f"must be an integer from 1 to {MAX_VERSIONS_PAGE}"))
-    if cursor:
-        try:
-            before = int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["before"])
-        except (ValueError, TypeError, KeyError):
-            errors.append(FieldError("cursor", "format", "pass next_cursor from a previous page unchanged"))
-    if errors:
-        raise invalid(errors)
-    return limit, before
-
-
-def list_versions(conn: psycopg.Connection, form: dict, limit: Any = None, cursor: str | None = None) -> dict:
+def list_versions(conn: psycopg.Connection, form: dict, page: paging.Page) -> dict:
     """The form's rules versions, newest first, each with who saved it, when, and how many rules it has."""
-    limit, before = _page_args(limit, cursor)
+    before = page.after[0] if page.after else None
     rows = conn.execute(
         """SELECT version, created_at, created_by,
                   jsonb_array_length(document -> 'rules') AS rules,
                   jsonb_array_length(document -> 'expectations') AS expectations
              FROM rules_versions WHERE form_id = %s AND (%s::int IS NULL OR version < %s)
             ORDER BY version DESC LIMIT %s""",
-        (form["id"], before, before, limit + 1),
+        (form["id"], before, before, page.fetch),
     ).fetchall()
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = base64.urlsafe_b64encode(json.dumps({"before": page[-1]["version"]}).encode()).decode()
-    return {"items": [{**r, "in_force": r["version"] == form.get("rules_version")} for r in page],
-            "next_cursor": next_cursor}
+    return page.answer(rows, key=lambda r: (r["version"],),
+                       shape=lambda r: {**r, "in_force": r["version"] == form["rules_version"]})
 
 
 def ruleset_for(conn: psycopg.Connection, form: dict) -> RuleSet:
