@@ -44,16 +44,14 @@ def is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _text(max_length: int) -> Callable[[Any, dict], Any]:
-    def check(value: Any, question: dict) -> str:
-        if not isinstance(value, str):
-            raise AnswerError("type", "must be a string")
-        value = unicodedata.normalize("NFC", value)
-        if len(value) > max_length:
-            raise AnswerError("too_long", f"must be at most {max_length} characters")
-        return value
-
-    return check
+def _text(value: Any, question: dict) -> str:
+    if not isinstance(value, str):
+        raise AnswerError("type", "must be a string")
+    value = unicodedata.normalize("NFC", value)
+    max_length = LONG_TEXT_MAX_LENGTH if question["type"] == "long_text" else TEXT_MAX_LENGTH
+    if len(value) > max_length:
+        raise AnswerError("too_long", f"must be at most {max_length} characters")
+    return value
 
 
 def _integer(value: Any, question: dict) -> int:
@@ -137,8 +135,8 @@ def _email(value: Any, question: dict) -> str:
 
 
 CHECKS: dict[str, Callable[[Any, dict], Any]] = {
-    "text": _text(TEXT_MAX_LENGTH),
-    "long_text": _text(LONG_TEXT_MAX_LENGTH),
+    "text": _text,
+    "long_text": _text,
     "integer": _integer,
     "decimal": _decimal,
     "single_choice": _single_choice,

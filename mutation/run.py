@@ -37,6 +37,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                "tests/test_rules_cli.py"]),
     "flags": (["fieldpipe/flags.py"], ["tests/test_rules_validation.py", "tests/test_time_windows.py"]),
     "sms": (["fieldpipe/sms/*.py"], ["tests/test_sms.py", "tests/test_time_windows.py"]),
+    "retry": (["fieldpipe/retry.py"], ["tests/test_retry.py", "tests/test_time_windows.py"]),
     "webhooks": (["fieldpipe/webhooks/*.py"],
                  ["tests/test_webhooks_api.py", "tests/test_webhooks_delivery.py", "tests/test_webhooks_targets.py",
                   "tests/test_known_answers.py", "tests/test_time_windows.py"]),
@@ -58,11 +59,12 @@ def prepare(part: str, work: Path) -> None:
     """Refresh the working copy from the repository and write the part's mutmut configuration."""
     modules, tests = PARTS[part]
     work.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
+    for name in COPIED:  # afresh, so a module moved away in the repository is not mutated here
         source, target = REPO / name, work / name
+        if target.is_dir():
+            shutil.rmtree(target)
         if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "results", "*.pyc"))
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "results", "*.pyc"))
         else:
             shutil.copy2(source, target)
     config = (REPO / "pyproject.toml").read_text()

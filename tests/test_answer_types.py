@@ -1,0 +1,134 @@
+"""Every question type at the door, with the exact error a field app shows its user (field, code, message),
+the boundary values that must still pass (the longest text, the longest email), and what is stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import auth, submission
+
+QUESTIONS = [
+    {"key": "name", "label": "Name", "type": "text", "required": True},
+    {"key": "notes", "label": "Notes", "type": "long_text"},
+    {"key": "visits", "label": "Visits", "type": "integer"},
+    {"key": "depth", "label": "Depth", "type": "decimal"},
+    {"key": "source", "label": "Source", "type": "single_choice", "choices": ["well", "tap"]},
+    {"key": "problems", "label": "Problems", "type": "multi_choice", "choices": ["leak", "dry"]},
+    {"key": "contact", "label": "Contact", "type": "phone"},
+    {"key": "visited_on", "label": "Visited on", "type": "date"},
+    {"key": "working", "label": "Working", "type": "boolean"},
+    {"key": "email", "label": "Email", "type": "email"},
+]
+URL = "/api/v1/forms/water/responses"
+EMAIL_320 = "a" * 64 + "@" + "b" * 251 + ".com"
+
+
+@pytest.fixture
+def water(make_form):
+    make_form(slug="water", questions=QUESTIONS)
+
+
+def post(client, key, answers):
+    return client.post(URL, json=submission(answers={"name": "Asha", **answers}), headers=auth(key))
+
+
+@pytest.mark.parametrize("answers, error", [
+    ({"name": 7}, ("answers.name", "type", "must be a string")),
+    ({"name": "x" * 1001}, ("answers.name", "too_long", "must be at most 1000 characters")),
+    ({"notes": "x" * 100_001}, ("answers.notes", "too_long", "must be at most 100000 characters")),
+    ({"notes": ["x"]}, ("answers.notes", "type", "must be a string")),
+    ({"visits": "3"}, ("answers.visits", "type", "must be an integer")),
+    ({"visits": 3.0}, ("answers.visits", "type", "must be an integer")),
+    ({"visits": True}, ("answers.visits", "type", "must be an integer")),
+    ({"depth": "1.5"}, ("answers.depth", "type", "must be a number")),
+    ({"depth": False}, ("answers.depth", "type", "must be a number")),
+    ({"source": 1}, ("answers.source", "type", "must be one choice value (a string)")),
+    ({"source": "river"}, ("answers.source", "choice", "'river' is not one of the offered choices")),
+    ({"source": ["well"]}, ("answers.source", "type", "must be one choice value (a string)")),
+    ({"problems": "leak"}, ("answers.problems", "type", "must be a list of choice values")),
+    ({"problems": ["leak", 1]}, ("answers.problems", "type", "must be a list of choice values")),
+    ({"problems": ["flood", "leak", "fire"]}, ("answers.problems", "choice", "'flood', 'fire' not among the offered choices")),
+    ({"problems": ["dry", "dry"]}, ("answers.problems", "duplicate", "a choice is picked more than once")),
+    ({"contact": 919876543210}, ("answers.contact", "type",
+                                 "must be a phone number string in E.164 form, e.g. +919876543210")),
+    ({"contact": "call me"}, ("answers.contact", "phone", "is not a phone number in E.164 form, e.g. +919876543210")),
+    ({"contact": "+91 12345"}, ("answers.contact", "phone", "is not a valid phone number")),
+    ({"visited_on": "2026-02-30"}, ("answers.visited_on", "date", "is not a real calendar date")),
+    ({"visited_on": "30/01/2026"}, ("answers.visited_on", "date", "must be a date YYYY-MM-DD")),
+    ({"visited_on": "2026-01-30T10:00"}, ("answers.visited_on", "date", "must be a date YYYY-MM-DD")),
+    ({"visited_on": 20260130}, ("answers.visited_on", "date", "must be a date YYYY-MM-DD")),
+    ({"working": "yes"}, ("answers.working", "type", "must be true or false")),
+    ({"working": 0}, ("answers.working", "type", "must be true or false")),
+    ({"email": "asha@example"}, ("answers.email", "email", "is not an email address")),
+    ({"email": "asha @example.org"}, ("answers.email", "email", "is not an email address")),
+    ({"email": "x" + EMAIL_320}, ("answers.email", "email", "is not an email address")),
+    ({"email": 5}, ("answers.email", "email", "is not an email address")),
+    ({"colour": "red"}, ("answers.colour", "unknown_question", "is not a question of this form version")),
+    ({"name": ""}, ("answers.name", "required", "is required")),
+])
+def test_each_bad_answer_gets_its_field_code_and_message(client, conn, collector_key, water, answers, error):
+    resp = post(client, collector_key, answers)
+    assert resp.status_code == 422, resp.get_json()
+    assert [tuple(e.values()) for e in resp.get_json()["errors"]] == [error]
+    assert resp.get_json()["detail"] == "1 field(s) failed validation"
+    assert conn.execute("SELECT count(*) AS n FROM responses").fetchone()["n"] == 0
+
+
+def test_answers_must_be_an_object(client, collector_key, water):
+    resp = client.post(URL, json=submission(answers=["Asha"]), headers=auth(collector_key))
+    assert [tuple(e.values()) for e in resp.get_json()["errors"]] == [
+        ("answers", "type", "must be an object of question key to answer")]
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity"])
+def test_a_decimal_that_is_not_a_finite_number_is_refused(client, collector_key, water, raw):
+    body = json.dumps(submission(answers={"name": "Asha", "depth": 0})).replace('"depth": 0', f'"depth": {raw}')
+    resp = client.post(URL, data=body, content_type="application/json", headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert [tuple(e.values()) for e in resp.get_json()["errors"]] == [("answers.depth", "type", "must be a number")]
+
+
+def test_values_at_the_limits_are_stored_as_normalised(client, conn, collector_key, water):
+    answers = {"name": "x" * 1000, "notes": "e\u0301" * 10, "visits": 0, "depth": -2.5, "source": "tap",
+               "problems": ["dry", "leak"], "contact": "+91 98765 43210", "visited_on": "2024-02-29",
+               "working": False, "email": EMAIL_320}
+    resp = post(client, collector_key, answers)
+    assert resp.status_code == 201, resp.get_json()
+    stored = conn.execute("SELECT answers FROM responses").fetchone()["answers"]
+    assert stored == {**answers, "notes": "\u00e9" * 10, "contact": "+919876543210"}
+    assert resp.get_json()["answers"] == stored
+
+
+def test_several_bad_answers_are_all_reported_in_question_order(client, collector_key, water):
+    resp = client.post(URL, json=submission(answers={"zz": 1, "working": "no", "visits": "1", "name": ""}),
+                       headers=auth(collector_key))
+    assert [e["field"] for e in resp.get_json()["errors"]] == [
+        "answers.zz", "answers.name", "answers.visits", "answers.working"]
+    assert resp.get_json()["detail"] == "4 field(s) failed validation"
+
+
+def test_the_same_answers_in_another_key_order_are_a_duplicate(client, collector_key, water):
+    body = submission(answers={"name": "Asha", "visits": 2, "problems": ["leak"]})
+    assert client.post(URL, json=body, headers=auth(collector_key)).status_code == 201
+    reordered = {**body, "answers": {"problems": ["leak"], "visits": 2, "name": "Asha"}}
+    assert client.post(URL, json=reordered, headers=auth(collector_key)).status_code == 200
+    changed = {**body, "answers": {"name": "Asha", "visits": 3, "problems": ["leak"]}}
+    assert client.post(URL, json=changed, headers=auth(collector_key)).status_code == 409
+
+
+def test_text_answers_are_searchable_by_word_and_other_types_are_not(client, collector_key, water):
+    post(client, collector_key, {"name": "Asha Devi", "notes": "पानी नहीं, well-dry!", "source": "well"})
+    post(client, collector_key, {"name": "Ravi", "notes": "fine", "source": "tap"})
+
+    def found(q):
+        items = client.get(f"{URL}?q={q}", headers=auth(collector_key)).get_json()["items"]
+        return sorted(i["answers"]["name"] for i in items)
+
+    assert found("asha") == ["Asha Devi"]
+    assert found("पानी") == ["Asha Devi"]
+    assert found("DRY") == ["Asha Devi"]
+    assert found("devi asha") == ["Asha Devi"]
+    assert found("tap") == []          # a choice answer is not text
+    assert found("asha ravi") == []
