@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,8 @@ COPIED = ("api", "fieldpipe", "include", "tests", "dags", "plugins", "bench", "a
 # part: (modules to mutate, test files that guard them)
 PARTS: dict[str, tuple[list[str], list[str]]] = {
     "answers": (["fieldpipe/answers.py", "fieldpipe/forms.py"],
-                ["tests/test_ingestion_edges.py", "tests/test_forms_api.py", "tests/test_responses_api.py"]),
+                ["tests/test_answer_types.py", "tests/test_forms_edges.py", "tests/test_ingestion_edges.py",
+                 "tests/test_forms_api.py", "tests/test_responses_api.py"]),
     "responses": (["fieldpipe/responses.py"],
                   ["tests/test_responses_api.py", "tests/test_ingestion_edges.py", "tests/test_listing.py"]),
     "rules": (["fieldpipe/rules/*.py"],
@@ -79,6 +81,10 @@ pytest_add_cli_args_test_selection = {_toml_list(tests)}
     (work / "pyproject.toml").write_text(config)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def summarize(part: str, work: Path, mutmut: str) -> dict:
     """The score and each survivor with its diff, from mutmut's own results."""
     listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True,
@@ -124,10 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-mutation-pg-"))
     server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
     started = time.monotonic()
+    # A stopped run (Ctrl-C, or SIGTERM from a job runner) stops mutmut and its workers, then the server.
+    signal.signal(signal.SIGTERM, _interrupt)
+    env = {**os.environ, "TEST_DATABASE_URL": server.url}
+    proc = subprocess.Popen(["nice", "-n", "10", mutmut, "run", "--max-children", str(args.max_children), *args.names],
+                            cwd=work, env=env, start_new_session=True)
     try:
-        env = {**os.environ, "TEST_DATABASE_URL": server.url}
-        subprocess.run(["nice", "-n", "10", mutmut, "run", "--max-children", str(args.max_children), *args.names],
-                       cwd=work, env=env, check=False)
+        proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
