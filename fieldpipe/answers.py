@@ -22,13 +22,20 @@ from fieldpipe.problems import FieldError
 QUESTION_TYPES = (
     "text", "long_text", "integer", "decimal", "single_choice", "multi_choice",
     "phone", "date", "boolean", "email",
+    "datetime", "time", "geopoint", "geotrace", "geoshape", "image", "audio", "video", "file", "repeat",
 )
 CHOICE_TYPES = ("single_choice", "multi_choice")
+GEO_TYPES = ("geopoint", "geotrace", "geoshape")
+# An attachment answer is the file's name on the device; the file itself lives in object storage.
+ATTACHMENT_TYPES = ("image", "audio", "video", "file")
+ATTACHMENT_NAME_MAX_LENGTH = 255
 TEXT_TYPES = ("text", "long_text")
 NUMBER_TYPES = ("integer", "decimal")
 TEXT_MAX_LENGTH = 1000
 LONG_TEXT_MAX_LENGTH = 100_000
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIME_PATTERN = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
+GEOPOINT_FIELDS = ("latitude", "longitude", "altitude", "accuracy")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Words are split on white space and punctuation only, so combining marks (Devanagari matras) stay inside words.
 WORD_SEPARATORS = re.compile(r"[\s!-/:-@\[-`{-~\u0964\u0965\u2010-\u2027\u00a0-\u00bf]+")
@@ -134,6 +141,81 @@ def _email(value: Any, question: dict) -> str:
     return value
 
 
+def _datetime(value: Any, question: dict) -> str:
+    if not isinstance(value, str):
+        raise AnswerError("datetime", "must be an ISO 8601 timestamp with a time zone")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise AnswerError("datetime", "must be an ISO 8601 timestamp with a time zone") from None
+    if parsed.tzinfo is None:
+        raise AnswerError("timezone", "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30")
+    return parsed.isoformat()
+
+
+def _time(value: Any, question: dict) -> str:
+    if not isinstance(value, str) or not TIME_PATTERN.fullmatch(value):
+        raise AnswerError("time", "must be a time of day HH:MM[:SS[.fff]] with an optional offset")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and value not in (float("inf"), float("-inf"))
+
+
+def _point(value: Any) -> dict:
+    """{latitude, longitude, altitude?, accuracy?}: degrees and metres, as ODK records them."""
+    if not isinstance(value, dict) or set(value) - set(GEOPOINT_FIELDS):
+        raise AnswerError("geopoint", "must be an object with latitude, longitude, altitude and accuracy")
+    if not all(_number(value.get(f)) for f in ("latitude", "longitude")):
+        raise AnswerError("geopoint", "latitude and longitude must be numbers")
+    if not -90 <= value["latitude"] <= 90 or not -180 <= value["longitude"] <= 180:
+        raise AnswerError("geopoint", "latitude must be within ±90 and longitude within ±180 degrees")
+    for extra in ("altitude", "accuracy"):
+        if value.get(extra) is not None and not _number(value[extra]):
+            raise AnswerError("geopoint", f"{extra} must be a number")
+    if (value.get("accuracy") or 0) < 0:
+        raise AnswerError("geopoint", "accuracy cannot be negative")
+    return {f: value.get(f) for f in GEOPOINT_FIELDS}
+
+
+def _geopoint(value: Any, question: dict) -> dict:
+    return _point(value)
+
+
+def _points(value: Any, minimum: int, what: str) -> list[dict]:
+    if not isinstance(value, list) or len(value) < minimum:
+        raise AnswerError(what, f"must be a list of at least {minimum} points")
+    return [_point(p) for p in value]
+
+
+def _geotrace(value: Any, question: dict) -> list[dict]:
+    return _points(value, 2, "geotrace")
+
+
+def _geoshape(value: Any, question: dict) -> list[dict]:
+    points = _points(value, 4, "geoshape")
+    if (points[0]["latitude"], points[0]["longitude"]) != (points[-1]["latitude"], points[-1]["longitude"]):
+        raise AnswerError("geoshape", "must be closed: the last point repeats the first")
+    return points
+
+
+def check_attachment_name(value: Any) -> str:
+    """A file name from the device: never a path, so it can neither escape nor collide in storage."""
+    if not isinstance(value, str) or not value.strip():
+        raise AnswerError("type", "must be the attached file's name")
+    if "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
+        raise AnswerError("attachment_name", "a file name cannot contain path separators")
+    if len(value) > ATTACHMENT_NAME_MAX_LENGTH:
+        raise AnswerError("too_long", f"must be at most {ATTACHMENT_NAME_MAX_LENGTH} characters")
+    return unicodedata.normalize("NFC", value)
+
+
+def _attachment(value: Any, question: dict) -> str:
+    return check_attachment_name(value)
+
+
 CHECKS: dict[str, Callable[[Any, dict], Any]] = {
     "text": _text,
     "long_text": _text,
@@ -145,6 +227,12 @@ CHECKS: dict[str, Callable[[Any, dict], Any]] = {
     "date": _date,
     "boolean": _boolean,
     "email": _email,
+    "datetime": _datetime,
+    "time": _time,
+    "geopoint": _geopoint,
+    "geotrace": _geotrace,
+    "geoshape": _geoshape,
+    **{kind: _attachment for kind in ATTACHMENT_TYPES},
 }
 
 
@@ -163,11 +251,27 @@ def check_answers(answers: Any, questions: list[dict], prefix: str = "answers") 
             if question.get("required"):
                 errors.append(FieldError(f"{prefix}.{key}", "required", "is required"))
             continue
+        if question["type"] == "repeat":
+            clean[key] = _check_repeat(value, question, f"{prefix}.{key}", errors)
+            continue
         try:
             clean[key] = CHECKS[question["type"]](value, question)
         except AnswerError as err:
             errors.append(FieldError(f"{prefix}.{key}", err.code, str(err)))
     return clean, errors
+
+
+def _check_repeat(value: Any, question: dict, where: str, errors: list[FieldError]) -> list[dict]:
+    """A repeat's answer is a list of objects, each answering the repeat's own questions."""
+    if not isinstance(value, list):
+        errors.append(FieldError(where, "type", "must be a list of objects, one per repetition"))
+        return []
+    items = []
+    for index, item in enumerate(value):
+        clean, item_errors = check_answers(item, question["questions"], f"{where}[{index}]")
+        errors.extend(item_errors)
+        items.append(clean)
+    return items
 
 
 def content_hash(answers: dict) -> str:
@@ -178,11 +282,18 @@ def content_hash(answers: dict) -> str:
 
 def search_words(answers: dict, questions: list[dict]) -> list[str]:
     words: set[str] = set()
+    _collect_words(answers, questions, words)
+    return sorted(words)
+
+
+def _collect_words(answers: dict, questions: list[dict], words: set[str]) -> None:
     for question in questions:
         value = answers.get(question["key"])
         if question["type"] in TEXT_TYPES and isinstance(value, str):
             words.update(split_words(value))
-    return sorted(words)
+        elif question["type"] == "repeat" and isinstance(value, list):
+            for item in value:
+                _collect_words(item, question["questions"], words)
 
 
 def split_words(text: str) -> list[str]:

@@ -6,6 +6,7 @@ Title and settings change in place, since they do not change what an answer mean
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,29 +16,33 @@ from psycopg.types.json import Jsonb
 from fieldpipe import paging
 from fieldpipe.answers import CHOICE_TYPES, QUESTION_TYPES
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.xforms import XLSFORM_SUFFIXES, XForm, parse_xform, with_version, xlsform_to_xform
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FORMS = paging.Keyset("forms", str)  # ORDER BY slug
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-QUESTION_FIELDS = {"key", "label", "type", "required", "choices", "mask", "hint"}
+# Questions of an XForm keep their XML names; a question inside a group is keyed by its path, "group/name".
+XFORM_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(/[A-Za-z_][A-Za-z0-9_.-]*)*$")
+QUESTION_FIELDS = {"key", "label", "type", "required", "choices", "mask", "hint", "questions"}
 
 
-def check_questions(questions: Any) -> tuple[list[dict], list[FieldError]]:
+def check_questions(questions: Any, where_prefix: str = "questions",
+                    key_pattern: re.Pattern = KEY_PATTERN) -> tuple[list[dict], list[FieldError]]:
     if not isinstance(questions, list) or not questions:
-        return [], [FieldError("questions", "required", "must be a non-empty list of questions")]
+        return [], [FieldError(where_prefix, "required", "must be a non-empty list of questions")]
     errors: list[FieldError] = []
     clean: list[dict] = []
     seen: set[str] = set()
     for i, q in enumerate(questions):
-        where = f"questions[{i}]"
+        where = f"{where_prefix}[{i}]"
         if not isinstance(q, dict):
             errors.append(FieldError(where, "type", "must be an object"))
             continue
         for extra in sorted(set(q) - QUESTION_FIELDS):
             errors.append(FieldError(f"{where}.{extra}", "unknown_field", "is not a question field"))
         key, qtype = q.get("key"), q.get("type")
-        if not isinstance(key, str) or not KEY_PATTERN.match(key):
-            errors.append(FieldError(f"{where}.key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$"))
+        if not isinstance(key, str) or not key_pattern.match(key):
+            errors.append(FieldError(f"{where}.key", "pattern", f"must match {key_pattern.pattern}"))
         elif key in seen:
             errors.append(FieldError(f"{where}.key", "duplicate", f"key {key!r} is used twice"))
         else:
@@ -63,9 +68,17 @@ def check_questions(questions: Any) -> tuple[list[dict], list[FieldError]]:
                 choices = [{"value": c.get("value"), "label": c.get("label", c.get("value"))} for c in choices]
         elif choices is not None:
             errors.append(FieldError(f"{where}.choices", "not_allowed", "only choice questions have choices"))
+        inner: list[dict] = []
+        if qtype == "repeat":
+            inner, inner_errors = check_questions(q.get("questions"), f"{where}.questions", key_pattern)
+            errors += inner_errors
+        elif q.get("questions") is not None:
+            errors.append(FieldError(f"{where}.questions", "not_allowed", "only a repeat has questions of its own"))
         question = {"key": key, "label": label, "type": qtype, "required": bool(q.get("required", False))}
         if qtype in CHOICE_TYPES:
             question["choices"] = choices
+        if qtype == "repeat":
+            question["questions"] = inner
         if q.get("mask"):
             question["mask"] = True
         if q.get("hint"):
@@ -97,7 +110,7 @@ def check_settings(settings: Any, questions: list[dict]) -> list[FieldError]:
 
 
 def _form_body(row: dict, questions: list[dict]) -> dict:
-    return {
+    body = {
         "slug": row["slug"],
         "title": row["title"],
         "version": row["current_version"],
@@ -106,6 +119,102 @@ def _form_body(row: dict, questions: list[dict]) -> dict:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+    if row.get("xform_id"):
+        body["xform_id"] = row["xform_id"]
+    return body
+
+
+def read_upload(data: bytes, filename: str) -> XForm:
+    """An uploaded XLSForm (converted by pyxform) or XForm, parsed; 422 with the converter's message."""
+    name = (filename or "").lower()
+    if name.endswith(XLSFORM_SUFFIXES):
+        return parse_xform(xlsform_to_xform(data, filename))
+    if name.endswith(".xml"):
+        return parse_xform(data)
+    raise invalid([FieldError("file", "file_type", "upload an XLSForm (.xlsx, .xls) or an XForm (.xml)")])
+
+
+def upload_fields(fields: dict, xform: XForm) -> tuple[str, str, Any]:
+    """slug, title and settings sent beside the file; the slug defaults to the XForm id, the title to its title."""
+    slug = fields.get("slug") or re.sub(r"[^a-z0-9-]+", "-", xform.form_id.lower()).strip("-")[:63]
+    title = fields.get("title") or xform.title
+    try:
+        settings = json.loads(fields["settings"]) if fields.get("settings") else {}
+    except ValueError:
+        raise invalid([FieldError("settings", "format", "must be a JSON object")]) from None
+    return slug, title, settings
+
+
+def _xform_questions(xform: XForm) -> list[dict]:
+    questions, errors = check_questions(xform.questions, key_pattern=XFORM_KEY_PATTERN)
+    if errors:
+        raise invalid(errors, "the form's questions cannot be stored")
+    return questions
+
+
+def create_xform_form(conn: psycopg.Connection, org_id: int, xform: XForm, fields: dict) -> dict:
+    slug, title, settings = upload_fields(fields, xform)
+    questions = _xform_questions(xform)
+    errors = [] if isinstance(slug, str) and SLUG_PATTERN.match(slug) else \
+        [FieldError("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]
+    errors += check_settings(settings, questions)
+    if errors:
+        raise invalid(errors)
+    row = conn.execute(
+        """INSERT INTO forms (organization_id, slug, title, settings, xform_id) VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT DO NOTHING
+           RETURNING *""",
+        (org_id, slug, title, Jsonb(settings), xform.form_id),
+    ).fetchone()
+    if row is None:
+        raise Problem("already-exists", f"a form with slug {slug!r} or XForm id {xform.form_id!r} already exists")
+    version = xform.version or "1"
+    conn.execute(
+        "INSERT INTO form_versions (form_id, version, questions, xform, xform_version) VALUES (%s, 1, %s, %s, %s)",
+        (row["id"], Jsonb(questions), with_version(xform.xml, version).decode(), version),
+    )
+    return _form_body(row, questions)
+
+
+def update_xform_form(conn: psycopg.Connection, org_id: int, slug: str, xform: XForm, fields: dict) -> dict:
+    """A new XForm for an existing form makes a new version; the XForm id must stay the same."""
+    row = conn.execute(
+        """SELECT f.*, v.questions, v.xform, v.xform_version FROM forms f
+             JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+            WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
+        (org_id, slug),
+    ).fetchone()
+    if row is None:
+        raise not_found(f"form {slug!r}")
+    if row["xform_id"] != xform.form_id:
+        raise invalid([FieldError("file", "xform_id", f"the form's XForm id is {row['xform_id']!r}, "
+                                                      f"the upload's is {xform.form_id!r}")])
+    questions = _xform_questions(xform)
+    title = fields.get("title") or row["title"]
+    settings = upload_fields(fields, xform)[2] if fields.get("settings") else row["settings"]
+    errors = check_settings(settings, questions)
+    if errors:
+        raise invalid(errors)
+    version = row["current_version"]
+    new_version = xform.version or str(version + 1)
+    if with_version(xform.xml, new_version).decode() != row["xform"]:
+        taken = conn.execute("SELECT 1 FROM form_versions WHERE form_id = %s AND xform_version = %s",
+                             (row["id"], new_version)).fetchone()
+        if taken:
+            raise invalid([FieldError("file", "version", f"version {new_version!r} is already published with "
+                                                         "different content; change the version in settings")])
+        version += 1
+        conn.execute(
+            """INSERT INTO form_versions (form_id, version, questions, xform, xform_version)
+               VALUES (%s, %s, %s, %s, %s)""",
+            (row["id"], version, Jsonb(questions), with_version(xform.xml, new_version).decode(), new_version),
+        )
+    updated = conn.execute(
+        """UPDATE forms SET title = %s, settings = %s, current_version = %s, updated_at = now()
+            WHERE id = %s RETURNING *""",
+        (title, Jsonb(settings), version, row["id"]),
+    ).fetchone()
+    return _form_body(updated, questions)
 
 
 def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:

@@ -236,7 +236,7 @@ def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outco
     return outcomes
 
 
-def _lookup(conn: psycopg.Connection, form: dict, submission_id: str, lock: bool = False) -> dict:
+def lookup(conn: psycopg.Connection, form: dict, submission_id: str, lock: bool = False) -> dict:
     try:
         parsed = uuid.UUID(submission_id)
     except ValueError:
@@ -253,12 +253,12 @@ def _lookup(conn: psycopg.Connection, form: dict, submission_id: str, lock: bool
 
 
 def get_response(conn: psycopg.Connection, form: dict, submission_id: str) -> dict:
-    return record_body(form["slug"], _lookup(conn, form, submission_id))
+    return record_body(form["slug"], lookup(conn, form, submission_id))
 
 
 def list_revisions(conn: psycopg.Connection, form: dict, submission_id: str, page: paging.Page) -> dict:
     """A page of a response's revisions, oldest first."""
-    row = _lookup(conn, form, submission_id)
+    row = lookup(conn, form, submission_id)
     rows = conn.execute(
         """SELECT rr.revision, v.version AS form_version, rr.collector_id, rr.collector_phone, rr.submitted_at,
                   rr.created_at, rr.answers
@@ -280,7 +280,7 @@ def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payl
 
     Returns the record and whether a new revision was made.
     """
-    current = _lookup(conn, form, submission_id, lock=True)
+    current = lookup(conn, form, submission_id, lock=True)
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
     envelope = {

@@ -170,6 +170,20 @@ def make_form(client, admin_key):
 
 
 @pytest.fixture(scope="session")
+def live_api(app):
+    """The API served over real HTTP on a loopback port (for clients that speak HTTP, like Collect)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
 def s3_server():
     """moto's S3-compatible server on a loopback port, for the whole session: a real HTTP server, not a mock."""
     from moto.server import ThreadedMotoServer

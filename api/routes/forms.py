@@ -4,6 +4,7 @@ from flask import Blueprint, request
 
 from api.context import endpoint, json_body
 from fieldpipe import forms, paging
+from fieldpipe.problems import FieldError, invalid
 
 bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
 
@@ -17,7 +18,10 @@ def list_forms(conn, caller):
 @bp.post("")
 @endpoint(admin=True)
 def create_form(conn, caller):
-    form = forms.create_form(conn, caller.organization_id, json_body())
+    if request.mimetype == "multipart/form-data":
+        form = forms.create_xform_form(conn, caller.organization_id, _uploaded_xform(), request.form)
+    else:
+        form = forms.create_form(conn, caller.organization_id, json_body())
     return form, 201, {"Location": f"/api/v1/forms/{form['slug']}"}
 
 
@@ -30,4 +34,14 @@ def get_form(conn, caller, slug):
 @bp.put("/<slug>")
 @endpoint(admin=True)
 def update_form(conn, caller, slug):
+    if request.mimetype == "multipart/form-data":
+        return forms.update_xform_form(conn, caller.organization_id, slug, _uploaded_xform(), request.form)
     return forms.update_form(conn, caller.organization_id, slug, json_body())
+
+
+def _uploaded_xform():
+    """The multipart part `file`: an XLSForm (.xlsx/.xls) or an XForm (.xml)."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise invalid([FieldError("file", "required", "send the XLSForm or XForm as the multipart part 'file'")])
+    return forms.read_upload(upload.read(), upload.filename or "")

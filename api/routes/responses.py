@@ -1,9 +1,12 @@
 """Responses: post one or a batch (idempotent by submission id), read, search, edit as a new revision."""
 
-from flask import Blueprint, request
+from urllib.parse import quote
+
+from flask import Blueprint, Response, request
 
 from api.context import endpoint, json_body
-from fieldpipe import flags, paging, responses
+from fieldpipe import flags, openrosa, paging, responses
+from fieldpipe.objectstore import default_store
 from fieldpipe.rules import warnings_for
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
@@ -85,3 +88,23 @@ def edit_response(conn, caller, slug, submission_id):
 def list_revisions(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
     return responses.list_revisions(conn, form, submission_id, paging.from_query(request.args, responses.REVISIONS))
+
+
+
+@bp.get("/<submission_id>/attachments")
+@endpoint()
+def list_attachments(conn, caller, slug, submission_id):
+    form = get_form_row(conn, caller.organization_id, slug)
+    row = responses.lookup(conn, form, submission_id)
+    return openrosa.list_attachments(conn, row["id"], paging.from_query(request.args, openrosa.ATTACHMENTS))
+
+
+@bp.get("/<submission_id>/attachments/<name>")
+@endpoint()
+def get_attachment(conn, caller, slug, submission_id, name):
+    """The file itself, streamed from object storage behind the API key (no public bucket URLs)."""
+    form = get_form_row(conn, caller.organization_id, slug)
+    row = openrosa.attachment_object(conn, responses.lookup(conn, form, submission_id)["id"], name)
+    return Response(openrosa.stream(default_store(), row["object_key"]), content_type=row["content_type"],
+                    headers={"Content-Length": str(row["size"]), "ETag": f'"{row["sha256"]}"',
+                             "Content-Disposition": "attachment; filename*=UTF-8''" + quote(name)})
