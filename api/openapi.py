@@ -37,7 +37,10 @@ PATHS: dict[str, dict] = {
                         "responses": {"200": {"description": "Ready"}, "503": PROBLEM}}},
     "/api/v1/forms": {
         "get": _op("List the organization's forms"),
-        "post": _op("Create a form", admin=True, body="FormInput", ok=("201", "Created"), schema="Form", errors=("400", "409", "422")),
+        "post": _op("Create a form from JSON, or upload an XLSForm (.xlsx/.xls) or XForm (.xml) as the multipart "
+                    "part `file` (optional parts slug, title, settings); pyxform's message is the 422 for a bad "
+                    "XLSForm", admin=True, body="FormInput", ok=("201", "Created"), schema="Form",
+                    errors=("400", "409", "422")),
     },
     "/api/v1/forms/{slug}": {
         "get": _op("Get a form with its current questions", params=[SLUG], schema="Form"),
@@ -67,6 +70,14 @@ PATHS: dict[str, dict] = {
     },
     "/api/v1/forms/{slug}/responses/{submission_id}/revisions": {
         "get": _op("Every revision of a response, oldest first", params=[SLUG, SUBMISSION]),
+    },
+    "/api/v1/forms/{slug}/responses/{submission_id}/attachments": {
+        "get": _op("The files the response's answers name (image, audio, video, file), and whether each arrived",
+                   params=[SLUG, SUBMISSION]),
+    },
+    "/api/v1/forms/{slug}/responses/{submission_id}/attachments/{name}": {
+        "get": _op("Download one attached file, streamed from object storage", params=[
+            SLUG, SUBMISSION, _path_param("name", "The file's name as the device sent it")]),
     },
     "/api/v1/forms/{slug}/flags": {
         "get": _op("Flags the form's business rules raised (docs/rules.md), oldest first",
@@ -125,10 +136,14 @@ SCHEMAS: dict[str, dict] = {
     "Question": {
         "type": "object", "required": ["key", "type"],
         "properties": {
-            "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+            "key": {"type": "string", "description": "^[a-z][a-z0-9_]{0,62}$ for JSON forms; an XForm's element "
+                                                     "path below the root (groups flattened, 'group/name')"},
             "label": {"type": "string"},
             "type": {"enum": ["text", "long_text", "integer", "decimal", "single_choice", "multi_choice",
-                              "phone", "date", "boolean", "email"]},
+                              "phone", "date", "boolean", "email", "datetime", "time", "geopoint", "geotrace",
+                              "geoshape", "image", "audio", "video", "file", "repeat"]},
+            "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"},
+                          "description": "A repeat's own questions; its answer is a list of objects"},
             "required": {"type": "boolean"},
             "mask": {"type": "boolean", "description": "Masked in exports"},
             "choices": {"type": "array", "items": {"type": "object", "properties": {

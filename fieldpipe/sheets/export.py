@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe.config import Settings
 from fieldpipe.sheets.layout import ID_COLUMN, Column, form_columns, row_cells
+from fieldpipe.sheets.repeats import export_repeats
 from fieldpipe.sheets.targets import SheetTarget, WriteOutcomeUnknown
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class ExportReport:
     worksheet: str
     appended: int = 0
     updated: int = 0
+    repeat_rows: int = 0  # rows written to the repeats' own tabs
     requests: int = 0
     blocked: bool = False
     worksheets_started: list[str] = field(default_factory=list)
@@ -70,7 +72,7 @@ class ExportReport:
 
     def summary(self) -> str:
         text = (f"form {self.form} -> {self.target} [{self.worksheet}]: {self.appended} rows appended, "
-                f"{self.updated} updated in place, {self.requests} API requests")
+                f"{self.updated} updated in place, {self.repeat_rows} repeat rows written, {self.requests} API requests")
         if self.worksheets_started:
             text += f"; continued in new tab(s) {', '.join(self.worksheets_started)}"
         if self.repairs:
@@ -379,6 +381,7 @@ def _export(conn: psycopg.Connection, form_id: int, target: SheetTarget, sheet_s
     pending = pending_responses(conn, export, form_id, limit=1)
     layout_changed = any(_extend_columns(Tab(t.title, list(t.columns)), columns) for t in tabs)
     if not pending and not layout_changed and export["worksheets"]:
+        report.repeat_rows = export_repeats(conn, export["id"], form_id, target, base)
         _finish(conn, export, tabs, started, "ok", report, target)
         return report
     budget = round(SPREADSHEET_CELL_LIMIT * cell_limit_share(sheet_settings))
@@ -413,6 +416,7 @@ def _export(conn: psycopg.Connection, form_id: int, target: SheetTarget, sheet_s
             if attempt + 1 == RECONCILE_ATTEMPTS:
                 raise
             log.warning("%s; reconciling against the id column before appending again", err)
+    report.repeat_rows = export_repeats(conn, export["id"], form_id, target, base)
     _finish(conn, export, tabs, started, "ok", report, target)
     return report
 

@@ -3,6 +3,8 @@
 Columns are metadata first, then one per question in the order questions first appeared across ALL
 the form's versions: a question added by a later version is a new column at the end, a removed one keeps
 its column (older responses answered it). Labels come from the newest version that has the question.
+A geopoint also gets one column per part (latitude, longitude, altitude, accuracy), as peers' flat exports
+do; a repeat gets a worksheet of its own (fieldpipe/sheets/repeats.py), not a column.
 
 Cells are typed Python values (str, int, float, bool, date, datetime, None); each target encodes them
 (Sheets: USER_ENTERED with text kept as text; xlsx: native cell types).
@@ -19,6 +21,8 @@ import psycopg
 
 ID_COLUMN = "submission_id"
 ANSWER_PREFIX = "answers."
+PART_SEPARATOR = "#"  # "answers.gps#latitude": one part of a geopoint answer
+GEOPOINT_PARTS = ("latitude", "longitude", "altitude", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,8 @@ METADATA_COLUMNS = (
 )
 
 
-def question_columns(versions: list[list[dict]]) -> list[Column]:
-    """Question columns from the versions' question lists, oldest version first."""
+def latest_questions(versions: list[list[dict]]) -> list[dict]:
+    """Each question once, in the order questions first appeared, as the newest version that has it says."""
     order: list[str] = []
     latest: dict[str, dict] = {}
     for questions in versions:
@@ -48,8 +52,21 @@ def question_columns(versions: list[list[dict]]) -> list[Column]:
             if question["key"] not in latest:
                 order.append(question["key"])
             latest[question["key"]] = question
-    return [Column(ANSWER_PREFIX + key, latest[key]["label"], latest[key]["type"], bool(latest[key].get("mask")))
-            for key in order]
+    return [latest[key] for key in order]
+
+
+def question_columns(versions: list[list[dict]]) -> list[Column]:
+    """Question columns from the versions' question lists, oldest version first."""
+    columns = []
+    for question in latest_questions(versions):
+        if question["type"] == "repeat":
+            continue
+        key, label = ANSWER_PREFIX + question["key"], question["label"]
+        columns.append(Column(key, label, question["type"], bool(question.get("mask"))))
+        if question["type"] == "geopoint":
+            columns += [Column(f"{key}{PART_SEPARATOR}{part}", f"{label} ({part})", "decimal", bool(question.get("mask")))
+                        for part in GEOPOINT_PARTS]
+    return columns
 
 
 def form_columns(conn: psycopg.Connection, form_id: int) -> list[Column]:
@@ -83,11 +100,26 @@ def answer_cell(column: Column, value: Any) -> Any:
         return None
     if column.mask:
         return mask_value(value, column.type)
+    if PART_SEPARATOR in column.key:
+        return value.get(column.key.rsplit(PART_SEPARATOR, 1)[1]) if isinstance(value, dict) else None
     if column.type == "multi_choice":
         return ", ".join(value)
+    if column.type == "geopoint":
+        return point_text(value)
+    if column.type in ("geotrace", "geoshape"):
+        return "; ".join(point_text(p) for p in value)
     if column.type == "date":
         return dt.date.fromisoformat(value)
     return value
+
+
+def point_text(point: dict) -> str:
+    """The ODK form of a location, "latitude longitude altitude accuracy", as devices send it."""
+    return " ".join(repr(point[p]) for p in GEOPOINT_PARTS if point.get(p) is not None)
+
+
+def answer_key(column: Column) -> str:
+    return column.key[len(ANSWER_PREFIX):].split(PART_SEPARATOR, 1)[0]
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -105,5 +137,5 @@ def row_cells(columns: list[Column], response: dict) -> dict[str, Any]:
         "open_flags": response.get("open_flags") or 0,
     }
     answers = response["answers"]
-    return {c.key: meta[c.key] if c.key in meta else answer_cell(c, answers.get(c.key[len(ANSWER_PREFIX):]))
+    return {c.key: meta[c.key] if c.key in meta else answer_cell(c, answers.get(answer_key(c)))
             for c in columns}

@@ -6,6 +6,7 @@
   and the revision it made, so a retried edit is recognised and an edit of an edit finds its response.
 - `attachments` lists the files a response's answers name; `object_key` stays NULL until the file arrives
   (Collect may split one submission's files across several posts).
+- `sheet_repeat_rows` maps each repeat item exported to Sheets to its row (fieldpipe/sheets/repeats.py).
 
 Revision ID: 0009_openrosa
 Revises: 0008_rules_versions
@@ -46,6 +47,16 @@ def upgrade() -> None:
             received_at   timestamptz,
             UNIQUE (response_id, name)
         );
+
+        CREATE TABLE sheet_repeat_rows (
+            export_id     bigint NOT NULL REFERENCES sheet_exports(id) ON DELETE CASCADE,
+            repeat_key    text NOT NULL,
+            submission_id uuid NOT NULL,
+            item_index    integer NOT NULL,
+            row_number    integer NOT NULL,
+            revision      integer NOT NULL,
+            PRIMARY KEY (export_id, repeat_key, submission_id, item_index)
+        );
         """
     )
 
@@ -53,7 +64,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
-        DROP TABLE attachments, openrosa_instances;
+        DROP TABLE sheet_repeat_rows, attachments, openrosa_instances;
         ALTER TABLE form_versions DROP COLUMN xform, DROP COLUMN xform_version;
         DROP INDEX forms_xform_id;
         ALTER TABLE forms DROP COLUMN xform_id;
