@@ -26,12 +26,12 @@ class LoadResult:
 
 
 async def _client(host: str, port: int, make_request: Callable[[], tuple[str, bytes]], extra_headers: bytes,
-                  deadline: float, result: LoadResult, max_requests: int | None) -> None:
+                  deadline: float, result: LoadResult, max_requests: int | None, content_type: str) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.monotonic() < deadline and (max_requests is None or result.requests < max_requests):
             path, body = make_request()
-            head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\n").encode()
             started = time.perf_counter()
             writer.write(head + extra_headers + b"\r\n" + body)
@@ -50,14 +50,16 @@ async def _client(host: str, port: int, make_request: Callable[[], tuple[str, by
 
 
 def run_load(host: str, port: int, make_request: Callable[[], tuple[str, bytes]], *, clients: int,
-             seconds: float, headers: dict[str, str], max_requests: int | None = None) -> LoadResult:
+             seconds: float, headers: dict[str, str], max_requests: int | None = None,
+             content_type: str = "application/json") -> LoadResult:
     extra_headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
     result = LoadResult()
 
     async def main() -> None:
         started = time.monotonic()
         deadline = started + seconds
-        await asyncio.gather(*(_client(host, port, make_request, extra_headers, deadline, result, max_requests) for _ in range(clients)))
+        await asyncio.gather(*(_client(host, port, make_request, extra_headers, deadline, result, max_requests,
+                                       content_type) for _ in range(clients)))
         result.seconds = time.monotonic() - started
 
     asyncio.run(main())

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import psycopg
 
 from fieldpipe import paging, responses
+from fieldpipe.objectstore import default_store
 from fieldpipe.answers import ATTACHMENT_TYPES, AnswerError, check_attachment_name, content_hash
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.xforms import Instance, cached_xform, instance_answers, read_instance, submission_uuid
@@ -81,7 +82,7 @@ def attachment_names(answers: dict, questions: list[dict]) -> dict[str, str]:
 
 
 def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Upload], collector: str,
-           store: Any, max_file_bytes: int) -> Receipt:
+           max_file_bytes: int) -> Receipt:
     """Store one OpenRosa post in the caller's transaction; raise a Problem (nothing stored) when it is refused."""
     instance = read_instance(xml)
     form, version = find_form(conn, org_id, instance)
@@ -105,7 +106,7 @@ def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Uplo
         receipt = _create(conn, form, instance, payload)
     response_id, checked = _current_answers(conn, form["id"], receipt)
     names = attachment_names(checked, version["questions"])
-    receipt.files_stored = _store_files(conn, org_id, form["id"], response_id, names, uploads, store)
+    receipt.files_stored = _store_files(conn, org_id, form["id"], response_id, names, uploads)
     receipt.files_missing = [r["name"] for r in conn.execute(
         "SELECT name FROM attachments WHERE response_id = %s AND object_key IS NULL ORDER BY name", (response_id,))]
     return receipt
@@ -198,7 +199,7 @@ def _media_allowed(question_type: str, upload: Upload) -> bool:
 
 
 def _store_files(conn: psycopg.Connection, org_id: int, form_id: int, response_id: int, names: dict[str, str],
-                 uploads: list[Upload], store: Any) -> int:
+                 uploads: list[Upload]) -> int:
     """Record the files the answers name; put those that arrived (files no answer names are not kept)."""
     if names:
         conn.execute(
@@ -213,6 +214,7 @@ def _store_files(conn: psycopg.Connection, org_id: int, form_id: int, response_i
                for u in wanted if not _media_allowed(names[u.name], u)]
     if refused:
         raise invalid(refused)
+    store = default_store() if wanted else None  # most posts carry no file: no storage client for them
     for upload in wanted:
         digest = hashlib.sha256(upload.data).hexdigest()
         key = object_key(org_id, form_id, response_id, digest)
@@ -247,7 +249,7 @@ def attachment_object(conn: psycopg.Connection, response_id: int, name: str) -> 
     return row
 
 
-def stream(store: Any, key: str, chunk: int = 64 * 1024) -> Iterator[bytes]:
-    with store.open(key) as body:
+def stream(key: str, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    with default_store().open(key) as body:
         while data := body.read(chunk):
             yield data

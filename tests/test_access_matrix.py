@@ -66,9 +66,9 @@ def fingerprint(conn) -> dict[str, str]:
 
 
 @pytest.fixture
-def world(client, conn, admin_key, make_form):
+def world(client, conn, admin_key, make_form, object_store):
     """One organization (acme) with one of everything a route can name, each in a state a route could change:
-    a form with a response, a school with a class and a student, a subject, an assessment, a failed SMS
+    a form with a response (with an attached photo), a school with a class and a student, a subject, an assessment, a failed SMS
     message and a failed webhook delivery. Returns the ids by the name of the route parameter."""
     h = auth(admin_key)
     form = make_form(slug="acme-only-survey")
@@ -92,6 +92,11 @@ def world(client, conn, admin_key, make_form):
     enqueue_deliveries(conn, [{"organization_id": org, "event": "flag.opened", "event_key": "flag.opened:1",
                                "data": {"flag": 1}}])
     enqueue_sms(conn, [NewMessage("announcement:1:+919876543210", "announcement", org, "+919876543210", "hello")])
+    object_store.put("attachments/matrix/photo", b"\xff\xd8", content_type="image/jpeg")
+    conn.execute("""INSERT INTO attachments (response_id, name, question_type, object_key, content_type, size, sha256,
+                                             received_at)
+                    SELECT id, 'photo.jpg', 'image', 'attachments/matrix/photo', 'image/jpeg', 2, 'x', now()
+                      FROM responses""")
     conn.execute("UPDATE webhook_deliveries SET status = 'failed'")
     conn.execute("UPDATE sms_messages SET status = 'failed'")
     rules = {"rules": [{"id": "named", "expression": "name is not empty", "message": "no name"}]}
@@ -105,6 +110,7 @@ def world(client, conn, admin_key, make_form):
         "delivery_id": conn.execute("SELECT id FROM webhook_deliveries").fetchone()["id"],
         "message_id": conn.execute("SELECT id FROM sms_messages").fetchone()["id"],
         "version": 1, "job_id": dry_run["id"],
+        "name": "photo.jpg",
     }
 
 

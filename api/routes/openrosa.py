@@ -17,7 +17,6 @@ from api.context import _cached_caller
 from api.errors import HTTP_TO_PROBLEM
 from fieldpipe import openrosa
 from fieldpipe.config import Settings
-from fieldpipe.objectstore import default_store
 from fieldpipe.problems import Problem
 
 bp = Blueprint("openrosa", __name__, url_prefix="/openrosa/<org>")
@@ -127,8 +126,7 @@ def submission(org: str):
             raise Problem("bad-request", "a submission is multipart/form-data with the part xml_submission_file")
         uploads = [openrosa.Upload(part.filename or name, part.mimetype or None, part.read())
                    for name, part in request.files.items(multi=True) if name != "xml_submission_file"]
-        receipt = openrosa.submit(conn, caller.organization_id, xml_part.read(), uploads, device, default_store(),
-                                  _max_bytes())
+        receipt = openrosa.submit(conn, caller.organization_id, xml_part.read(), uploads, device, _max_bytes())
         conn.commit()
     message = {"created": "Form received.", "duplicate": "Form already received.", "edited": "Edit received."}[receipt.status]
     if receipt.files_missing:

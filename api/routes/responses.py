@@ -6,7 +6,6 @@ from flask import Blueprint, Response, request
 
 from api.context import endpoint, json_body
 from fieldpipe import flags, openrosa, paging, responses
-from fieldpipe.objectstore import default_store
 from fieldpipe.rules import warnings_for
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
@@ -105,6 +104,6 @@ def get_attachment(conn, caller, slug, submission_id, name):
     """The file itself, streamed from object storage behind the API key (no public bucket URLs)."""
     form = get_form_row(conn, caller.organization_id, slug)
     row = openrosa.attachment_object(conn, responses.lookup(conn, form, submission_id)["id"], name)
-    return Response(openrosa.stream(default_store(), row["object_key"]), content_type=row["content_type"],
+    return Response(openrosa.stream(row["object_key"]), content_type=row["content_type"],
                     headers={"Content-Length": str(row["size"]), "ETag": f'"{row["sha256"]}"',
                              "Content-Disposition": "attachment; filename*=UTF-8''" + quote(name)})
