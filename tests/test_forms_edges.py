@@ -34,7 +34,8 @@ def create(client, key, **body):
     ({"questions": [Q, {**Q, "type": "integer"}]}, [("questions[1].key", "duplicate", "key 'name' is used twice")]),
     ({"questions": [{**Q, "type": "colour"}]}, [("questions[0].type", "enum",
                                                  "must be one of text, long_text, integer, decimal, single_choice, "
-                                                 "multi_choice, phone, date, boolean, email")]),
+                                                 "multi_choice, phone, date, boolean, email, datetime, time, geopoint, geotrace, "
+                                                 "geoshape, image, audio, video, file, repeat")]),
     ({"questions": [{**Q, "label": ""}]}, [("questions[0].label", "type", "must be a non-empty string")]),
     ({"questions": [{**Q, "label": 3}]}, [("questions[0].label", "type", "must be a non-empty string")]),
     ({"questions": [{**Q, "required": "yes"}]}, [("questions[0].required", "type", "must be true or false")]),
