@@ -242,3 +242,21 @@ def test_a_rule_failing_in_postgresql_is_named_in_the_dry_run_and_the_others_sti
     by_id = {r["id"]: r for r in result["rules"]}
     assert result["responses_evaluated"] == 1 and by_id["savings-within-income"]["would_flag"] == 1
     assert by_id["name-without-digits"]["would_flag"] is None and "regular expression" in by_id["name-without-digits"]["error"]
+
+
+def test_expressions_too_long_or_too_deep_are_refused_and_the_longest_allowed_works_everywhere(
+        client, conn, admin_key, collector_key, make_form):
+    make_form()
+    deep = "(" * 400 + "monthly_income > 0" + ")" * 400
+    too_long = "monthly_income > 0" + " and monthly_income > 0" * 50
+    resp = client.put(RULES_URL, headers=auth(admin_key), json={"rules": [
+        {"id": "deep", "expression": deep, "message": "x"}, {"id": "long", "expression": too_long, "message": "x"}]})
+    assert resp.status_code == 422
+    assert {e["rule_id"]: e["message"].split(": ")[-1] for e in resp.get_json()["errors"]} == {
+        "deep": "is nested too deeply", "long": "is longer than 1000 characters; split it into several rules"}
+    longest = "monthly_savings" + " + monthly_savings" * 48 + " <= monthly_income"  # as long as allowed, 49 deep
+    assert len(longest) <= 1000
+    put_rules(client, admin_key, "household-survey", f"rules: [{{id: sum, expression: '{longest}', message: x}}]")
+    assert [w["rule_id"] for w in post(client, collector_key, monthly_savings=1000)["warnings"]] == ["sum"]
+    [run] = validate_slug(conn, "household-survey")
+    assert run.opened == 1

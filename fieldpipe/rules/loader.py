@@ -25,6 +25,8 @@ NOTIFY = ("collector", "none")
 RULE_FIELDS = {"id", "expression", "message", "severity", "notify", "description"}
 EXPECTATION_FIELDS = {"id", "expectation", "kwargs", "message", "severity", "notify", "description"}
 FILE_FIELDS = {"form", "rules", "expectations"}
+MAX_ENTRIES = 200  # rules and expectations of one form: all of them compile into one SQL statement
+MAX_EXPRESSION = 1000  # characters; keeps every executor's recursion over the expression shallow
 TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]|[^{}]+")
 
 # Column expectations we run (GX Core names), the extra arguments each takes, and the answer types it fits.
@@ -134,13 +136,23 @@ def _common(entry: dict, allowed: set[str], seen: set[str], where: str) -> tuple
     return rule_id, label, problems
 
 
+def _shown(expression: Any) -> str:
+    text = repr(expression)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _rule(entry: dict, questions: dict, seen: set[str], where: str) -> tuple[Rule | None, list[str]]:
     rule_id, label, problems = _common(entry, RULE_FIELDS, seen, where)
     tree = parts = None
+    expression = entry.get("expression")
     try:
-        tree = typecheck(parse(entry.get("expression")), questions)
+        if isinstance(expression, str) and len(expression) > MAX_EXPRESSION:
+            raise ExpressionError(f"is longer than {MAX_EXPRESSION} characters; split it into several rules")
+        tree = typecheck(parse(expression), questions)
     except ExpressionError as err:
-        problems.append(f"{label}: expression {entry.get('expression')!r}: {err}")
+        problems.append(f"{label}: expression {_shown(expression)}: {err}")
+    except RecursionError:
+        problems.append(f"{label}: expression {_shown(expression)}: is nested too deeply")
     try:
         parts = parse_template(entry.get("message"), questions)
     except ExpressionError as err:
@@ -196,7 +208,6 @@ def _expectation(entry: dict, questions: dict, seen: set[str], where: str) -> tu
                        entry.get("severity", "error"), entry.get("notify", "none")), []
 
 
-MAX_ENTRIES = 200  # rules and expectations of one form: all of them compile into one SQL statement
 
 
 class RuleProblem(str):
