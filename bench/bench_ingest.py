@@ -65,7 +65,7 @@ def gunicorn(app_path: str, database_url: str, workers: int = 2, threads: int = 
             try:
                 requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a busy machine answers slowly at first
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"{app_path} did not start")
                 time.sleep(0.3)

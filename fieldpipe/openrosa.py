@@ -50,22 +50,32 @@ class Receipt:
     files_missing: list[str] = field(default_factory=list)
 
 
-def find_form(conn: psycopg.Connection, org_id: int, instance: Instance) -> tuple[dict, dict]:
-    """The form whose XForm id the instance's root carries, and the version its `version` attribute names."""
-    form = conn.execute(
-        """SELECT f.*, v.id AS version_id, v.questions FROM forms f
-             JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s AND f.xform_id = %s""",
-        (org_id, instance.form_id),
+def find_form(conn: psycopg.Connection, org_id: int, instance: Instance) -> tuple[dict, dict, dict | None]:
+    """In one query: the form whose XForm id the instance's root carries, the version its `version` attribute
+    names (the current one when it names none), and what this instance id already made, if anything."""
+    row = conn.execute(
+        """SELECT f.*, cv.id AS version_id, cv.questions,
+                  v.id AS v_id, v.version AS v_version, v.questions AS v_questions, v.xform AS v_xform,
+                  oi.response_id AS known_response_id, oi.revision AS known_revision, rr.answers AS known_answers
+             FROM forms f
+             JOIN form_versions cv ON cv.form_id = f.id AND cv.version = f.current_version
+             LEFT JOIN form_versions v ON v.form_id = f.id
+                   AND (CASE WHEN %(version)s::text IS NULL THEN v.version = f.current_version
+                             ELSE v.xform_version = %(version)s END)
+             LEFT JOIN openrosa_instances oi ON oi.form_id = f.id AND oi.instance_id = %(instance)s
+             LEFT JOIN response_revisions rr ON rr.response_id = oi.response_id AND rr.revision = oi.revision
+            WHERE f.organization_id = %(org)s AND f.xform_id = %(form)s""",
+        {"org": org_id, "form": instance.form_id, "version": instance.version, "instance": instance.instance_id},
     ).fetchone()
-    if form is None:
+    if row is None:
         raise not_found(f"form {instance.form_id!r}")
-    clause, arg = ("version = %s", form["current_version"]) if instance.version is None else ("xform_version = %s", instance.version)
-    version = conn.execute(f"SELECT id, version, questions, xform FROM form_versions WHERE form_id = %s AND {clause}",
-                           (form["id"], arg)).fetchone()
-    if version is None:
+    if row["v_id"] is None:
         raise not_found(f"version {instance.version!r} of form {instance.form_id!r}")
-    return form, version
+    version = {"id": row["v_id"], "version": row["v_version"], "questions": row["v_questions"], "xform": row["v_xform"]}
+    known = None if row["known_response_id"] is None else {
+        "response_id": row["known_response_id"], "revision": row["known_revision"], "answers": row["known_answers"]}
+    form = {k: v for k, v in row.items() if not k.startswith(("v_", "known_"))}
+    return form, version, known
 
 
 def attachment_names(answers: dict, questions: list[dict]) -> dict[str, str]:
@@ -85,17 +95,11 @@ def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Uplo
            max_file_bytes: int) -> Receipt:
     """Store one OpenRosa post in the caller's transaction; raise a Problem (nothing stored) when it is refused."""
     instance = read_instance(xml)
-    form, version = find_form(conn, org_id, instance)
+    form, version, known = find_form(conn, org_id, instance)
     answers, errors = instance_answers(instance, cached_xform(version["xform"].encode()))
     if errors:
         raise invalid(errors)
     uploads = _checked_uploads(uploads, max_file_bytes)
-    known = conn.execute(
-        """SELECT oi.response_id, oi.revision, rr.answers FROM openrosa_instances oi
-             JOIN response_revisions rr ON rr.response_id = oi.response_id AND rr.revision = oi.revision
-            WHERE oi.form_id = %s AND oi.instance_id = %s""",
-        (form["id"], instance.instance_id),
-    ).fetchone()
     payload = {"submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(), "collector": {"id": collector},
                "answers": answers, "form_version": version["version"]}
     if known is not None:
@@ -104,6 +108,8 @@ def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Uplo
         receipt = _edit(conn, form, instance, payload)
     else:
         receipt = _create(conn, form, instance, payload)
+    if not uploads and not attachment_names(answers, version["questions"]):
+        return receipt  # most posts: no file named, none sent
     response_id, checked = _current_answers(conn, form["id"], receipt)
     names = attachment_names(checked, version["questions"])
     receipt.files_stored = _store_files(conn, org_id, form["id"], response_id, names, uploads)

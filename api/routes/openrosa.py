@@ -127,7 +127,6 @@ def submission(org: str):
         uploads = [openrosa.Upload(part.filename or name, part.mimetype or None, part.read())
                    for name, part in request.files.items(multi=True) if name != "xml_submission_file"]
         receipt = openrosa.submit(conn, caller.organization_id, xml_part.read(), uploads, device, _max_bytes())
-        conn.commit()
     message = {"created": "Form received.", "duplicate": "Form already received.", "edited": "Edit received."}[receipt.status]
     if receipt.files_missing:
         message += f" Waiting for {len(receipt.files_missing)} file(s): {', '.join(receipt.files_missing)}."
