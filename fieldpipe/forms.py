@@ -87,7 +87,11 @@ def check_questions(questions: Any, where_prefix: str = "questions",
     return clean, errors
 
 
-def check_settings(settings: Any, questions: list[dict]) -> list[FieldError]:
+# XLSForm has no phone type: an XForm form's receipt may go to a text question's number (checked at sending).
+XFORM_PHONE_TYPES = ("phone", "text")
+
+
+def check_settings(settings: Any, questions: list[dict], phone_types: tuple[str, ...] = ("phone",)) -> list[FieldError]:
     """Settings are free-form for the pipelines, but what names a question must name a real one."""
     if not isinstance(settings, dict):
         return [FieldError("settings", "type", "must be an object")]
@@ -96,7 +100,7 @@ def check_settings(settings: Any, questions: list[dict]) -> list[FieldError]:
     if receipt is not None:
         by_key = {q["key"]: q for q in questions}
         phone_q = receipt.get("phone_question") if isinstance(receipt, dict) else None
-        if phone_q not in by_key or by_key[phone_q]["type"] != "phone":
+        if phone_q not in by_key or by_key[phone_q]["type"] not in phone_types:
             errors.append(FieldError("settings.sms_receipt.phone_question", "invalid", "must name a phone question of the form"))
         if not isinstance(receipt, dict) or not isinstance(receipt.get("template"), str) or not receipt["template"]:
             errors.append(FieldError("settings.sms_receipt.template", "required", "must be a non-empty template"))
@@ -157,7 +161,7 @@ def create_xform_form(conn: psycopg.Connection, org_id: int, xform: XForm, field
     questions = _xform_questions(xform)
     errors = [] if isinstance(slug, str) and SLUG_PATTERN.match(slug) else \
         [FieldError("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]
-    errors += check_settings(settings, questions)
+    errors += check_settings(settings, questions, XFORM_PHONE_TYPES)
     if errors:
         raise invalid(errors)
     row = conn.execute(
@@ -192,7 +196,7 @@ def update_xform_form(conn: psycopg.Connection, org_id: int, slug: str, xform: X
     questions = _xform_questions(xform)
     title = fields.get("title") or row["title"]
     settings = upload_fields(fields, xform)[2] if fields.get("settings") else row["settings"]
-    errors = check_settings(settings, questions)
+    errors = check_settings(settings, questions, XFORM_PHONE_TYPES)
     if errors:
         raise invalid(errors)
     version = row["current_version"]
@@ -291,14 +295,17 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
         raise not_found(f"form {slug!r}")
     errors: list[FieldError] = []
     questions = row["questions"]
-    if "questions" in payload:
+    if "questions" in payload and row["xform_id"]:
+        errors.append(FieldError("questions", "xform", "this form's questions come from its XForm: upload a new "
+                                                       "XLSForm or XForm as the multipart part 'file'"))
+    elif "questions" in payload:
         questions, errors = check_questions(payload["questions"])
     title = payload.get("title", row["title"])
     if not isinstance(title, str) or not title.strip():
         errors.append(FieldError("title", "required", "must be a non-empty string"))
     settings = payload.get("settings", row["settings"])
     if not errors:
-        errors += check_settings(settings, questions)
+        errors += check_settings(settings, questions, XFORM_PHONE_TYPES if row["xform_id"] else ("phone",))
     if errors:
         raise invalid(errors)
     version = row["current_version"]

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import psycopg
 
+from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.sms.outbox import NewMessage, enqueue
 
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,62})\}")
@@ -47,6 +48,14 @@ def render(template: str, answers: dict, questions: list[dict], submission_id: u
     return PLACEHOLDER.sub(fill, template)
 
 
+def _phone_number(answer: Any) -> str | None:
+    """A phone answer is E.164 already; a text answer (XLSForm has no phone type) only when it reads as one."""
+    try:
+        return normalize_phone(answer) if answer else None
+    except AnswerError:
+        return None
+
+
 def enqueue_receipts(conn: psycopg.Connection, form: dict, created: Mapping[uuid.UUID, dict],
                      submissions: Sequence[Any]) -> int:
     """Queue one receipt per newly created response of `form` that has a phone answer; return how many.
@@ -61,7 +70,7 @@ def enqueue_receipts(conn: psycopg.Connection, form: dict, created: Mapping[uuid
     messages, seen = [], set()
     for sub in submissions:
         row = created.get(sub.submission_id)
-        phone = sub.answers.get(phone_key)
+        phone = _phone_number(sub.answers.get(phone_key))
         if row is None or not phone or row["id"] in seen:
             continue
         seen.add(row["id"])
