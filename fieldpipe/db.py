@@ -6,9 +6,7 @@ Domain functions take an open psycopg 3 connection (`conn`) so the API (a pool),
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 from psycopg.rows import dict_row
@@ -18,14 +16,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
     return psycopg.connect(url, row_factory=dict_row, **kwargs)
-
-
-@contextmanager
-def transaction(url: str) -> Iterator[psycopg.Connection]:
-    """A connection whose work commits on success and rolls back on error."""
-    with connect(url) as conn:
-        with conn.transaction():
-            yield conn
 
 
 def sqlalchemy_url(url: str) -> str:

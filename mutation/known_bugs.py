@@ -80,9 +80,9 @@ BUGS = [
     Bug("if-none-match-as-one-exact-string", "api/routes/assessments.py",
         'tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]', "tags = [if_none_match]",
         ("tests/test_known_answers.py",)),
-    Bug("flag-closing-scans-received-at", "fieldpipe/flags.py",
+    Bug("flag-closing-scans-received-at", "fieldpipe/rules/ledger.py",
         "AND r.updated_at > %(since)s", "AND r.received_at > %(since)s", ("tests/test_time_windows.py",)),
-    Bug("no-revisit-window", "fieldpipe/flags.py",
+    Bug("no-revisit-window", "fieldpipe/rules/ledger.py",
         "REVISIT_WINDOW = dt.timedelta(minutes=2)", "REVISIT_WINDOW = dt.timedelta(0)", ("tests/test_time_windows.py",)),
 ]
 

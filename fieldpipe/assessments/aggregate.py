@@ -68,11 +68,6 @@ def summarize_interval(conn: psycopg.Connection, interval_start: dt.datetime, in
     return result
 
 
-def anomalies(conn: psycopg.Connection, interval_end: dt.datetime) -> dict[str, int]:
-    """Rows the API would have rejected (they came by another path), by kind; never counted in summaries."""
-    return {r["kind"]: r["rows"] for r in conn.execute(sql("anomalies"), {"interval_end": interval_end})}
-
-
 def read_summary(conn: psycopg.Connection, organization_id: int, assessment_id: Any, level: str,
                  summary_date: str | None = None) -> dict:
     """The summary of one assessment at one level, for a day (default: the latest computed)."""

@@ -82,13 +82,6 @@ class RuleSet:
     expectations: list[Expectation] = field(default_factory=list)
     version: int | None = None  # the stored rules version it was read from
 
-    @property
-    def ids(self) -> list[str]:
-        return [r.id for r in self.rules] + [e.id for e in self.expectations]
-
-    def by_id(self, rule_id: str) -> Rule | Expectation:
-        return next(r for r in [*self.rules, *self.expectations] if r.id == rule_id)
-
 
 def rules_dir() -> Path:
     """FIELDPIPE_RULES_DIR, else include/rules in the repository."""

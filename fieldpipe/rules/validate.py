@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from fieldpipe import flags
+from fieldpipe.rules import ledger
 from fieldpipe.rules.compiler import violations_query
 from fieldpipe.rules.loader import RuleSet, RulesFileError
 from fieldpipe.rules.store import ruleset_for
@@ -82,12 +82,12 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
     result = FormValidation(form["id"], form["organization"], form["slug"])
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        watermark = flags.lock_watermark(conn, form["id"])
+        watermark = ledger.lock_watermark(conn, form["id"])
         since = watermark.since(ruleset.fingerprint)
-        result.revalidated_all = since == flags.EVERYTHING
+        result.revalidated_all = since == ledger.EVERYTHING
         source = batch_source(form["id"], since)
         result.checked = conn.execute(sql.SQL("SELECT count(*) AS n FROM ({}) batch").format(source)).fetchone()["n"]
-        flags.create_run_table(conn)
+        ledger.create_run_table(conn)
         evaluated, result.broken = _collect_violations(conn, ruleset.rules, source)
         if ruleset.expectations and result.checked:
             from fieldpipe.rules.expectations import run_expectations
@@ -97,12 +97,12 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
             result.broken.update(broken)
         elif ruleset.expectations:
             evaluated += [e.id for e in ruleset.expectations]
-        counts = flags.record_run(conn, form["id"], [*ruleset.rules, *ruleset.expectations], evaluated, since,
-                                  ruleset.version)
+        counts = ledger.record_run(conn, form["id"], [*ruleset.rules, *ruleset.expectations], evaluated, since,
+                                   ruleset.version)
         result.opened, result.updated, result.closed = counts["opened"], counts["updated"], counts["closed"]
         if not result.broken:
             # A run with broken rules leaves the watermark, so the batch is validated again once they are fixed.
-            flags.advance_watermark(conn, form["id"], ruleset.fingerprint)
+            ledger.advance_watermark(conn, form["id"], ruleset.fingerprint)
     log.info(result.summary())
     return result
 
