@@ -461,6 +461,96 @@ RULES_SCHEMAS: dict[str, dict] = {
 PATHS.update(RULES_PATHS)
 SCHEMAS.update(RULES_SCHEMAS)
 
+# Enrollment, leaving certificates and transfers (issue 19).
+STUDENT = _path_param("student_id", "The student's id")
+CERTIFICATE = _path_param("certificate_id", "The certificate's id (UUID)")
+ENROLLMENT_PATHS: dict[str, dict] = {
+    "/api/v1/enrollments": {
+        "post": _op("Enroll a student: new (409 duplicate-student with `existing_student` when the same name, date of "
+                    "birth and a guardian phone are already registered), a transfer within the state by "
+                    "`slc_qr_payload` (same student id; a certificate is used once), or from another state with "
+                    "`out_of_state` document details (waits for review)", admin=True, body="EnrollmentInput",
+                    ok=("201", "Created"), schema="Student", errors=("400", "409", "415", "422")),
+    },
+    "/api/v1/students/{student_id}/leave": {
+        "post": _op("End the student's enrollment on `date` and issue a signed school leaving certificate (PDF with "
+                    "a QR code); answers {student, slc: {id, qr_payload, pdf_url, ...}}", admin=True,
+                    params=[STUDENT], body="LeaveInput", ok=("201", "Created"), errors=("400", "409", "422")),
+    },
+    "/api/v1/slc/verify": {
+        "post": _op("Check a certificate's QR payload: {valid, reason, kid, certificate}; reason is malformed, "
+                    "unknown-key, bad-signature, key-revoked, unknown-certificate, certificate-revoked or already-used",
+                    body="VerifyInput", errors=("400", "422")),
+    },
+    "/api/v1/slc/{certificate_id}": {"get": _op("A certificate with its QR payload and status", params=[CERTIFICATE])},
+    "/api/v1/slc/{certificate_id}/pdf": {"get": _op("The certificate's PDF (English and Hindi)", params=[CERTIFICATE])},
+    "/api/v1/slc/{certificate_id}/revoke": {
+        "post": _op("Revoke a certificate issued in error: it no longer verifies", admin=True, params=[CERTIFICATE]),
+    },
+    "/api/v1/slc-keys": {"get": _op("The organization's certificate signing keys (public halves) and status", admin=True)},
+    "/api/v1/slc-keys/rotate": {
+        "post": _op("Make a new signing key; the old one is retired (its certificates still verify)", admin=True,
+                    ok=("201", "Created")),
+    },
+    "/api/v1/slc-keys/{kid}/revoke": {
+        "post": _op("Revoke a signing key: every certificate it signed is refused from now on", admin=True,
+                    params=[_path_param("kid", "The key id")]),
+    },
+    "/api/v1/transfers": {
+        "get": _op("Transfers from other states and their review status", admin=True,
+                   params=[_query("status", "pending, accepted or rejected")], errors=("422",)),
+    },
+    "/api/v1/transfers/{transfer_id}/review": {
+        "post": _op("Accept or reject a transfer from another state: {decision, note}", admin=True,
+                    params=[_path_param("transfer_id", "The transfer's id")], errors=("400", "409", "422")),
+    },
+    "/api/v1/audit": {
+        "get": _op("The audit log: who (which API key) enrolled, transferred, issued or revoked what", admin=True,
+                   params=[_query("subject", "e.g. student:12"), _query("limit", "1-1000 (default 100)", "integer"),
+                           _query("cursor", "next_cursor of the previous page")], errors=("422",)),
+    },
+}
+ENROLLMENT_PATHS["/api/v1/students/{student_id}"] = {
+    **PATHS["/api/v1/students/{student_id}"],
+    "get": _op("A student with guardians, every enrollment period (school, class, from, to) and certificates",
+               params=[STUDENT], schema="Student"),
+}
+_GUARDIAN = {"type": "object", "required": ["name", "relation"], "properties": {
+    "name": {"type": "string"}, "relation": {"enum": ["mother", "father", "grandmother", "grandfather", "sibling",
+                                                      "guardian", "other"]},
+    "phone": {"type": ["string", "null"], "description": "Normalised to E.164"},
+    "preferred_language": {"type": "string", "pattern": "^[a-z]{2}$", "default": "hi"},
+    "opted_out": {"type": "boolean", "default": False}}}
+ENROLLMENT_SCHEMAS: dict[str, dict] = {
+    "EnrollmentInput": {"type": "object", "required": ["class_id"], "properties": {
+        "class_id": {"type": "integer"}, "name": {"type": "string"}, "date_of_birth": {"type": "string", "format": "date"},
+        "gender": {"enum": ["female", "male", "other"]},
+        "guardians": {"type": "array", "minItems": 1, "maxItems": 4, "items": _GUARDIAN},
+        "admission_number": {"type": "string"}, "previous_school": {"type": "string"},
+        "roll_number": {"type": "string", "description": "Default: the next number in the class"},
+        "admitted_on": {"type": "string", "format": "date", "description": "Default: today"},
+        "slc_qr_payload": {"type": "string", "description": "Transfer within the state: the certificate's QR text"},
+        "out_of_state": {"type": "object", "required": ["state", "school_name", "certificate_number", "issued_on"],
+                         "properties": {"state": {"type": "string"}, "school_name": {"type": "string"},
+                                        "certificate_number": {"type": "string"},
+                                        "issued_on": {"type": "string", "format": "date"},
+                                        "document_url": {"type": "string", "format": "uri"}}}}},
+    "Student": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "date_of_birth": {"type": "string", "format": "date"},
+        "gender": {"type": "string"}, "admission_number": {"type": ["string", "null"]},
+        "status": {"enum": ["enrolled", "left"]}, "class_id": {"type": ["integer", "null"]},
+        "school": {"type": ["string", "null"]}, "guardians": {"type": "array", "items": _GUARDIAN},
+        "enrollments": {"type": "array", "items": {"type": "object", "properties": {
+            "school": {"type": "string"}, "class_id": {"type": "integer"}, "from": {"type": "string", "format": "date"},
+            "to": {"type": ["string", "null"], "format": "date"}, "started_by": {"type": "string"}}}},
+        "certificates": {"type": "array", "items": {"type": "object"}}}},
+    "LeaveInput": {"type": "object", "required": ["reason", "date"], "properties": {
+        "reason": {"type": "string"}, "date": {"type": "string", "format": "date"}}},
+    "VerifyInput": {"type": "object", "required": ["qr_payload"], "properties": {"qr_payload": {"type": "string"}}},
+}
+PATHS.update(ENROLLMENT_PATHS)
+SCHEMAS.update(ENROLLMENT_SCHEMAS)
+
 
 def document() -> dict:
     return {

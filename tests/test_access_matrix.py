@@ -97,6 +97,13 @@ def world(client, conn, admin_key, make_form, object_store):
                                              received_at)
                     SELECT id, 'photo.jpg', 'image', 'attachments/matrix/photo', 'image/jpeg', 2, 'x', now()
                       FROM responses""")
+    newcomer = client.post("/api/v1/enrollments", headers=h, json={
+        "class_id": klass["id"], "name": "Kiran", "date_of_birth": "2015-01-01", "gender": "other",
+        "guardians": [{"name": "Mohan", "relation": "father", "phone": "+919811111111"}], "admitted_on": "2026-11-02",
+        "out_of_state": {"state": "Punjab", "school_name": "GSSS Ropar", "certificate_number": "TC-1",
+                         "issued_on": "2026-11-01"}}).get_json()
+    certificate = client.post(f"/api/v1/students/{newcomer['id']}/leave", json={"reason": "Moved", "date": "2026-11-20"},
+                              headers=h).get_json()["slc"]
     conn.execute("UPDATE webhook_deliveries SET status = 'failed'")
     conn.execute("UPDATE sms_messages SET status = 'failed'")
     rules = {"rules": [{"id": "named", "expression": "name is not empty", "message": "no name"}]}
@@ -111,6 +118,7 @@ def world(client, conn, admin_key, make_form, object_store):
         "message_id": conn.execute("SELECT id FROM sms_messages").fetchone()["id"],
         "version": 1, "job_id": dry_run["id"],
         "name": "photo.jpg",
+        "transfer_id": newcomer["transfer_review"]["id"], "certificate_id": certificate["id"], "kid": certificate["kid"],
     }
 
 

@@ -129,7 +129,7 @@ def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any)
 
 def student_body(row: dict) -> dict:
     return {"id": row["id"], "class_id": row["class_id"], "roll_number": row["roll_number"], "name": row["name"],
-            "parent_phone": row["parent_phone"], "deleted_at": row["deleted_at"]}
+            "parent_phone": row["parent_phone"], "deleted_at": row["deleted_at"], "left_on": row["left_on"]}
 
 
 def parse_students_csv(text: str) -> list[dict]:
@@ -188,15 +188,23 @@ def import_students(conn: psycopg.Connection, organization_id: int, class_id: An
         clean.append(student)
     if errors:
         raise invalid(errors)
+    # New students start an enrollment period in the class, admitted on a day fieldpipe does not know
+    # (fieldpipe.enrollment keeps the history).
     rows = conn.execute(
-        """INSERT INTO students (class_id, roll_number, name, parent_phone)
-           SELECT %(class_id)s, * FROM unnest(%(rolls)s::text[], %(names)s::text[], %(phones)s::text[])
-           ON CONFLICT (class_id, roll_number) DO UPDATE
-              SET name = EXCLUDED.name, parent_phone = EXCLUDED.parent_phone, deleted_at = NULL, updated_at = now()
-            WHERE (students.name, students.parent_phone, students.deleted_at)
-                  IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_phone, NULL)
-           RETURNING *, (xmax = 0) AS inserted""",
-        {"class_id": klass["id"], "rolls": [s["roll_number"] for s in clean],
+        """WITH upserted AS (
+               INSERT INTO students (class_id, roll_number, name, parent_phone)
+               SELECT %(class_id)s, * FROM unnest(%(rolls)s::text[], %(names)s::text[], %(phones)s::text[])
+               ON CONFLICT (class_id, roll_number) DO UPDATE
+                  SET name = EXCLUDED.name, parent_phone = EXCLUDED.parent_phone, deleted_at = NULL, updated_at = now()
+                WHERE (students.name, students.parent_phone, students.deleted_at)
+                      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_phone, NULL)
+               RETURNING *, (xmax = 0) AS inserted
+           ), enrolled AS (
+               INSERT INTO enrollments (student_id, school_id, class_id, started_on, started_by)
+               SELECT id, %(school_id)s, class_id, NULL, 'roster' FROM upserted WHERE inserted
+           )
+           SELECT * FROM upserted""",
+        {"class_id": klass["id"], "school_id": klass["school_id"], "rolls": [s["roll_number"] for s in clean],
          "names": [s["name"] for s in clean], "phones": [s["parent_phone"] for s in clean]},
     ).fetchall()
     created = sum(1 for r in rows if r["inserted"])
@@ -214,7 +222,8 @@ def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any,
                   include_deleted: bool = False) -> dict:
     klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
-        f"""SELECT * FROM students WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL'}
+        f"""SELECT * FROM students
+             WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL AND left_on IS NULL'}
                AND roll_number > %s ORDER BY roll_number LIMIT %s""",
         (klass["id"], page.after[0] if page.after else "", page.fetch),
     ).fetchall()

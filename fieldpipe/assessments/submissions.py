@@ -129,7 +129,7 @@ def _submit(conn: psycopg.Connection, organization_id: int, assessment_id: Any, 
 
 def _students(conn: psycopg.Connection, assessment: dict, ids: list[int]) -> dict[int, dict]:
     return {r["id"]: r for r in conn.execute(
-        """SELECT st.id, st.class_id, st.deleted_at FROM students st
+        """SELECT st.id, st.class_id, st.deleted_at, st.left_on FROM students st
              JOIN classes c ON c.id = st.class_id JOIN schools s ON s.id = c.school_id
             WHERE s.organization_id = %s AND st.id = ANY(%s)""",
         (assessment["organization_id"], ids))}
@@ -139,7 +139,7 @@ def _check_student(student_id: Any, known: dict[int, dict], class_id: int, where
     if isinstance(student_id, bool) or not isinstance(student_id, int) or student_id not in known:
         return FieldError(f"{where}.student_id", "unknown_student", f"student {student_id!r} does not exist")
     student = known[student_id]
-    if student["deleted_at"] is not None:
+    if student["deleted_at"] is not None or student["left_on"] is not None:
         return FieldError(f"{where}.student_id", "deleted_student", f"student {student_id} has left the school")
     if student["class_id"] != class_id:
         return FieldError(f"{where}.student_id", "other_class",

@@ -6,6 +6,7 @@ import psycopg
 
 from fieldpipe import forms
 from fieldpipe.dev.demo_assessments import load_demo_assessments
+from fieldpipe.dev.demo_enrollment import load_demo_schools, load_demo_transfer
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.problems import Problem
 from fieldpipe.rules import store as rules_store
@@ -65,6 +66,7 @@ def load_demo(conn: psycopg.Connection) -> int:
                 raise
     load_demo_rules(conn, organization_id)
     load_demo_assessments(conn, organization_id)
+    load_demo_schools(conn, organization_id)  # issue 19: a second school to transfer to
     return organization_id
 
 
@@ -76,3 +78,8 @@ def load_demo_rules(conn: psycopg.Connection, organization_id: int) -> None:
         form = forms.get_form_row(conn, organization_id, definition["slug"])
         if form["rules_version"] is None and path.exists():
             rules_store.save(conn, form, read_document(path), "demo loader", source=str(path))
+
+
+def load_demo_with_storage(conn: psycopg.Connection) -> str:
+    """Demo data that writes to object storage (issue 19: a certificate's PDF), once it is up; idempotent."""
+    return load_demo_transfer(conn, ensure_organization(conn, DEMO_ORG, "Demo organization"))

@@ -132,6 +132,17 @@ def demo_admin_key(app_db_url: str) -> str:
     return key
 
 
+def load_demo_needing_storage(app_db_url: str, airflow_env: dict[str, str]) -> str:
+    """The demo's certificate goes to the local S3 server, so it is loaded once that server is up."""
+    from fieldpipe.dev.demo import load_demo_with_storage
+
+    os.environ.update({k: v for k, v in airflow_env.items() if k == "AIRFLOW_CONN_AWS_DEFAULT"})
+    with connect(app_db_url) as conn:
+        certificate_id = load_demo_with_storage(conn)
+        conn.commit()
+    return certificate_id
+
+
 def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
     base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
     af_env = {**base_env, **airflow_env}
@@ -209,6 +220,8 @@ def run_up() -> int:
         if failed:
             say(f"{failed.name} did not come up; the end of {failed.log_path}:\n{failed.log_tail()}")
             return 1
+        certificate_id = load_demo_needing_storage(app_db_url, airflow_env)
+        say(f"demo student transferred with certificate {certificate_id} (PDF at /api/v1/slc/{certificate_id}/pdf)")
 
         password = airflow_runtime.admin_password(airflow_runtime.airflow_home())
         print(f"""

@@ -65,6 +65,11 @@ def generate(conn: psycopg.Connection, shape: Shape, start: dt.datetime, days: i
                   generate_series(1, %(students)s) r
             WHERE s.organization_id = %(org)s""", p)
     conn.execute(
+        """INSERT INTO enrollments (student_id, school_id, class_id, started_on, started_by)
+           SELECT st.id, c.school_id, st.class_id, NULL, 'roster'
+             FROM students st JOIN classes c ON c.id = st.class_id JOIN schools s ON s.id = c.school_id
+            WHERE s.organization_id = %(org)s""", p)
+    conn.execute(
         """INSERT INTO assessments (organization_id, title, type, evaluation, outcome, submission_level,
                                     grade_scale, pass_criterion)
            SELECT %(org)s, 'Assessment ' || n, 'LO', 'Marks', 'TSP', 'student',

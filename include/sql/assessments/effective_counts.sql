@@ -21,9 +21,10 @@ SELECT assessment_id, item_id, district_no, block_no, school_id, class_id, marks
       JOIN classes c ON c.id = m.class_id
       JOIN places p ON p.school_id = c.school_id
       LEFT JOIN assessment_grades g ON g.assessment_id = m.assessment_id AND g.grade = m.grade
-     -- The student's class must be the mark's; written as CASE because the planner, multiplying the two
-     -- equalities' selectivities, would expect a thousand rows instead of millions and plan for that.
-     WHERE CASE WHEN st.class_id = m.class_id THEN true ELSE false END
+     -- The student was in the mark's class when it was received (a later transfer leaves the mark where it was).
+     WHERE EXISTS (SELECT 1 FROM enrollments e
+                    WHERE e.student_id = m.student_id AND e.class_id = m.class_id
+                      AND (e.ended_on IS NULL OR m.received_at < (e.ended_on + 1)::timestamp AT TIME ZONE 'UTC'))
        AND m.received_at < %(interval_end)s
        AND (m.superseded_at IS NULL OR m.superseded_at >= %(interval_end)s)
        AND (st.deleted_at IS NULL OR st.deleted_at >= %(interval_end)s)
@@ -46,10 +47,13 @@ SELECT assessment_id, item_id, district_no, block_no, school_id, class_id, marks
              WHERE received_at < %(interval_end)s
              ORDER BY assessment_id, student_id, item_id, received_at DESC, id DESC) x
       JOIN assessment_items i ON i.id = x.item_id AND i.assessment_id = x.assessment_id
-      JOIN students st ON st.id = x.student_id AND st.class_id = x.class_id
+      JOIN students st ON st.id = x.student_id
       JOIN classes c ON c.id = x.class_id
       JOIN places p ON p.school_id = c.school_id
      WHERE x.marks IS NOT NULL
+       AND EXISTS (SELECT 1 FROM enrollments e
+                    WHERE e.student_id = x.student_id AND e.class_id = x.class_id
+                      AND (e.ended_on IS NULL OR x.received_at < (e.ended_on + 1)::timestamp AT TIME ZONE 'UTC'))
        AND (st.deleted_at IS NULL OR st.deleted_at >= %(interval_end)s)
        ) effective (assessment_id, item_id, district_no, block_no, school_id, class_id, assessed, present, passing,
                     marks, grade)

@@ -1,0 +1,109 @@
+"""Enrollment, students' records, leaving with a school leaving certificate (SLC), verification, transfers
+from other states, the organization's signing keys and the audit log (fieldpipe.enrollment)."""
+
+from flask import Blueprint, Response, current_app, request
+
+from api.context import endpoint, json_body
+from fieldpipe import audit, paging
+from fieldpipe.enrollment import records, signing
+
+bp = Blueprint("enrollment", __name__)
+API = "/api/v1"
+
+
+def _absolute(body: dict) -> dict:
+    """pdf_url as a full URL, so a client can download it as is."""
+    return {**body, "pdf_url": request.host_url.rstrip("/") + body["pdf_url"]}
+
+
+@bp.post(f"{API}/enrollments")
+@endpoint(admin=True)
+def enroll(conn, caller):
+    student = records.enroll(conn, caller.organization_id, caller.key_id, json_body())
+    return student, 201, {"Location": f"{API}/students/{student['id']}"}
+
+
+@bp.get(f"{API}/students/<student_id>")
+@endpoint()
+def get_student(conn, caller, student_id):
+    return records.get_student(conn, caller.organization_id, student_id)
+
+
+@bp.post(f"{API}/students/<student_id>/leave")
+@endpoint(admin=True)
+def leave(conn, caller, student_id):
+    result = records.leave(conn, caller.organization_id, caller.key_id, student_id, json_body())
+    return {**result, "slc": _absolute(result["slc"])}, 201
+
+
+@bp.post(f"{API}/slc/verify")
+@endpoint()
+def verify(conn, caller):
+    body = json_body()
+    return records.verify(conn, body.get("qr_payload") if isinstance(body, dict) else None)
+
+
+@bp.get(f"{API}/slc/<certificate_id>")
+@endpoint()
+def get_certificate(conn, caller, certificate_id):
+    return _absolute(records.get_certificate(conn, caller.organization_id, certificate_id))
+
+
+@bp.get(f"{API}/slc/<certificate_id>/pdf")
+@endpoint()
+def certificate_pdf(conn, caller, certificate_id):
+    pdf = records.certificate_pdf(conn, caller.organization_id, certificate_id)
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="slc-{certificate_id}.pdf"'})
+
+
+@bp.post(f"{API}/slc/<certificate_id>/revoke")
+@endpoint(admin=True)
+def revoke_certificate(conn, caller, certificate_id):
+    return _absolute(records.revoke_certificate(conn, caller.organization_id, caller.key_id, certificate_id))
+
+
+@bp.get("/.well-known/fieldpipe-slc-keys")
+def published_keys():
+    """Every organization's certificate keys as a JWK set, with their status; public, for offline checks."""
+    with current_app.extensions["fieldpipe_pool"].connection() as conn:
+        keys = signing.published_keys(conn)
+    return {"keys": keys}, 200, {"Cache-Control": "public, max-age=300"}
+
+
+@bp.get(f"{API}/slc-keys")
+@endpoint(admin=True)
+def list_keys(conn, caller):
+    return signing.organization_keys(conn, caller.organization_id, paging.from_query(request.args, signing.KEYS))
+
+
+@bp.post(f"{API}/slc-keys/rotate")
+@endpoint(admin=True)
+def rotate_key(conn, caller):
+    return signing.rotate(conn, caller.organization_id, caller.key_id), 201
+
+
+@bp.post(f"{API}/slc-keys/<kid>/revoke")
+@endpoint(admin=True)
+def revoke_key(conn, caller, kid):
+    return signing.revoke(conn, caller.organization_id, kid, caller.key_id)
+
+
+@bp.get(f"{API}/transfers")
+@endpoint(admin=True)
+def list_transfers(conn, caller):
+    return records.list_transfers(conn, caller.organization_id, paging.from_query(request.args, records.TRANSFERS),
+                                  request.args.get("status"))
+
+
+@bp.post(f"{API}/transfers/<transfer_id>/review")
+@endpoint(admin=True)
+def review_transfer(conn, caller, transfer_id):
+    return records.review_transfer(conn, caller.organization_id, caller.key_id, transfer_id, json_body())
+
+
+@bp.get(f"{API}/audit")
+@endpoint(admin=True)
+def audit_log(conn, caller):
+    return audit.entries(conn, caller.organization_id, paging.from_query(request.args, audit.ENTRIES),
+                         request.args.get("subject"))
