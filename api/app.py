@@ -23,6 +23,8 @@ def create_app(config: dict | None = None) -> Flask:
         DATABASE_URL=settings.database_url,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         POOL_SIZE=settings.pool_size,
+        # How long a request waits for a database connection before answering 503 (Retry-After).
+        POOL_TIMEOUT=settings.pool_timeout,
     )
     app.config.update(config or {})
     if not app.config["DATABASE_URL"]:
@@ -30,6 +32,9 @@ def create_app(config: dict | None = None) -> Flask:
     pool = ConnectionPool(
         app.config["DATABASE_URL"], min_size=1, max_size=app.config["POOL_SIZE"],
         kwargs={"row_factory": dict_row, "autocommit": False}, open=True, name="fieldpipe-api",
+        timeout=app.config["POOL_TIMEOUT"],
+        # A connection the server dropped (a restart) is replaced before a request gets it, not after it fails.
+        check=ConnectionPool.check_connection,
     )
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)

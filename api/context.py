@@ -1,17 +1,29 @@
-"""Per-request plumbing: the caller's API key, one pooled connection (one transaction) and the JSON body."""
+"""Per-request plumbing: the caller's API key, one pooled connection (one transaction) and the JSON body.
+
+A transaction that loses a deadlock or a serialization conflict is run again (the body is cached for it),
+so a client sees such a race at most as a short delay; a database that cannot be reached is 503.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from functools import wraps
 from typing import Any, Callable
 
+import psycopg
 from flask import current_app, request
 
+from fieldpipe.domains import BodyProblem, body_problems, parse_json
 from fieldpipe.orgs import Caller, authenticate, hash_key
-from fieldpipe.problems import Problem
+from fieldpipe.problems import FieldError, Problem, invalid
+
+log = logging.getLogger("fieldpipe.api")
+
+# Lost races a transaction may simply run again; a request gives up after this many attempts.
+RETRIED_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+TRANSACTION_ATTEMPTS = 4
 
 # Field apps send the same key with every post; remembering a key for a short while saves a database
 # round trip per request. Keys are never deleted, only revoked, so a revocation takes effect within the TTL.
@@ -52,13 +64,21 @@ def endpoint(admin: bool = False) -> Callable:
             key = _api_key()
             if key is None:
                 raise Problem("unauthenticated", "send the API key as 'Authorization: Bearer <key>'")
-            with current_app.extensions["fieldpipe_pool"].connection() as conn:
-                caller = _cached_caller(conn, key)
-                if caller is None:
-                    raise Problem("unauthenticated", "the API key is not valid")
-                if admin and not caller.is_admin:
-                    raise Problem("forbidden", "this route needs an admin key")
-                return view(conn, caller, *args, **kwargs)
+            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                try:
+                    with current_app.extensions["fieldpipe_pool"].connection() as conn:
+                        caller = _cached_caller(conn, key)
+                        if caller is None:
+                            raise Problem("unauthenticated", "the API key is not valid")
+                        if admin and not caller.is_admin:
+                            raise Problem("forbidden", "this route needs an admin key")
+                        return view(conn, caller, *args, **kwargs)
+                except RETRIED_ERRORS as err:
+                    log.warning("%s on %s %s (attempt %d of %d)", type(err).__name__, request.method,
+                                request.url_rule, attempt, TRANSACTION_ATTEMPTS)
+                    if attempt == TRANSACTION_ATTEMPTS:
+                        raise Problem("unavailable", "the database is busy; retry shortly") from None
+                    time.sleep(0.02 * attempt)
 
         return wrapper
 
@@ -69,8 +89,15 @@ def json_body() -> Any:
     mimetype = request.mimetype or ""
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise Problem("unsupported-media-type", f"send application/json, not {mimetype}")
-    raw = request.get_data(cache=False)
+    raw = request.get_data(cache=True)  # cached: a retried transaction reads it again
     try:
-        return json.loads(raw)
+        body = parse_json(raw)
+    except BodyProblem as problem:
+        raise invalid([FieldError(problem.field, problem.code, str(problem))]) from None
     except (ValueError, UnicodeDecodeError) as err:
         raise Problem("malformed-json", f"the body is not valid JSON: {err}") from None
+    problems = [FieldError(p.field, p.code, str(p)) for p in body_problems(body)][:50]
+    if problems:
+        raise invalid(problems)
+    return body
+

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import phonenumbers
 
+from fieldpipe import domains
+from fieldpipe.domains import LONG_TEXT_MAX_LENGTH, TEXT_MAX_LENGTH
 from fieldpipe.problems import FieldError
 
 QUESTION_TYPES = (
@@ -31,8 +33,6 @@ ATTACHMENT_TYPES = ("image", "audio", "video", "file")
 ATTACHMENT_NAME_MAX_LENGTH = 255
 TEXT_TYPES = ("text", "long_text")
 NUMBER_TYPES = ("integer", "decimal")
-TEXT_MAX_LENGTH = 1000
-LONG_TEXT_MAX_LENGTH = 100_000
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIME_PATTERN = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 GEOPOINT_FIELDS = ("latitude", "longitude", "altitude", "accuracy")
@@ -56,20 +56,26 @@ def _text(value: Any, question: dict) -> str:
         raise AnswerError("type", "must be a string")
     value = unicodedata.normalize("NFC", value)
     max_length = LONG_TEXT_MAX_LENGTH if question["type"] == "long_text" else TEXT_MAX_LENGTH
-    if len(value) > max_length:
-        raise AnswerError("too_long", f"must be at most {max_length} characters")
+    _raise_if(domains.text_problem(value, max_length))
     return value
+
+
+def _raise_if(problem: tuple[str, str] | None) -> None:
+    if problem:
+        raise AnswerError(*problem)
 
 
 def _integer(value: Any, question: dict) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise AnswerError("type", "must be an integer")
+    _raise_if(domains.integer_problem(value))
     return value
 
 
 def _decimal(value: Any, question: dict) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AnswerError("type", "must be a number")
+    _raise_if(domains.decimal_problem(value))
     return value
 
 
@@ -123,9 +129,10 @@ def _date(value: Any, question: dict) -> str:
     if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
         raise AnswerError("date", "must be a date YYYY-MM-DD")
     try:
-        dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise AnswerError("date", "is not a real calendar date") from None
+    _raise_if(domains.date_problem(day))
     return value
 
 
@@ -138,6 +145,7 @@ def _boolean(value: Any, question: dict) -> bool:
 def _email(value: Any, question: dict) -> str:
     if not isinstance(value, str) or not EMAIL_PATTERN.match(value) or len(value) > 320:
         raise AnswerError("email", "is not an email address")
+    _raise_if(domains.text_problem(value))
     return value
 
 

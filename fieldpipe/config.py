@@ -47,6 +47,7 @@ class Settings:
     database_url: str | None
     max_body_bytes: int
     pool_size: int  # the API's database connections per process
+    pool_timeout: float  # seconds a request waits for a database connection before answering 503
     embedded_pg_port: int
     production: bool
     bucket: str
@@ -66,6 +67,7 @@ class Settings:
             database_url=env("DATABASE_URL") or None,
             max_body_bytes=int(env("FIELDPIPE_MAX_BODY_BYTES", 5 * 1024 * 1024)),
             pool_size=int(env("FIELDPIPE_POOL_SIZE", 8)),
+            pool_timeout=float(env("FIELDPIPE_POOL_TIMEOUT", 5)),
             embedded_pg_port=int(env("FIELDPIPE_PG_PORT", 54329)),
             production=env("FIELDPIPE_ENV", "development") == "production",
             bucket=env("FIELDPIPE_BUCKET", "fieldpipe"),

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fieldpipe.domains import ROW_ID_MAX, parse_json, text_problem, timestamp_problem
 from fieldpipe.problems import FieldError, invalid
 
 DEFAULT_LIMIT = 100
@@ -69,7 +70,7 @@ class Keyset:
     def decode(self, cursor: str) -> tuple[Any, ...] | None:
         """The sort key in the cursor, or None when it is not a cursor this listing handed out."""
         try:
-            data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            data = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return None
         if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION or data.get("l") != self.listing:
@@ -84,9 +85,13 @@ class Keyset:
                     value = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
                 except ValueError:
                     value = None
-                if value is None or value.tzinfo is None:
+                if value is None or value.tzinfo is None or timestamp_problem(value):
                     return None
             elif type(value) is not type_:  # bool is not an int here
+                return None
+            elif type_ is int and not -ROW_ID_MAX <= value <= ROW_ID_MAX:
+                return None
+            elif type_ is str and text_problem(value):
                 return None
             key.append(value)
         return tuple(key)

@@ -39,9 +39,11 @@ CATALOGUE = _catalogue(
     ("409.23", "student-enrolled", "The student is already enrolled in a class"),
     ("409.24", "already-reviewed", "This transfer has already been reviewed"),
     ("413.1", "payload-too-large", "The request body is larger than the configured limit"),
+    ("414.1", "uri-too-long", "The request line (method, path and query) is too long"),
     ("415.1", "unsupported-media-type", "The request body must be application/json"),
     ("422.1", "validation-failed", "The request did not pass validation"),
     ("422.20", "certificate-invalid", "The school leaving certificate's QR payload is not acceptable"),
+    ("431.1", "headers-too-large", "A request header, or all of them together, is too large"),
     ("500.1", "internal-error", "An unexpected error occurred; it has been logged"),
     ("503.1", "unavailable", "A dependency of this service is unavailable"),
 )

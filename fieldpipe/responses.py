@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fieldpipe import domains
 from fieldpipe.answers import (
     CHOICE_TYPES, AnswerError, check_answers, content_hash, normalize_phone, search_words, split_words,
 )
@@ -69,6 +70,10 @@ def parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datet
     if parsed.tzinfo is None:
         errors.append(FieldError(name, "timezone", "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30"))
         return None
+    problem = domains.timestamp_problem(parsed)
+    if problem:
+        errors.append(FieldError(name, *problem))
+        return None
     return parsed
 
 
@@ -109,6 +114,8 @@ def check_submission(payload: Any, versions: FormVersions,
     collector_id = collector_phone = None
     if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
         errors.append(FieldError("collector.id", "required", "is required"))
+    elif problem := domains.text_problem(collector["id"], domains.NAME_MAX_LENGTH):
+        errors.append(FieldError("collector.id", *problem))
     else:
         collector_id = collector["id"]
         if collector.get("phone") not in (None, ""):
@@ -131,15 +138,22 @@ def check_submission(payload: Any, versions: FormVersions,
 
 INSERT_SQL = """
 WITH input AS (
-    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
-        AS t(submission_id uuid, form_version_id bigint, collector_id text, collector_phone text,
-             submitted_at timestamptz, answers jsonb, content_hash text, words text[])
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
+        AS (submission_id uuid, form_version_id bigint, collector_id text, collector_phone text,
+            submitted_at timestamptz, answers jsonb, content_hash text, words text[])) WITH ORDINALITY
+        AS t(submission_id, form_version_id, collector_id, collector_phone, submitted_at, answers, content_hash,
+             words, position)
+), numbered AS MATERIALIZED (
+    -- ids in the batch's order (listings and exports follow it) ...
+    SELECT *, nextval(pg_get_serial_sequence('responses', 'id')) AS id, clock_timestamp() AS received_at
+      FROM (SELECT * FROM input ORDER BY position) o
 ), created AS (
-    INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, collector_phone,
-                           submitted_at, answers, content_hash, search_words)
-    SELECT %(form_id)s, form_version_id, submission_id, collector_id, collector_phone, submitted_at, answers,
-           content_hash, words
-      FROM input
+    INSERT INTO responses (id, received_at, updated_at, form_id, form_version_id, submission_id, collector_id,
+                           collector_phone, submitted_at, answers, content_hash, search_words)
+    SELECT id, received_at, received_at, %(form_id)s, form_version_id, submission_id, collector_id, collector_phone,
+           submitted_at, answers, content_hash, words
+      FROM numbered
+     ORDER BY submission_id  -- ... but rows locked in one order for every batch: batches sharing new ids never deadlock
     ON CONFLICT (form_id, submission_id) DO NOTHING
     RETURNING *
 ), revisions AS (

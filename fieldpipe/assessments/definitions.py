@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe import paging
 from fieldpipe.answers import content_hash
+from fieldpipe.domains import decimal_problem, parse_row_id
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.responses import parse_timestamp
 
@@ -34,7 +35,7 @@ PATCHABLE = ("title", "deadline", "class_ids", "sheet")
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and decimal_problem(value) is None
 
 
 def _check_combination(payload: dict, errors: list[FieldError]) -> tuple[str, str, str] | None:
@@ -73,7 +74,8 @@ def _check_items(items: Any, level: str, errors: list[FieldError]) -> list[dict]
             errors.append(FieldError(f"{where}.key", "pattern", "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"))
         elif key in seen:
             errors.append(FieldError(f"{where}.key", "duplicate", f"key {key!r} is used twice"))
-        seen.add(key)
+        else:
+            seen.add(key)
         max_marks = item.get("max_marks")
         if not _number(max_marks) or max_marks <= 0:
             errors.append(FieldError(f"{where}.max_marks", "range", "must be a number above 0"))
@@ -109,7 +111,11 @@ def _check_scale(payload: dict, evaluation: str, errors: list[FieldError]) -> tu
         percent = step.get("min_percent")
         if evaluation == "Marks" and (not _number(percent) or not 0 <= percent <= 100):
             errors.append(FieldError(f"{where}.min_percent", "range", "must be a number from 0 to 100"))
-        elif clean and evaluation == "Marks" and percent >= clean[-1]["min_percent"]:
+            continue
+        if evaluation != "Marks" and percent is not None and (not _number(percent) or not 0 <= percent <= 100):
+            errors.append(FieldError(f"{where}.min_percent", "range", "must be a number from 0 to 100, or absent"))
+            continue
+        if clean and evaluation == "Marks" and percent >= clean[-1]["min_percent"]:
             errors.append(FieldError(f"{where}.min_percent", "order", "grades go best first, with falling min_percent"))
         clean.append({"grade": step["grade"], "min_percent": percent})
     if len({s["grade"] for s in clean}) != len(clean):
@@ -221,11 +227,11 @@ def create_assessment(conn: psycopg.Connection, organization_id: int, payload: A
 
 def get_assessment_row(conn: psycopg.Connection, organization_id: int, assessment_id: Any, lock: bool = False) -> dict:
     row = None
-    if isinstance(assessment_id, int) or (isinstance(assessment_id, str) and assessment_id.isdigit()):
+    if (row_id := parse_row_id(assessment_id)) is not None:
         row = conn.execute(
             f"""SELECT a.*, sub.code AS subject FROM assessments a LEFT JOIN subjects sub ON sub.id = a.subject_id
                  WHERE a.id = %s AND a.organization_id = %s {'FOR UPDATE OF a' if lock else ''}""",
-            (int(assessment_id), organization_id),
+            (row_id, organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"assessment {assessment_id!r}")

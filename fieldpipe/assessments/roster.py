@@ -11,6 +11,7 @@ import psycopg
 
 from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
+from fieldpipe.domains import parse_row_id
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 
 UDISE_PATTERN = re.compile(r"^[0-9]{11}$")
@@ -114,11 +115,11 @@ def list_classes(conn: psycopg.Connection, organization_id: int, udise: str, pag
 
 def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any) -> dict:
     row = None
-    if isinstance(class_id, int) or (isinstance(class_id, str) and class_id.isdigit()):
+    if (row_id := parse_row_id(class_id)) is not None:
         row = conn.execute(
             """SELECT c.*, s.udise, s.district, s.block FROM classes c JOIN schools s ON s.id = c.school_id
                 WHERE c.id = %s AND s.organization_id = %s""",
-            (int(class_id), organization_id),
+            (row_id, organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"class {class_id!r}")
@@ -233,12 +234,12 @@ def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any,
 def delete_student(conn: psycopg.Connection, organization_id: int, student_id: Any) -> dict:
     """Mark a student as gone (kept for history); marks for them are rejected from now on."""
     row = None
-    if isinstance(student_id, str) and student_id.isdigit():
+    if (row_id := parse_row_id(student_id)) is not None:
         row = conn.execute(
             """UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
                  FROM classes c JOIN schools s ON s.id = c.school_id
                 WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s RETURNING st.*""",
-            (int(student_id), organization_id),
+            (row_id, organization_id),
         ).fetchone()
     if row is None:
         raise not_found(f"student {student_id!r}")

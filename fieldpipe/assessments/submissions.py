@@ -21,12 +21,14 @@ from typing import Any, Callable
 import psycopg
 
 from fieldpipe.answers import content_hash
+from fieldpipe.domains import decimal_problem, parse_row_id
 from fieldpipe.assessments.definitions import get_assessment_row, get_items
 from fieldpipe.assessments.roster import get_class_row
 from fieldpipe.problems import FieldError, Problem, invalid
 from fieldpipe.responses import parse_submission_id, parse_timestamp
 
 MAX_ENTRIES = 5000
+MAX_CLASS_SIZE = 10_000  # students present or cleared in one class
 
 
 @dataclass
@@ -148,11 +150,16 @@ def _check_student(student_id: Any, known: dict[int, dict], class_id: int, where
 
 
 def _entry_student_ids(entries: list) -> list[int]:
-    return [e["student_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("student_id"), int)]
+    return [e["student_id"] for e in entries if isinstance(e, dict) and parse_row_id(e.get("student_id")) is not None]
+
+
+def _keyed(by_key: dict[str, dict], key: Any) -> dict | None:
+    """The item an entry names; None for an unknown key or one that is not a string."""
+    return by_key.get(key) if isinstance(key, str) else None
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and decimal_problem(value) is None
 
 
 def _grade_for(marks: decimal.Decimal, max_marks: decimal.Decimal, scale: list[dict]) -> str | None:
@@ -202,7 +209,7 @@ def _check_marks(conn: psycopg.Connection, batch: Batch) -> tuple[list[tuple], l
             if item is None:
                 entry_errors.append(FieldError(f"{where}.{field}.{key}", "unknown_item", "is not an item of this assessment"))
             elif by_grade:
-                if value not in grades:
+                if not isinstance(value, str) or value not in grades:
                     entry_errors.append(FieldError(f"{where}.grades.{key}", "grade", f"must be one of {', '.join(sorted(grades))}"))
                 else:
                     entry_rows.append((item["id"], True, None, value))
@@ -254,7 +261,7 @@ def _check_class_results(conn: psycopg.Connection, batch: Batch) -> tuple[list[t
         if not isinstance(entry, dict):
             errors.append(FieldError(where, "type", "must be an object {item, present, cleared}"))
             continue
-        item = items.get(entry.get("item"))
+        item = _keyed(items, entry.get("item"))
         present, cleared = entry.get("present"), entry.get("cleared")
         entry_errors = []
         if item is None:
@@ -262,8 +269,9 @@ def _check_class_results(conn: psycopg.Connection, batch: Batch) -> tuple[list[t
         elif item["id"] in seen:
             entry_errors.append(FieldError(f"{where}.item", "duplicate", "the item appears twice in the batch"))
         for name, value in (("present", present), ("cleared", cleared)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                entry_errors.append(FieldError(f"{where}.{name}", "type", "must be a whole number, 0 or more"))
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLASS_SIZE:
+                entry_errors.append(FieldError(f"{where}.{name}", "type",
+                                               f"must be a whole number from 0 to {MAX_CLASS_SIZE}"))
         if not entry_errors and cleared > present:
             entry_errors.append(FieldError(f"{where}.cleared", "cleared_above_present",
                                            f"{cleared} students cleared but only {present} were present"))
@@ -308,7 +316,7 @@ def _check_answers(conn: psycopg.Connection, batch: Batch) -> tuple[list[tuple],
         problem = _check_student(entry.get("student_id"), known, batch.klass["id"], where)
         if problem:
             entry_errors.append(problem)
-        question = questions.get(entry.get("question"))
+        question = _keyed(questions, entry.get("question"))
         answer = entry.get("answer")
         if question is None:
             entry_errors.append(FieldError(f"{where}.question", "unknown_question",

@@ -180,8 +180,9 @@ def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver, limiter: Rat
     return result(outcome, answer.status_code, error, answer.retry_after, answer.duration_ms)
 
 
-def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: DeliveryPolicy) -> None:
-    """Write the attempts and the deliveries' new states, then each endpoint's circuit, in one transaction."""
+def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: DeliveryPolicy) -> list[str]:
+    """Write the attempts and the deliveries' new states, then each endpoint's circuit, in one transaction.
+    Returns each attempt's recorded outcome: a retry past the retry window is recorded (and counted) failed."""
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             """WITH updated AS (
@@ -205,9 +206,15 @@ def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: Deli
                VALUES (%(delivery_id)s, %(attempt)s, %(started_at)s, %(duration_ms)s, %(status_code)s, %(error)s,
                        coalesce((SELECT CASE status WHEN 'queued' THEN 'retry' ELSE status END FROM updated),
                                 %(outcome)s))
-               ON CONFLICT DO NOTHING""",
-            [vars(r) for r in results],
+               ON CONFLICT DO NOTHING
+               RETURNING outcome""",
+            [vars(r) for r in results], returning=True,
         )
+        recorded = []
+        for result in results:
+            row = cur.fetchone()
+            recorded.append(row["outcome"] if row else result.outcome)
+            cur.nextset()
         endpoints: dict[int, tuple[bool, int]] = {}
         for r in results:
             alive, failures = endpoints.get(r.webhook_id, (False, 0))
@@ -227,6 +234,7 @@ def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: Deli
              "failures": [f for _, f in endpoints.values()], "threshold": policy.breaker_threshold,
              "cap": policy.breaker_cap, "base": policy.breaker_base},
         )
+    return recorded
 
 
 def _expire_held_back(conn: psycopg.Connection) -> int:
@@ -256,10 +264,9 @@ def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolic
             if not rows:
                 break
             results = list(pool.map(lambda row: _attempt(row, policy, resolver, limiter), rows))
-            _record(conn, results, policy)
             counts["attempted"] += len(results)
-            for r in results:
-                counts[r.outcome] += 1
+            for outcome in _record(conn, results, policy):
+                counts[outcome] += 1
     log.info("webhook deliveries in %.1f s: %d attempted, %d delivered, %d to retry, %d failed, "
              "%d expired behind an open circuit", time.monotonic() - started, counts["attempted"],
              counts["delivered"], counts["retry"], counts["failed"], counts["expired"])

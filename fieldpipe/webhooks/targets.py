@@ -58,10 +58,34 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
             if part.strip()]
 
 
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, compatible, 6to4, Teredo (server and client), NAT64."""
+    embedded = []
+    if address.ipv4_mapped:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour:
+        embedded.append(address.sixtofour)
+    if address.teredo:
+        embedded += list(address.teredo)
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if int(address) >> 32 == 0 and int(address) > 0xFFFF:  # IPv4-compatible ::a.b.c.d (deprecated, still routed)
+        embedded.append(low32)
+    if any(address in prefix for prefix in NAT64_PREFIXES):
+        embedded.append(low32)
+    return embedded
+
+
 def refusal_reason(address: IPAddress) -> str | None:
-    """Why an address is not a public destination, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Why an address is not a public destination, or None when it is; an IPv6 address that embeds an
+    IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is refused when the embedded one is."""
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in embedded_ipv4(address):
+            reason = refusal_reason(inner)
+            if reason:
+                return f"an IPv6 address embedding {reason} ({inner})"
     checks = (
         (address in METADATA_ADDRESSES, "a cloud metadata address"),
         (address.is_loopback, "a loopback address"),
