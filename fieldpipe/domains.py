@@ -31,9 +31,10 @@ KEY_MAX_LENGTH = 200  # an object key anywhere in a request body
 QUERY_MAX_LENGTH = 2_000  # a query parameter's value
 JSON_MAX_DEPTH = 32  # nesting of objects and arrays in a request body
 
-# Numbers: integers exact in float8, JavaScript and spreadsheets (15 significant digits).
-INTEGER_MIN, INTEGER_MAX = -(10**15 - 1), 10**15 - 1
-DECIMAL_MAX_ABS = 1e15  # decimals: finite, |x| < 10^15
+# Numbers: integers exact in float8 (the rules engine), JavaScript and spreadsheets' doubles: the "safe"
+# integers, |n| <= 2^53 - 1. Decimals: finite, |x| < 10^15 (15 significant digits stay exact in a spreadsheet).
+INTEGER_MIN, INTEGER_MAX = -(2**53 - 1), 2**53 - 1
+DECIMAL_MAX_ABS = 1e15
 
 # Timestamps: what PostgreSQL, Python and spreadsheets all hold, read back in any time zone
 # (hence a day's margin below year 10000); dates before 1900 do not exist in spreadsheets.
