@@ -58,6 +58,7 @@ class Settings:
     webhooks: WebhookSettings
     # A rules dry run over more responses than this runs as a job (202 and a link to poll).
     rules_dry_run_sync_limit: int
+    max_import_bytes: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -86,6 +87,8 @@ class Settings:
                 secret_keys=[k.strip() for k in env(WEBHOOK_SECRET_KEY_ENV, "").split(",") if k.strip()],
                 allow_nets=env(WEBHOOK_ALLOW_NETS_ENV, ""),
             ),
+            # Uploaded import files are spooled to disk, so they may be far larger than a JSON body.
+            max_import_bytes=int(env("FIELDPIPE_MAX_IMPORT_BYTES", 1024 * 1024 * 1024)),
         )
 
 

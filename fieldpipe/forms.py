@@ -104,6 +104,9 @@ def check_settings(settings: Any, questions: list[dict], phone_types: tuple[str,
             errors.append(FieldError("settings.sms_receipt.phone_question", "invalid", "must name a phone question of the form"))
         if not isinstance(receipt, dict) or not isinstance(receipt.get("template"), str) or not receipt["template"]:
             errors.append(FieldError("settings.sms_receipt.template", "required", "must be a non-empty template"))
+    imports = settings.get("imports")
+    if imports is not None and (not isinstance(imports, dict) or not isinstance(imports.get("receipts", True), bool)):
+        errors.append(FieldError("settings.imports.receipts", "type", "must be true or false"))
     sheet = settings.get("sheet")
     if sheet is not None:
         if not isinstance(sheet, dict) or not isinstance(sheet.get("spreadsheet_id"), str) or not sheet["spreadsheet_id"]:

@@ -214,9 +214,8 @@ def _created_body(form_slug: str, sub: Submission, row: dict) -> dict:
     })
 
 
-def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outcome]:
-    """Judge each item on its own and store the valid new ones in one statement."""
-    versions = FormVersions(conn, form)
+def judge(versions: FormVersions, items: list[Any]) -> tuple[list[Outcome], list[tuple[int, Submission]]]:
+    """Check each item on its own: an outcome per item (`invalid` until stored) and the valid submissions."""
     outcomes: list[Outcome] = []
     valid: list[tuple[int, Submission]] = []
     for item in items:
@@ -225,10 +224,20 @@ def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outco
         outcomes.append(Outcome("invalid", raw_id if isinstance(raw_id, str) else None, errors=errors))
         if sub is not None:
             valid.append((len(outcomes) - 1, sub))
+    return outcomes, valid
+
+
+def settle(conn: psycopg.Connection, form: dict, outcomes: list[Outcome], valid: list[tuple[int, Submission]],
+           send_receipts: bool = True) -> list[Outcome]:
+    """Store the valid new submissions in one statement and settle each outcome as created, duplicate or conflict.
+
+    `send_receipts=False` is for imports of a form whose settings turn receipts off for them.
+    """
     if not valid:
         return outcomes
     created, existing = store(conn, form["id"], [s for _, s in valid])
-    enqueue_receipts(conn, form, created, [s for _, s in valid])  # same transaction as the responses
+    if send_receipts:
+        enqueue_receipts(conn, form, created, [s for _, s in valid])  # same transaction as the responses
     claimed: set[uuid.UUID] = set()
     for index, sub in valid:
         outcome = outcomes[index]
@@ -248,6 +257,12 @@ def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outco
         outcome.status = "duplicate" if same else "conflict"
         outcome.record = stored_body if same else None
     return outcomes
+
+
+def ingest(conn: psycopg.Connection, form: dict, items: list[Any]) -> list[Outcome]:
+    """Judge each item on its own and store the valid new ones in one statement."""
+    outcomes, valid = judge(FormVersions(conn, form), items)
+    return settle(conn, form, outcomes, valid)
 
 
 def lookup(conn: psycopg.Connection, form: dict, submission_id: str, lock: bool = False) -> dict:

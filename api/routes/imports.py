@@ -1,0 +1,53 @@
+"""Imports: upload a CSV or XLSX file of responses (run by the import_responses DAG), follow it, get a template."""
+
+from flask import Blueprint, Response, request
+from werkzeug.utils import secure_filename
+
+from api.context import endpoint
+from fieldpipe import objectstore
+from fieldpipe.config import Settings
+from fieldpipe.forms import get_form_row
+from fieldpipe.imports import jobs, template
+from fieldpipe.problems import FieldError, Problem, invalid
+
+bp = Blueprint("imports", __name__, url_prefix="/api/v1/forms/<slug>/imports")
+
+
+@bp.post("")
+@endpoint(admin=True)
+def upload(conn, caller, slug):
+    """Put the file where dropped files wait (`<org>/<form>/incoming/`) and queue its import: 202 with its id."""
+    form = get_form_row(conn, caller.organization_id, slug)
+    request.max_content_length = Settings.from_env().max_import_bytes
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise invalid([FieldError("file", "required", "send the CSV or XLSX file as multipart form field 'file'")])
+    file_name = secure_filename(upload.filename) or "upload"
+    key = jobs.incoming_key(caller.organization_slug, slug, file_name)
+    store = objectstore.default_store()
+    if store.head(key) is not None:
+        raise Problem("already-exists", f"a file named {file_name!r} is waiting to be imported into {slug!r}; "
+                                        "rename it or try again once that import has finished")
+    store.put(key, upload.stream, content_type=upload.mimetype or None)
+    job = jobs.register(conn, caller.organization_slug, form["slug"], file_name, key, "upload")
+    body = jobs.report(conn, job["id"])
+    return body, 202, {"Location": f"/api/v1/forms/{slug}/imports/{job['id']}"}
+
+
+@bp.get("/template")
+@endpoint()
+def get_template(conn, caller, slug):
+    form = get_form_row(conn, caller.organization_id, slug)
+    fmt = request.args.get("format", "csv")
+    if fmt not in template.FORMATS:
+        raise invalid([FieldError("format", "enum", f"must be one of {', '.join(template.FORMATS)}")])
+    content, mimetype = template.render(form["questions"], fmt)
+    return Response(content, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{slug}-template.{fmt}"'})
+
+
+@bp.get("/<import_id>")
+@endpoint()
+def get_import(conn, caller, slug, import_id):
+    form = get_form_row(conn, caller.organization_id, slug)
+    return jobs.get_import(conn, form, import_id)

@@ -1,0 +1,7 @@
+"""Bulk import of responses from CSV and XLSX files, uploaded through the API or dropped in object storage.
+
+- `files`: format, encoding, header and rows of a file, streamed from a local spool copy.
+- `columns`: the columns a form's file has, the blank template, and a row turned into a submission.
+- `jobs`: imports as rows in PostgreSQL (status, counts, resume point), run chunk by chunk through
+  `responses.ingest` (the API's validation and set-based insert), reported in the API and next to the file.
+"""
