@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,8 @@ from pathlib import Path
 from bench.common import figure, throwaway_database
 from fieldpipe import forms
 from fieldpipe.db import connect
-from fieldpipe.embedded_db import free_port
+from fieldpipe.dev.airflow_runtime import local_aws_connection
+from fieldpipe.dev.embedded_db import free_port
 from fieldpipe.orgs import ensure_organization
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", 1_000_000))
@@ -65,20 +65,16 @@ def write_csv(path: Path, rows: int) -> None:
 
 @contextmanager
 def moto_server():
+    """moto's S3-compatible server in this (otherwise idle) process; the import runs in a child."""
+    from moto.server import ThreadedMotoServer
+
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     try:
-        time.sleep(2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
-def aws_connection(endpoint: str) -> str:
-    return json.dumps({"conn_type": "aws", "login": "bench", "password": "bench",
-                       "extra": {"region_name": "us-east-1", "endpoint_url": endpoint}})
+        server.stop()
 
 
 def child_import(database_url: str) -> None:
@@ -114,7 +110,7 @@ def baseline_rate(database_url: str, path: Path) -> float:
 
 def run() -> dict:
     with throwaway_database() as url, moto_server() as endpoint, tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(endpoint), "FIELDPIPE_BUCKET": "bench"}
+        env = {**os.environ, "AIRFLOW_CONN_AWS_DEFAULT": local_aws_connection(endpoint), "FIELDPIPE_BUCKET": "bench"}
         os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_AWS_DEFAULT", "FIELDPIPE_BUCKET")})
         from fieldpipe.objectstore import default_store
 

@@ -24,8 +24,9 @@ import pendulum
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import dag, task
 
-from fieldpipe.dag_defaults import DEFAULT_ARGS
-from fieldpipe.objectstore import AWS_CONN_ID, bucket_name
+from fieldpipe.config import Settings
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.names import AWS_CONN
 
 INCOMING_PATTERN = "*/*/incoming/*"
 
@@ -41,8 +42,8 @@ INCOMING_PATTERN = "*/*/incoming/*"
 )
 def import_responses():
     wait_for_files = S3KeySensor(
-        task_id="wait_for_files", bucket_name=bucket_name(), bucket_key=INCOMING_PATTERN, wildcard_match=True,
-        aws_conn_id=AWS_CONN_ID, deferrable=True, poke_interval=10,
+        task_id="wait_for_files", bucket_name=Settings.from_env().bucket, bucket_key=INCOMING_PATTERN, wildcard_match=True,
+        aws_conn_id=AWS_CONN, deferrable=True, poke_interval=10,
         # After an hour without files the run ends (skipped) and the next continuous run waits afresh.
         timeout=timedelta(hours=1).total_seconds(), soft_fail=True,
     )
@@ -51,14 +52,14 @@ def import_responses():
     def import_files() -> dict:
         import logging
 
-        from fieldpipe.db import connect_airflow
         from fieldpipe.imports.jobs import claim_incoming, run_import
         from fieldpipe.objectstore import default_store
+        from fieldpipe.pipelines.connections import app_database
 
         log = logging.getLogger("fieldpipe.imports")
         store = default_store()
         outcome = {"done": 0, "failed": 0, "broken_off": 0}
-        with connect_airflow() as conn:
+        with app_database() as conn:
             for import_id in claim_incoming(conn, store):
                 try:
                     report = run_import(conn, store, import_id)
