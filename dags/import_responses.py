@@ -1,8 +1,8 @@
 """Import responses from CSV and XLSX files waiting in object storage (dropped there, or uploaded through the API).
 
-- **Waits** (connection `aws_default`, bucket `FIELDPIPE_BUCKET`): a deferrable `S3KeySensor` for any key
-  under `<org>/<form>/incoming/`. It waits in the triggerer, holding no worker slot; the DAG runs
-  continuously (one run at a time), so a run starts as soon as the previous one ends.
+- **Schedule**: continuous, one run at a time. Each run starts with a deferrable `S3KeySensor`
+  (connection `aws_default`, bucket `FIELDPIPE_BUCKET`) waiting for any key under `<org>/<form>/incoming/`
+  in the triggerer, holding no worker slot; after an hour without files the run ends and the next waits.
 - **Reads**: each waiting file, copied to a local temporary file and read in chunks of 5,000 rows
   (CSV in UTF-8, comma or semicolon; XLSX, first sheet).
 - **Writes** (connection `fieldpipe_db`): responses through the same validation and set-based insert as
@@ -14,8 +14,9 @@
 - **Failures**: a refused file (unknown form, not CSV/XLSX, wrong encoding, unknown or missing column) is
   reported and moved to `failed/`; the other files proceed. A run that breaks off (crash, database down)
   resumes each import after its last committed chunk; an import whose runs keep breaking is failed
-  after 5 attempts. Rerunning is always safe: a row's submission id is fixed by the file, so nothing
-  is created twice.
+  after 5 attempts.
+- **Rerun / backfill**: nothing to backfill; to import a file again, drop or upload it again. A rerun is
+  always safe: a row's submission id is fixed by the file, so nothing is created twice.
 """
 
 from datetime import timedelta
