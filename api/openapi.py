@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fieldpipe.imports.template import MIMETYPES as TEMPLATE_MIMETYPES
+
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -379,6 +381,46 @@ ASSESSMENT_SCHEMAS: dict[str, dict] = {
         "kind": {"enum": ["student", "class", "exam"]}, "entries": {"type": "integer"},
         "submitted_at": {"type": "string", "format": "date-time"}, "received_at": {"type": "string", "format": "date-time"}}},
 }
+# Bulk imports (docs/imports.md): files of responses, uploaded here or dropped in object storage.
+IMPORT_ID = _path_param("import_id", "The import's id, from the 202 of the upload")
+_upload = _op("Upload a CSV or XLSX file of responses; the import_responses DAG runs it. 202 with the import",
+              admin=True, params=[SLUG], ok=("202", "Accepted: queued"), schema="Import", errors=("409", "413", "422"))
+_upload["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "A .csv (UTF-8) or .xlsx file"}}}}}}
+_template = _op("A blank file with the form's columns: keys, then note rows with labels and what each takes",
+                params=[SLUG, _query("format", "csv (default) or xlsx")], errors=("422",))
+_template["responses"]["200"]["content"] = {"text/csv": {}, TEMPLATE_MIMETYPES["xlsx"]: {}}
+PATHS.update({
+    "/api/v1/forms/{slug}/imports": {"post": _upload},
+    "/api/v1/forms/{slug}/imports/template": {"get": _template},
+    "/api/v1/forms/{slug}/imports/{import_id}": {
+        "get": _op("An import's report: status, counts and each invalid row's number, column and reason",
+                   params=[SLUG, IMPORT_ID], schema="Import"),
+    },
+})
+_count = {"type": "integer", "minimum": 0}
+SCHEMAS["Import"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "organization": {"type": "string"}, "form": {"type": "string"},
+        "file": {"type": "string"}, "source": {"enum": ["upload", "s3"]},
+        "status": {"enum": ["queued", "running", "done", "failed"]},
+        "code": {"type": ["string", "null"], "description": "Why the whole file was refused, e.g. unknown_column"},
+        "reason": {"type": ["string", "null"]},
+        "rows": _count, "created": _count, "duplicate": _count, "conflict": _count, "invalid": _count,
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "row": {"type": "integer"}, "column": {"type": "string"}, "code": {"type": "string"},
+            "reason": {"type": "string"}}}},
+        "errors_truncated": {"type": "boolean", "description": "The first 1,000 errors are shown; the S3 report has all"},
+        "object_key": {"type": "string"}, "report_key": {"type": ["string", "null"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+
 ASSESSMENT_PATHS["/api/v1/assessments"]["get"]["responses"]["304"] = {
     "description": "Not modified: the ETag sent in If-None-Match still matches"}
 PATHS.update(ASSESSMENT_PATHS)
