@@ -392,7 +392,12 @@ _template = _op("A blank file with the form's columns: keys, then note rows with
                 params=[SLUG, _query("format", "csv (default) or xlsx")], errors=("422",))
 _template["responses"]["200"]["content"] = {"text/csv": {}, TEMPLATE_MIMETYPES["xlsx"]: {}}
 PATHS.update({
-    "/api/v1/forms/{slug}/imports": {"post": _upload},
+    "/api/v1/forms/{slug}/imports": {
+        "post": _upload,
+        "get": _op("The form's imports, oldest first, with their status and counts",
+                   params=[SLUG, _query("limit", "Page size, 1-1000 (default 100)", "integer"),
+                           _query("cursor", "next_cursor of the previous page")], errors=("422",)),
+    },
     "/api/v1/forms/{slug}/imports/template": {"get": _template},
     "/api/v1/forms/{slug}/imports/{import_id}": {
         "get": _op("An import's report: status, counts and each invalid row's number, column and reason",

@@ -353,3 +353,22 @@ def test_the_template_lists_columns_labels_and_choices_and_imports_once_filled(
     assert (report["created"], report["invalid"], report["rows"]) == (1, 0, 1), report
     assert client.get(f"/api/v1/forms/{FORM}/imports/template?format=pdf",
                       headers=auth(admin_key)).status_code == 422
+
+
+def test_the_form_s_imports_are_listed_page_by_page(client, admin_key, other_org_admin_key, make_form,
+                                                    object_store, clean_db):
+    make_form(FORM)
+    make_form("other-form")
+    for name in ("1.csv", "2.csv", "3.csv"):
+        upload(client, admin_key, name, csv_bytes([row(0)]))
+    upload(client, admin_key, "elsewhere.csv", csv_bytes([row(0)]), slug="other-form")
+
+    first = client.get(f"/api/v1/forms/{FORM}/imports?limit=2", headers=auth(admin_key)).get_json()
+    second = client.get(f"/api/v1/forms/{FORM}/imports?limit=2&cursor={first['next_cursor']}",
+                        headers=auth(admin_key)).get_json()
+
+    assert [i["file"] for i in first["items"] + second["items"]] == ["1.csv", "2.csv", "3.csv"]
+    assert second["next_cursor"] is None and first["items"][0]["status"] == "queued"
+    bad = client.get(f"/api/v1/forms/{FORM}/imports?cursor=nope", headers=auth(admin_key))
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "cursor"
+    assert client.get(f"/api/v1/forms/{FORM}/imports", headers=auth(other_org_admin_key)).status_code == 404

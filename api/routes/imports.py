@@ -4,7 +4,7 @@ from flask import Blueprint, Response, request
 from werkzeug.utils import secure_filename
 
 from api.context import endpoint
-from fieldpipe import objectstore
+from fieldpipe import objectstore, paging
 from fieldpipe.config import Settings
 from fieldpipe.forms import get_form_row
 from fieldpipe.imports import jobs, template
@@ -32,6 +32,13 @@ def upload(conn, caller, slug):
     job = jobs.register(conn, caller.organization_slug, form["slug"], file_name, key, "upload")
     body = jobs.report(conn, job["id"])
     return body, 202, {"Location": f"/api/v1/forms/{slug}/imports/{job['id']}"}
+
+
+@bp.get("")
+@endpoint()
+def list_imports(conn, caller, slug):
+    form = get_form_row(conn, caller.organization_id, slug)
+    return jobs.list_imports(conn, form, paging.from_query(request.args, jobs.IMPORTS))
 
 
 @bp.get("/template")

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import psycopg
 
-from fieldpipe import responses
+from fieldpipe import paging, responses
 from fieldpipe.forms import get_form_row
 from fieldpipe.imports.columns import RowReader, column_of, map_header
 from fieldpipe.imports.files import Refused, Spooled, open_rows, spool
@@ -41,6 +41,7 @@ MAX_ATTEMPTS = 5  # a file whose runs keep crashing is failed on purpose rather 
 API_ERRORS_SHOWN = 1000
 INCOMING = re.compile(r"(?P<org>[^/]+)/(?P<form>[^/]+)/incoming/(?P<name>[^/]+)")
 COUNTS = ("rows", "created", "duplicate", "conflict", "invalid")
+IMPORTS = paging.Keyset("imports", dt.datetime, str)  # ORDER BY created_at, id
 
 
 def incoming_key(org_slug: str, form_slug: str, file_name: str) -> str:
@@ -272,3 +273,13 @@ def get_import(conn: psycopg.Connection, form: dict, import_id: str) -> dict:
     if conn.execute("SELECT 1 FROM imports WHERE id = %s AND form_id = %s", (parsed, form["id"])).fetchone() is None:
         raise not_found(f"import {import_id!r}")
     return report(conn, parsed)
+
+
+def list_imports(conn: psycopg.Connection, form: dict, page: paging.Page) -> dict:
+    """A page of the form's imports, oldest first, each with its counts (its errors are in its own report)."""
+    after = "AND (created_at, id) > (%s, %s::uuid)" if page.after else ""
+    rows = conn.execute(
+        f"SELECT * FROM imports WHERE form_id = %s {after} ORDER BY created_at, id LIMIT %s",
+        (form["id"], *(page.after or ()), page.fetch),
+    ).fetchall()
+    return page.answer(rows, key=lambda r: (r["created_at"], str(r["id"])), shape=report_body)

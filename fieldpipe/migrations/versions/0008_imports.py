@@ -1,13 +1,13 @@
 """Bulk imports: one row per imported file (status, counts, resume point) and each invalid row's errors.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -43,7 +43,7 @@ def upgrade() -> None:
         );
         -- One live import per stored file: a file seen again while queued or running is the same import.
         CREATE UNIQUE INDEX imports_live_object ON imports (object_key) WHERE status IN ('queued', 'running');
-        CREATE INDEX imports_form_created ON imports (form_id, created_at DESC, id DESC);
+        CREATE INDEX imports_form_created ON imports (form_id, created_at, id);
 
         CREATE TABLE import_errors (
             import_id   uuid NOT NULL REFERENCES imports(id) ON DELETE CASCADE,
