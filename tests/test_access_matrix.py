@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from fieldpipe.imports.jobs import incoming_key, register as register_import
 from fieldpipe.sms.outbox import NewMessage, enqueue as enqueue_sms
 from fieldpipe.webhooks.delivery import enqueue as enqueue_deliveries
 from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
@@ -110,6 +111,7 @@ def world(client, conn, admin_key, make_form, object_store):
     assert client.put(f"/api/v1/forms/{form['slug']}/rules", json=rules, headers=h).status_code == 201
     dry_run = conn.execute("""INSERT INTO rules_dry_runs (form_id, document, created_by, lease_until)
                               SELECT id, '{}', 'test', now() + interval '1 hour' FROM forms RETURNING id""").fetchone()
+    an_import = register_import(conn, "acme", form["slug"], "w.csv", incoming_key("acme", form["slug"], "w.csv"), "upload")
     return {
         "slug": form["slug"], "submission_id": response["submission_id"], "udise": UDISE, "class_id": klass["id"],
         "student_id": student["id"], "assessment_id": assessment.get_json()["id"],
@@ -119,6 +121,7 @@ def world(client, conn, admin_key, make_form, object_store):
         "version": 1, "job_id": dry_run["id"],
         "name": "photo.jpg",
         "transfer_id": newcomer["transfer_review"]["id"], "certificate_id": certificate["id"], "kid": certificate["kid"],
+        "import_id": an_import["id"],
     }
 
 
