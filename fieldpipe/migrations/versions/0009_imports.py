@@ -1,13 +1,13 @@
 """Bulk imports: one row per imported file (status, counts, resume point) and each invalid row's errors.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
