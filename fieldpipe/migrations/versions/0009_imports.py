@@ -1,13 +1,13 @@
 """Bulk imports: one row per imported file (status, counts, resume point) and each invalid row's errors.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0009_imports
+Revises: 0008_rules_versions
 """
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0009_imports"
+down_revision = "0008_rules_versions"
 branch_labels = None
 depends_on = None
 
