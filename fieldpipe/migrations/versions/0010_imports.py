@@ -1,13 +1,13 @@
 """Bulk imports: one row per imported file (status, counts, resume point) and each invalid row's errors.
 
-Revision ID: 0009_imports
-Revises: 0008_rules_versions
+Revision ID: 0010_imports
+Revises: 0009_openrosa
 """
 
 from alembic import op
 
-revision = "0009_imports"
-down_revision = "0008_rules_versions"
+revision = "0010_imports"
+down_revision = "0009_openrosa"
 branch_labels = None
 depends_on = None
 
