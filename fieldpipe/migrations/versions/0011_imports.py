@@ -1,13 +1,13 @@
 """Bulk imports: one row per imported file (status, counts, resume point) and each invalid row's errors.
 
-Revision ID: 0010_imports
-Revises: 0009_openrosa
+Revision ID: 0011_imports
+Revises: 0010_enrollments
 """
 
 from alembic import op
 
-revision = "0010_imports"
-down_revision = "0009_openrosa"
+revision = "0011_imports"
+down_revision = "0010_enrollments"
 branch_labels = None
 depends_on = None
 
