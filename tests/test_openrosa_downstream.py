@@ -83,3 +83,17 @@ def test_json_settings_cannot_replace_an_xform_forms_questions(client, admin_key
     assert answer.status_code == 422 and answer.get_json()["errors"][0]["field"] == "questions"
     assert client.put("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key),
                       json={"title": "Tutorial"}).get_json()["title"] == "Tutorial"
+
+
+def test_the_demo_has_an_xlsform_form_with_a_visit_posted_like_collect(conn):
+    from fieldpipe.dev.demo import load_demo
+
+    load_demo(conn)
+    load_demo(conn)  # make up again: the same form, the visit a duplicate
+    [row] = conn.execute("""SELECT r.answers, f.xform_id FROM responses r JOIN forms f ON f.id = r.form_id
+                             WHERE f.slug = 'school-visit'""").fetchall()
+    assert row["xform_id"] == "school_visit"
+    assert [c["present"] for c in row["answers"]["classroom"]] == [27, 19]
+    assert row["answers"]["school/location"]["latitude"] == 31.1048 and "attendance" not in row["answers"]["classroom"][0]
+    receipts = conn.execute("SELECT recipient FROM sms_messages WHERE kind = 'receipt'").fetchall()
+    assert [r["recipient"] for r in receipts] == ["+919876500011"]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 
 from fieldpipe import forms
+from fieldpipe.config import REPO_ROOT
+from fieldpipe.openrosa import submit
+from fieldpipe.xforms import parse_xform, xlsform_to_xform
 from fieldpipe.dev.demo_assessments import load_demo_assessments
 from fieldpipe.dev.demo_enrollment import load_demo_schools, load_demo_transfer
 from fieldpipe.orgs import ensure_organization
@@ -67,6 +72,7 @@ def load_demo(conn: psycopg.Connection) -> int:
     load_demo_rules(conn, organization_id)
     load_demo_assessments(conn, organization_id)
     load_demo_schools(conn, organization_id)  # issue 19: a second school to transfer to
+    load_demo_xlsform(conn, organization_id)
     return organization_id
 
 
@@ -83,3 +89,37 @@ def load_demo_rules(conn: psycopg.Connection, organization_id: int) -> None:
 def load_demo_with_storage(conn: psycopg.Connection) -> str:
     """Demo data that writes to object storage (issue 19: a certificate's PDF), once it is up; idempotent."""
     return load_demo_transfer(conn, ensure_organization(conn, DEMO_ORG, "Demo organization"))
+
+
+# --- field apps: an XLSForm-defined form that ODK Collect downloads, with one visit posted as Collect would ---
+SCHOOL_VISIT_XLSFORM = REPO_ROOT / "include" / "forms" / "school-visit.md"
+SCHOOL_VISIT_SETTINGS = {
+    # Exported by the export_sheets DAG: a 'Responses' tab and a 'Responses - classroom' tab, one row per classroom.
+    "sheet": {"spreadsheet_id": "demo-school-visit", "worksheet": "Responses"},
+    "sms_receipt": {"phone_question": "headteacher_phone",
+                    "template": "Thank you {visitor}: the school visit is recorded."},
+}
+SCHOOL_VISIT_INSTANCE = """<data id="school_visit" version="2026-11-1">
+  <started_at>2026-11-28T09:30:00.000+05:30</started_at><visitor>Meera</visitor>
+  <headteacher_phone>+919876500011</headteacher_phone>
+  <school><name>GPS Dhalli</name><district>shimla</district><location>31.1048 77.1734 2205.0 4.5</location><photo/></school>
+  <facilities>toilets water</facilities>
+  <classroom><grade>3</grade><present>27</present><enrolled>30</enrolled><attendance>90</attendance></classroom>
+  <classroom><grade>5</grade><present>19</present><enrolled>25</enrolled><attendance>76</attendance></classroom>
+  <meta><instanceID>uuid:5c0b3a52-8d7e-4f3e-9a51-6f0d2c1e9b77</instanceID></meta>
+</data>"""
+
+
+def load_demo_xlsform(conn: psycopg.Connection, organization_id: int) -> None:
+    """The school-visit XLSForm as a form (once) and one visit through the OpenRosa submission path (a duplicate
+    on later runs, so nothing changes)."""
+    xform = parse_xform(xlsform_to_xform(SCHOOL_VISIT_XLSFORM.read_bytes(), SCHOOL_VISIT_XLSFORM.name))
+    try:
+        with conn.transaction():
+            forms.create_xform_form(conn, organization_id, xform,
+                                    {"slug": "school-visit", "settings": json.dumps(SCHOOL_VISIT_SETTINGS)})
+    except Problem as problem:
+        if problem.slug != "already-exists":
+            raise
+    with conn.transaction():
+        submit(conn, organization_id, SCHOOL_VISIT_INSTANCE.encode(), [], "demo-tablet", max_file_bytes=0)

@@ -229,6 +229,7 @@ def run_up() -> int:
 
   Ingestion API   http://localhost:{INGESTION_API_PORT}/api/v1        docs: http://localhost:{INGESTION_API_PORT}/api/v1/docs
   Demo admin key  {key}   (also in var/demo_admin_key)
+  ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Logs            var/log/
 """, flush=True)
