@@ -259,3 +259,24 @@ def stream(key: str, chunk: int = 64 * 1024) -> Iterator[bytes]:
     with default_store().open(key) as body:
         while data := body.read(chunk):
             yield data
+
+
+def store_form_media(conn: psycopg.Connection, org_id: int, form: dict, uploads: list[Upload]) -> int:
+    """Keep the files a form shows (sent beside its XLSForm); a file of the same name replaces the earlier one."""
+    uploads = _checked_uploads(uploads, max_file_bytes=2**63)
+    for upload in uploads:
+        digest = hashlib.sha256(upload.data).hexdigest()
+        key = f"form-media/{org_id}/{form['id']}/{digest}"
+        content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
+        default_store().put(key, upload.data, content_type=content_type)
+        conn.execute(
+            """INSERT INTO form_media (form_id, name, object_key, content_type, size, md5) VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (form_id, name) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size,
+                      content_type = EXCLUDED.content_type, md5 = EXCLUDED.md5, uploaded_at = now()""",
+            (form["id"], upload.name, key, content_type, len(upload.data), hashlib.md5(upload.data).hexdigest()),
+        )
+    return len(uploads)
+
+
+def form_media(conn: psycopg.Connection, form_id: int) -> list[dict]:
+    return conn.execute("SELECT * FROM form_media WHERE form_id = %s ORDER BY name", (form_id,)).fetchall()

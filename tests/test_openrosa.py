@@ -285,3 +285,34 @@ def test_a_new_xlsform_version_routes_old_and_new_submissions(tutorial, client, 
     versions = [r["version"] for r in conn.execute(
         "SELECT v.version FROM responses r JOIN form_versions v ON v.id = r.form_version_id ORDER BY r.id")]
     assert versions == [1, 2]
+
+
+def test_form_media_are_listed_in_the_manifest_and_downloaded(client, admin_key, collect, object_store):
+    logo = JPEG.read_bytes()[:5000]
+    with open(TUTORIAL / "tutorial_w_repeats.xls", "rb") as handle:
+        answer = client.post("/api/v1/forms", headers=auth(admin_key), content_type="multipart/form-data",
+                             data={"file": (handle, "tutorial_w_repeats.xls"), "media": (io.BytesIO(logo), "logo.jpg")})
+    assert answer.status_code == 201, answer.get_json()
+    upload_form(client, admin_key, CENTRAL / "forms" / "simple.xml")
+    listed = {f["formID"]: f for f in collect.form_list()}
+    assert "manifestUrl" not in listed["simple"], "no media, no manifest"
+    manifest = ET.fromstring(collect.download(listed["tutorial_w_repeats"]["manifestUrl"]))
+    ns = "{http://openrosa.org/xforms/xformsManifest}"
+    [media] = manifest.iter(f"{ns}mediaFile")
+    assert media.findtext(f"{ns}filename") == "logo.jpg"
+    assert media.findtext(f"{ns}hash") == "md5:" + hashlib.md5(logo).hexdigest()
+    assert collect.download(media.findtext(f"{ns}downloadUrl")) == logo
+    with open(CENTRAL / "forms" / "withrepeat.xml", "rb") as handle:
+        bad = client.post("/api/v1/forms", headers=auth(admin_key), content_type="multipart/form-data",
+                          data={"file": (handle, "withrepeat.xml"), "media": (io.BytesIO(b"x"), "../x.png")})
+    assert bad.status_code == 422 and "path separators" in bad.get_json()["errors"][0]["message"]
+    assert [f["formID"] for f in collect.form_list()] == ["simple", "tutorial_w_repeats"], "nothing stored"
+
+
+def test_production_refuses_openrosa_over_plain_http(collect, live_api, collector_key, monkeypatch):
+    monkeypatch.setenv("FIELDPIPE_ENV", "production")
+    plain = requests.head(f"{live_api}/openrosa/acme/submission", auth=("tablet", collector_key))
+    assert plain.status_code == 403
+    behind_tls = requests.head(f"{live_api}/openrosa/acme/submission", auth=("tablet", collector_key),
+                               headers={"X-Forwarded-Proto": "https"})
+    assert behind_tls.status_code == 204

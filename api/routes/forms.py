@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 
 from api.context import endpoint, json_body
-from fieldpipe import forms, paging
+from fieldpipe import forms, openrosa, paging
 from fieldpipe.problems import FieldError, invalid
 
 bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
@@ -20,6 +20,7 @@ def list_forms(conn, caller):
 def create_form(conn, caller):
     if request.mimetype == "multipart/form-data":
         form = forms.create_xform_form(conn, caller.organization_id, _uploaded_xform(), request.form)
+        _store_media(conn, caller, form["slug"])
     else:
         form = forms.create_form(conn, caller.organization_id, json_body())
     return form, 201, {"Location": f"/api/v1/forms/{form['slug']}"}
@@ -35,7 +36,9 @@ def get_form(conn, caller, slug):
 @endpoint(admin=True)
 def update_form(conn, caller, slug):
     if request.mimetype == "multipart/form-data":
-        return forms.update_xform_form(conn, caller.organization_id, slug, _uploaded_xform(), request.form)
+        form = forms.update_xform_form(conn, caller.organization_id, slug, _uploaded_xform(), request.form)
+        _store_media(conn, caller, slug)
+        return form
     return forms.update_form(conn, caller.organization_id, slug, json_body())
 
 
@@ -45,3 +48,12 @@ def _uploaded_xform():
     if upload is None:
         raise invalid([FieldError("file", "required", "send the XLSForm or XForm as the multipart part 'file'")])
     return forms.read_upload(upload.read(), upload.filename or "")
+
+
+def _store_media(conn, caller, slug: str) -> None:
+    """Parts named `media`: files the form shows (jr://images/..., CSV choices), listed in its OpenRosa manifest."""
+    parts = request.files.getlist("media")
+    if parts:
+        form = forms.get_form_row(conn, caller.organization_id, slug)
+        openrosa.store_form_media(conn, caller.organization_id, form,
+                                  [openrosa.Upload(p.filename or "", p.mimetype or None, p.read()) for p in parts])

@@ -83,7 +83,8 @@ def form_list(org: str):
         caller, _ = _caller(conn, org)
         wanted = request.args.get("formID")
         rows = conn.execute(
-            """SELECT f.title, f.xform_id, v.xform_version, md5(v.xform) AS hash FROM forms f
+            """SELECT f.title, f.xform_id, v.xform_version, md5(v.xform) AS hash,
+                      EXISTS (SELECT 1 FROM form_media m WHERE m.form_id = f.id) AS has_media FROM forms f
                  JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
                 WHERE f.organization_id = %s AND f.xform_id IS NOT NULL AND (%s::text IS NULL OR f.xform_id = %s)
                 ORDER BY f.slug""",
@@ -93,10 +94,50 @@ def form_list(org: str):
         f"<xform><formID>{escape(r['xform_id'])}</formID><name>{escape(r['title'])}</name>"
         f"<version>{escape(r['xform_version'] or '')}</version><hash>md5:{r['hash']}</hash>"
         f"<downloadUrl>{escape(url_for('openrosa.form_download', org=org, xform_id=r['xform_id'], _external=True))}"
-        f"</downloadUrl></xform>"
+        f"</downloadUrl>{_manifest_url(org, r)}</xform>"
         for r in rows
     )
     return _xml(f'<xforms xmlns="{XFORMS_LIST_NS}">{items}</xforms>')
+
+
+def _manifest_url(org: str, row: dict) -> str:
+    if not row["has_media"]:
+        return ""
+    url = url_for("openrosa.manifest", org=org, xform_id=row["xform_id"], _external=True)
+    return f"<manifestUrl>{escape(url)}</manifestUrl>"
+
+
+def _form(conn, caller, xform_id: str) -> dict:
+    row = conn.execute("SELECT * FROM forms WHERE organization_id = %s AND xform_id = %s",
+                       (caller.organization_id, xform_id)).fetchone()
+    if row is None:
+        raise Problem("not-found", f"form {xform_id!r} was not found")
+    return row
+
+
+@bp.get("/forms/<xform_id>/manifest")
+def manifest(org: str, xform_id: str):
+    with _connection() as conn:
+        caller, _ = _caller(conn, org)
+        media = openrosa.form_media(conn, _form(conn, caller, xform_id)["id"])
+    files = "".join(
+        f"<mediaFile><filename>{escape(m['name'])}</filename><hash>md5:{m['md5']}</hash><downloadUrl>"
+        f"{escape(url_for('openrosa.media', org=org, xform_id=xform_id, name=m['name'], _external=True))}"
+        f"</downloadUrl></mediaFile>"
+        for m in media
+    )
+    return _xml(f'<manifest xmlns="http://openrosa.org/xforms/xformsManifest">{files}</manifest>')
+
+
+@bp.get("/forms/<xform_id>/media/<name>")
+def media(org: str, xform_id: str, name: str):
+    with _connection() as conn:
+        caller, _ = _caller(conn, org)
+        found = next((m for m in openrosa.form_media(conn, _form(conn, caller, xform_id)["id"]) if m["name"] == name), None)
+    if found is None:
+        raise Problem("not-found", f"media file {name!r} was not found")
+    return Response(openrosa.stream(found["object_key"]), content_type=found["content_type"],
+                    headers={"Content-Length": str(found["size"]), "X-OpenRosa-Version": "1.0"})
 
 
 @bp.get("/forms/<xform_id>/form.xml")
