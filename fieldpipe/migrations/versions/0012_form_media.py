@@ -1,13 +1,13 @@
 """Form media: the files an XForm shows (images, audio, CSV for choices), served to devices through the manifest.
 
-Revision ID: 0011_form_media
-Revises: 0010_enrollments
+Revision ID: 0012_form_media
+Revises: 0011_imports
 """
 
 from alembic import op
 
-revision = "0011_form_media"
-down_revision = "0010_enrollments"
+revision = "0012_form_media"
+down_revision = "0011_imports"
 branch_labels = None
 depends_on = None
 
