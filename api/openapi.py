@@ -284,8 +284,10 @@ ASSESSMENT_PATHS: dict[str, dict] = {
         "get": _op("List a school's classes", params=[UDISE]),
     },
     "/api/v1/classes/{class_id}/students": {
-        "post": _op("Import students, all or nothing: JSON {students: [{roll_number, name, parent_phone}]} or a "
-                    "text/csv body with those columns; existing roll numbers are updated (and re-enrolled)",
+        "post": _op("Import students, all or nothing: JSON {students: [{roll_number, name, parent_phone, guardians}]} "
+                    "or a text/csv body with those columns (one guardian per row as guardian_name, guardian_relation, "
+                    "guardian_phone, guardian_language, guardian_opted_out); existing roll numbers are updated (and "
+                    "re-enrolled); listed guardians replace the student's",
                     admin=True, params=[CLASS], body="StudentImport", errors=("400", "413", "415", "422")),
         "get": _op("List a class's students", params=[CLASS, _query("include_deleted", "true to list those who left")]),
     },
@@ -345,7 +347,9 @@ ASSESSMENT_SCHEMAS: dict[str, dict] = {
     "StudentImport": {"type": "object", "properties": {"students": {"type": "array", "maxItems": 5000, "items": {
         "type": "object", "required": ["roll_number", "name"], "properties": {
             "roll_number": {"type": "string"}, "name": {"type": "string"},
-            "parent_phone": {"type": "string", "description": "E.164"}}}}}},
+            "parent_phone": {"type": "string", "description": "E.164"},
+            "guardians": {"type": "array", "maxItems": 4, "items": {"type": "object"},
+                          "description": "As in EnrollmentInput; phones optional here"}}}}}},
     "AssessmentInput": {"type": "object", "required": ["title", "type", "evaluation", "outcome", "items",
                                                        "pass_criterion", "class_ids"], "properties": {
         "title": {"type": "string"}, "subject": {"type": "string"},

@@ -451,3 +451,41 @@ def test_the_demo_transfers_its_student_once_and_loading_again_changes_nothing(c
     assert [(p["udise"], p["current"]) for p in periods] == [("02010100101", False), ("02010200201", True)]
     certificate = conn.execute("SELECT used_at, pdf_key FROM school_leaving_certificates").fetchone()
     assert certificate["used_at"] is not None and object_store.head(certificate["pdf_key"]) is not None
+
+
+# --- guardians through the class import ------------------------------------------------------------------------
+
+def test_the_class_import_takes_guardians_as_json_or_csv_columns_and_replaces_them(client, conn, admin_key, schools):
+    h, class_id = auth(admin_key), schools[UDISE_A]
+    url = f"/api/v1/classes/{class_id}/students"
+    resp = client.post(url, headers=h, json={"students": [
+        {"roll_number": "1", "name": "Asha", "guardians": [
+            {"name": "Ramesh", "relation": "father", "phone": "+91 98765 43210"},
+            {"name": "Sita", "relation": "mother", "phone": None, "opted_out": True}]},
+        {"roll_number": "2", "name": "Ravi", "parent_phone": "+919811111111"}]})
+    assert resp.status_code == 200, resp.get_json()
+    asha, ravi = resp.get_json()["students"]
+    assert asha["parent_phone"] == "+919876543210"
+    assert asha["guardians"] == [
+        {"name": "Ramesh", "relation": "father", "phone": "+919876543210", "preferred_language": "hi", "opted_out": False},
+        {"name": "Sita", "relation": "mother", "phone": None, "preferred_language": "hi", "opted_out": True}]
+    assert ravi["guardians"] == []
+    csv_body = ("roll_number,name,parent_phone,guardian_name,guardian_relation,guardian_phone,guardian_language,"
+                "guardian_opted_out\n1,Asha,,Sita,mother,+919812345678,en,no\n2,Ravi,+919811111111,,,,,\n")
+    resp = client.post(url, data=csv_body.encode(), headers={**h, "Content-Type": "text/csv"})
+    assert resp.status_code == 200, resp.get_json()
+    listed = {s["roll_number"]: s for s in client.get(url, headers=h).get_json()["items"]}
+    assert listed["1"]["guardians"] == [{"name": "Sita", "relation": "mother", "phone": "+919812345678",
+                                         "preferred_language": "en", "opted_out": False}]
+    assert listed["2"]["guardians"] == []  # a row without guardian columns keeps what the student had
+    before = _count(conn, "guardians")
+    bad = client.post(url, headers=h, json={"students": [
+        {"roll_number": "3", "name": "Meena", "guardians": [{"name": "X", "relation": "uncle", "phone": "+919876543210"}]},
+        {"roll_number": "4", "name": "Sunil", "guardians": [{"name": "Y", "relation": "father", "phone": "123"}]}]})
+    assert bad.status_code == 422
+    assert [(e["field"], e["code"]) for e in bad.get_json()["errors"]] == [
+        ("students[0].guardians[0].relation", "enum"), ("students[1].guardians[0].phone", "phone")]
+    bad_csv = "roll_number,name,guardian_name,guardian_relation,guardian_opted_out\n5,Kiran,Mohan,father,maybe\n"
+    resp = client.post(url, data=bad_csv.encode(), headers={**h, "Content-Type": "text/csv"})
+    assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "students[0].guardians[0].opted_out"
+    assert _count(conn, "guardians") == before and _count(conn, "students") == 2

@@ -12,16 +12,29 @@ import psycopg
 from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.domains import parse_row_id
+from fieldpipe.enrollment.guardians import parse_guardians
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 
 UDISE_PATTERN = re.compile(r"^[0-9]{11}$")
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_STUDENT_IMPORT = 5000
 STUDENT_CSV_COLUMNS = ("roll_number", "name", "parent_phone")
+# Optional columns for one guardian per row (the JSON import takes a list of them).
+GUARDIAN_CSV_COLUMNS = {"guardian_name": "name", "guardian_relation": "relation", "guardian_phone": "phone",
+                        "guardian_language": "preferred_language", "guardian_opted_out": "opted_out"}
+CSV_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 SCHOOLS = paging.Keyset("schools", str)
 CLASSES = paging.Keyset("classes", int, str)  # ORDER BY grade, section
 STUDENTS = paging.Keyset("students", str)  # ORDER BY roll_number
 SUBJECTS = paging.Keyset("subjects", str)
+
+
+def _guardians_json(students: str) -> str:
+    """A select-list column: the guardians of each row of `students` (a table alias) in the public shape."""
+    return f"""(SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'name', g.name, 'relation', g.relation, 'phone', g.phone,
+                    'preferred_language', g.language, 'opted_out', g.opted_out) ORDER BY g.position), '[]')
+                  FROM guardians g WHERE g.student_id = {students}.id) AS guardians"""
 
 
 def _text_field(payload: dict, name: str, errors: list[FieldError], prefix: str = "") -> str | None:
@@ -130,17 +143,29 @@ def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any)
 
 def student_body(row: dict) -> dict:
     return {"id": row["id"], "class_id": row["class_id"], "roll_number": row["roll_number"], "name": row["name"],
-            "parent_phone": row["parent_phone"], "deleted_at": row["deleted_at"], "left_on": row["left_on"]}
+            "parent_phone": row["parent_phone"], "guardians": row["guardians"], "deleted_at": row["deleted_at"],
+            "left_on": row["left_on"]}
 
 
 def parse_students_csv(text: str) -> list[dict]:
-    """Rows of a CSV with a header naming roll_number, name and (optionally) parent_phone."""
+    """Rows of a CSV with a header naming roll_number, name and (optionally) parent_phone and one guardian's
+    guardian_name, guardian_relation, guardian_phone, guardian_language, guardian_opted_out."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in STUDENT_CSV_COLUMNS[:2] if c not in (reader.fieldnames or [])]
     if missing:
         raise invalid([FieldError("csv", "header", f"the header must name {', '.join(STUDENT_CSV_COLUMNS)}; "
                                                    f"missing {', '.join(missing)}")])
-    return [{k: (v or None) for k, v in row.items() if k in STUDENT_CSV_COLUMNS} for row in reader]
+    return [_csv_student(row) for row in reader]
+
+
+def _csv_student(row: dict) -> dict:
+    student = {k: (v or None) for k, v in row.items() if k in STUDENT_CSV_COLUMNS}
+    guardian = {field: row[column] for column, field in GUARDIAN_CSV_COLUMNS.items() if row.get(column)}
+    if guardian:
+        if "opted_out" in guardian:
+            guardian["opted_out"] = CSV_BOOLEANS.get(guardian["opted_out"].strip().lower(), guardian["opted_out"])
+        student["guardians"] = [guardian]
+    return student
 
 
 def _check_student(entry: Any, where: str) -> tuple[dict | None, list[FieldError]]:
@@ -161,9 +186,15 @@ def _check_student(entry: Any, where: str) -> tuple[dict | None, list[FieldError
             errors.append(FieldError(f"{where}.parent_phone", err.code, str(err)))
     else:
         phone = None
+    guardians = None
+    if entry.get("guardians") is not None:
+        guardians, guardian_errors = parse_guardians(entry["guardians"], f"{where}.guardians", require_phone=False)
+        errors += guardian_errors
     if errors:
         return None, errors
-    return {"roll_number": roll.strip(), "name": name, "parent_phone": phone}, []
+    if phone is None and guardians:  # parent_phone stays the first guardian's phone unless given
+        phone = next((g["phone"] for g in guardians if g["phone"]), None)
+    return {"roll_number": roll.strip(), "name": name, "parent_phone": phone, "guardians": guardians}, []
 
 
 def import_students(conn: psycopg.Connection, organization_id: int, class_id: Any, entries: Any) -> dict:
@@ -208,13 +239,34 @@ def import_students(conn: psycopg.Connection, organization_id: int, class_id: An
         {"class_id": klass["id"], "school_id": klass["school_id"], "rolls": [s["roll_number"] for s in clean],
          "names": [s["name"] for s in clean], "phones": [s["parent_phone"] for s in clean]},
     ).fetchall()
+    _replace_guardians(conn, klass["id"], [s for s in clean if s["guardians"] is not None])
     created = sum(1 for r in rows if r["inserted"])
     return {"created": created, "updated": len(rows) - created, "unchanged": len(clean) - len(rows),
             "students": _imported(conn, klass["id"], [s["roll_number"] for s in clean])}
 
 
+def _replace_guardians(conn: psycopg.Connection, class_id: int, students: list[dict]) -> None:
+    """The imported guardians replace those of each student whose entry lists guardians; set-based."""
+    if not students:
+        return
+    rolls = [s["roll_number"] for s in students]
+    conn.execute("""DELETE FROM guardians g USING students s
+                     WHERE g.student_id = s.id AND s.class_id = %s AND s.roll_number = ANY(%s)""", (class_id, rolls))
+    rows = [(s["roll_number"], position, g) for s in students for position, g in enumerate(s["guardians"], start=1)]
+    conn.execute(
+        """INSERT INTO guardians (student_id, position, name, relation, phone, language, opted_out)
+           SELECT s.id, x.position, x.name, x.relation, x.phone, x.language, x.opted_out
+             FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[])
+                  AS x(roll_number, position, name, relation, phone, language, opted_out)
+             JOIN students s ON s.class_id = %s AND s.roll_number = x.roll_number""",
+        ([r for r, _, _ in rows], [p for _, p, _ in rows], [g["name"] for _, _, g in rows],
+         [g["relation"] for _, _, g in rows], [g["phone"] for _, _, g in rows],
+         [g["preferred_language"] for _, _, g in rows], [g["opted_out"] for _, _, g in rows], class_id))
+
+
 def _imported(conn: psycopg.Connection, class_id: int, roll_numbers: list[str]) -> list[dict]:
-    rows = conn.execute("SELECT * FROM students WHERE class_id = %s AND roll_number = ANY(%s) ORDER BY roll_number",
+    rows = conn.execute(f"""SELECT *, {_guardians_json('students')} FROM students
+                             WHERE class_id = %s AND roll_number = ANY(%s) ORDER BY roll_number""",
                         (class_id, roll_numbers)).fetchall()
     return [student_body(r) for r in rows]
 
@@ -223,7 +275,7 @@ def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any,
                   include_deleted: bool = False) -> dict:
     klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
-        f"""SELECT * FROM students
+        f"""SELECT *, {_guardians_json('students')} FROM students
              WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL AND left_on IS NULL'}
                AND roll_number > %s ORDER BY roll_number LIMIT %s""",
         (klass["id"], page.after[0] if page.after else "", page.fetch),
@@ -236,9 +288,10 @@ def delete_student(conn: psycopg.Connection, organization_id: int, student_id: A
     row = None
     if (row_id := parse_row_id(student_id)) is not None:
         row = conn.execute(
-            """UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
-                 FROM classes c JOIN schools s ON s.id = c.school_id
-                WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s RETURNING st.*""",
+            f"""UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
+                  FROM classes c JOIN schools s ON s.id = c.school_id
+                 WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s
+             RETURNING st.*, {_guardians_json('st')}""",
             (row_id, organization_id),
         ).fetchone()
     if row is None:
