@@ -235,6 +235,11 @@ def test_bad_leaving_is_422_and_changes_nothing(client, conn, admin_key, enrolle
 
 def test_leaving_twice_is_409_and_another_organization_sees_no_student(client, admin_key, other_org_admin_key,
                                                                        enrolled, left):
+    for no_such in ("99999999999999999999", "0", "x1"):
+        assert client.get(f"/api/v1/students/{no_such}", headers=auth(admin_key)).status_code == 404
+        assert client.post(f"/api/v1/transfers/{no_such}/review", json={"decision": "accepted"},
+                           headers=auth(admin_key)).status_code == 404
+        assert client.get(f"/api/v1/slc/{no_such}", headers=auth(admin_key)).status_code == 404
     again = client.post(f"/api/v1/students/{enrolled['id']}/leave", json={"reason": "x", "date": "2026-11-21"},
                         headers=auth(admin_key))
     assert again.status_code == 409 and again.get_json()["code"] == "409.22"

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe import audit, objectstore, paging
 from fieldpipe.assessments.roster import get_class_row
+from fieldpipe.domains import parse_row_id
 from fieldpipe.enrollment import certificate, signing
 from fieldpipe.enrollment.guardians import guardians_of, parse_guardians, store_guardians
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
@@ -114,10 +115,10 @@ _STUDENT = """SELECT st.*, c.grade, c.section, c.school_id, sc.udise, sc.name AS
 
 def _student_row(conn: psycopg.Connection, org_id: int, student_id: Any, lock: bool = False) -> dict:
     row = None
-    if isinstance(student_id, int) or (isinstance(student_id, str) and student_id.isdigit()):
+    if (row_id := parse_row_id(student_id)) is not None:
         row = conn.execute(
             _STUDENT + " WHERE st.id = %s AND sc.organization_id = %s AND st.deleted_at IS NULL"
-            + (" FOR UPDATE OF st" if lock else ""), (int(student_id), org_id)).fetchone()
+            + (" FOR UPDATE OF st" if lock else ""), (row_id, org_id)).fetchone()
     if row is None:
         raise not_found(f"student {student_id!r}")
     return row
@@ -464,9 +465,9 @@ def list_transfers(conn: psycopg.Connection, org_id: int, page: paging.Page, sta
 def review_transfer(conn: psycopg.Connection, org_id: int, api_key_id: int | None, transfer_id: Any,
                     payload: Any) -> dict:
     row = None
-    if isinstance(transfer_id, str) and transfer_id.isdigit():
+    if (row_id := parse_row_id(transfer_id)) is not None:
         row = conn.execute("SELECT * FROM out_of_state_transfers WHERE id = %s AND organization_id = %s FOR UPDATE",
-                           (int(transfer_id), org_id)).fetchone()
+                           (row_id, org_id)).fetchone()
     if row is None:
         raise not_found(f"transfer {transfer_id!r}")
     payload = _object(payload)
