@@ -92,4 +92,5 @@ def test_demo_loader_gives_the_demo_forms_the_shipped_rules_once(conn):
     save(conn, form, {"rules": []}, "a data team")
     load_demo(conn)
     in_force = conn.execute("SELECT slug, rules_version FROM forms ORDER BY slug").fetchall()
-    assert [(f["slug"], f["rules_version"]) for f in in_force] == [("household-survey", 1), ("water-point-audit", 2)]
+    assert [(f["slug"], f["rules_version"]) for f in in_force] == [
+        ("household-survey", 1), ("school-visit", None), ("water-point-audit", 2)]  # school-visit ships no rules
