@@ -88,6 +88,7 @@ def load_demo_rules(conn: psycopg.Connection, organization_id: int) -> None:
 
 def load_demo_with_storage(conn: psycopg.Connection) -> str:
     """Demo data that writes to object storage (issue 19: a certificate's PDF), once it is up; idempotent."""
+    load_demo_import(conn)  # issue 20
     return load_demo_transfer(conn, ensure_organization(conn, DEMO_ORG, "Demo organization"))
 
 
@@ -123,3 +124,31 @@ def load_demo_xlsform(conn: psycopg.Connection, organization_id: int) -> None:
             raise
     with conn.transaction():
         submit(conn, organization_id, SCHOOL_VISIT_INSTANCE.encode(), [], "demo-tablet", max_file_bytes=0)
+
+
+# --- bulk import (issue 20): a sample CSV dropped where the import_responses DAG looks ---
+DEMO_IMPORT_FILE = "sample-households.csv"
+DEMO_IMPORT_ROWS = [
+    ["submitted_at", "collector_id", "name", "phone", "city", "monthly_income", "monthly_savings", "local_word"],
+    ["2026-10-02T09:30:00+05:30", "enum-3", "Meera", "", "nagpur", "18000", "3000", "पाणी"],
+    ["2026-10-02T11:05:00+05:30", "enum-3", "Ravi", "", "pune", "22000", "4000", "पाणी"],
+    ["2026-10-03T10:15:00+05:30", "enum-4", "Sunita", "", "varanasi", "15000", "2500", "पानी"],
+    # Reported in the import's report (row 5, city) and skipped; the other rows land.
+    ["2026-10-03T12:40:00+05:30", "enum-4", "Arjun", "", "paris", "21000", "5000", "पानी"],
+]
+
+
+def load_demo_import(conn: psycopg.Connection) -> None:
+    """Drop the sample CSV into the household survey's incoming/ prefix once; import_responses imports it."""
+    import csv
+    import io
+
+    from fieldpipe.imports.jobs import incoming_key
+    from fieldpipe.objectstore import default_store
+
+    if conn.execute("SELECT 1 FROM imports WHERE org_slug = %s AND file_name = %s",
+                    (DEMO_ORG, DEMO_IMPORT_FILE)).fetchone():
+        return
+    text = io.StringIO()
+    csv.writer(text).writerows(DEMO_IMPORT_ROWS)
+    default_store().put(incoming_key(DEMO_ORG, HOUSEHOLD_SURVEY["slug"], DEMO_IMPORT_FILE), text.getvalue().encode())
