@@ -97,6 +97,7 @@ def test_uploaded_csv_lands_its_rows_moves_to_processed_with_a_report(client, ad
         f"acme/{FORM}/processed/march.csv", f"acme/{FORM}/processed/march.csv.report.json"]
     in_s3 = json.loads(object_store.get(f"acme/{FORM}/processed/march.csv.report.json"))
     assert in_s3["status"] == "done" and in_s3["created"] == 3 and in_s3["errors"] == []
+    assert in_s3["object_key"] == shown["object_key"] == f"acme/{FORM}/processed/march.csv"
 
 
 def test_the_same_file_again_creates_nothing(client, admin_key, form, object_store, clean_db):

@@ -203,24 +203,24 @@ def _finish(conn: psycopg.Connection, store, import_id: uuid.UUID, spooled: Spoo
     """Write the report next to where the file ends, move the file there, then mark the import finished."""
     job = conn.execute("SELECT * FROM imports WHERE id = %s", (import_id,)).fetchone()
     status = "failed" if job["code"] else "done"
+    stored_at = job["object_key"]
     final_key = _final_key(job, "processed" if status == "done" else "failed")
     job = conn.execute(
-        """UPDATE imports SET status = %s, finished_at = now(), updated_at = now(), report_key = %s
+        """UPDATE imports SET status = %s, finished_at = now(), updated_at = now(), object_key = %s, report_key = %s
             WHERE id = %s RETURNING *""",
-        (status, final_key + ".report.json", import_id),
+        (status, final_key, final_key + ".report.json", import_id),
     ).fetchone()
     with tempfile.TemporaryFile("w+b") as body:
         _write_report(conn, job, body)
         body.seek(0)
         store.put(job["report_key"], body, content_type="application/json")
-    current = store.head(job["object_key"]) if job["object_key"] != final_key else None
+    current = store.head(stored_at) if stored_at != final_key else None
     if current is not None:
         if spooled is None or current.etag == etag:
-            store.move(job["object_key"], final_key)
+            store.move(stored_at, final_key)
         else:  # a new file of the same name arrived meanwhile: it stays in incoming/ for an import of its own
             with open(spooled.path, "rb") as copy:
                 store.put(final_key, copy)
-    job = conn.execute("UPDATE imports SET object_key = %s WHERE id = %s RETURNING *", (final_key, import_id)).fetchone()
     conn.commit()
     log.info("import %s %s: %d rows, %d created, %d duplicate, %d conflict, %d invalid; report at %s",
              import_id, status, *(job[k] for k in COUNTS), job["report_key"])
