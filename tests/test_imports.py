@@ -373,3 +373,17 @@ def test_the_form_s_imports_are_listed_page_by_page(client, admin_key, other_org
     bad = client.get(f"/api/v1/forms/{FORM}/imports?cursor=nope", headers=auth(admin_key))
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "cursor"
     assert client.get(f"/api/v1/forms/{FORM}/imports", headers=auth(other_org_admin_key)).status_code == 404
+
+
+def test_the_demo_drops_a_sample_file_once_and_it_imports_with_one_bad_row(conn, object_store, clean_db):
+    from fieldpipe.dev.demo import load_demo, load_demo_import
+
+    load_demo(conn)
+    load_demo_import(conn)
+    (report,) = run_waiting(clean_db, object_store)
+    load_demo_import(conn)  # a second `make up` drops nothing more
+
+    assert {k: report[k] for k in ("status", "rows", "created", "invalid")} == \
+        {"status": "done", "rows": 4, "created": 3, "invalid": 1}
+    assert [(e["row"], e["column"]) for e in report["errors"]] == [(5, "city")]
+    assert keys_under(object_store, "demo/household-survey/incoming/") == []
