@@ -16,13 +16,11 @@ How an XForm maps onto the question model (docs/openrosa.md has the table):
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import math
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -88,10 +86,6 @@ class XForm:
     questions: list[dict]
     schema: dict  # by element name, for reading instances (see _Reader.questions)
     xml: bytes
-
-    @property
-    def md5(self) -> str:
-        return hashlib.md5(self.xml).hexdigest()
 
 
 def xlsform_to_xform(data: bytes, filename: str) -> bytes:
