@@ -79,7 +79,7 @@ def register(app: Flask) -> None:
         slug = HTTP_TO_PROBLEM.get(exc.code or 500, "bad-request")
         detail = None if exc.code == 404 else exc.description
         if exc.code == 413:
-            detail = f"the body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+            detail = f"the body is larger than {request.max_content_length} bytes"
         response = problem_response(Problem(slug, detail))
         if exc.code == 405 and isinstance(getattr(exc, "valid_methods", None), (list, tuple)):
             response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -26,10 +26,10 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import dag, task
 
 from fieldpipe.config import Settings
+from fieldpipe.imports import INCOMING_KEY_PATTERN
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 from fieldpipe.pipelines.names import AWS_CONN
 
-INCOMING_PATTERN = "*/*/incoming/*"
 
 
 @dag(
@@ -43,8 +43,8 @@ INCOMING_PATTERN = "*/*/incoming/*"
 )
 def import_responses():
     wait_for_files = S3KeySensor(
-        task_id="wait_for_files", bucket_name=Settings.from_env().bucket, bucket_key=INCOMING_PATTERN, wildcard_match=True,
-        aws_conn_id=AWS_CONN, deferrable=True, poke_interval=10,
+        task_id="wait_for_files", bucket_name=Settings.from_env().bucket, aws_conn_id=AWS_CONN,
+        bucket_key=f"{INCOMING_KEY_PATTERN}$", use_regex=True, deferrable=True, poke_interval=10,
         # After an hour without files the run ends (skipped) and the next continuous run waits afresh.
         timeout=timedelta(hours=1).total_seconds(), soft_fail=True,
     )

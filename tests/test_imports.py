@@ -213,6 +213,9 @@ def test_header_problems_name_each_column(client, admin_key, form, object_store,
 
 def test_a_file_dropped_for_a_form_that_does_not_exist_is_refused_with_a_report(object_store, clean_db, form):
     object_store.put("acme/no-such-form/incoming/x.csv", csv_bytes([row(0)]))
+    # Not files waiting: a folder placeholder, a nested key, a key outside any incoming/ prefix.
+    for key in (f"acme/{FORM}/incoming/", f"acme/{FORM}/incoming/old/y.csv", f"acme/{FORM}/y.csv"):
+        object_store.put(key, b"")
     object_store.put("nobody/household-survey/incoming/y.csv", csv_bytes([row(0)]))
 
     reports = run_waiting(clean_db, object_store)
@@ -329,6 +332,8 @@ def test_an_upload_needs_a_file_and_a_waiting_file_of_that_name_is_not_overwritt
     second = upload(client, admin_key, "same.csv", csv_bytes([row(1)]))
     assert second.status_code == 409 and second.mimetype == "application/problem+json"
     assert upload(client, admin_key, "x.csv", b"a", slug="nope").status_code == 404
+    renamed = upload(client, admin_key, "../डेटा.CSV", csv_bytes([row(0)])).get_json()
+    assert renamed["file"] == "upload.csv" and renamed["object_key"] == f"acme/{FORM}/incoming/upload.csv"
 
 
 def test_the_template_lists_columns_labels_and_choices_and_imports_once_filled(

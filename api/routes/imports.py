@@ -1,5 +1,8 @@
 """Imports: upload a CSV or XLSX file of responses (run by the import_responses DAG), follow it, get a template."""
 
+import re
+from pathlib import PurePosixPath
+
 from flask import Blueprint, Response, request
 from werkzeug.utils import secure_filename
 
@@ -22,7 +25,7 @@ def upload(conn, caller, slug):
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise invalid([FieldError("file", "required", "send the CSV or XLSX file as multipart form field 'file'")])
-    file_name = secure_filename(upload.filename) or "upload"
+    file_name = _safe_name(upload.filename)
     key = jobs.incoming_key(caller.organization_slug, slug, file_name)
     store = objectstore.default_store()
     if store.head(key) is not None:
@@ -58,3 +61,10 @@ def get_template(conn, caller, slug):
 def get_import(conn, caller, slug, import_id):
     form = get_form_row(conn, caller.organization_id, slug)
     return jobs.get_import(conn, form, import_id)
+
+
+def _safe_name(file_name: str) -> str:
+    """A key-safe name that keeps the extension, which says how the file is read: `डेटा.csv` is `upload.csv`."""
+    path = PurePosixPath(file_name.replace("\\", "/"))
+    suffix = path.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,8}", path.suffix.lower()) else ""
+    return f"{secure_filename(path.stem) or 'upload'}{suffix}"

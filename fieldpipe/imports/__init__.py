@@ -5,3 +5,8 @@
 - `jobs`: imports as rows in PostgreSQL (status, counts, resume point), run chunk by chunk through
   `responses.ingest` (the API's validation and set-based insert), reported in the API and next to the file.
 """
+
+# A file waiting to be imported: `<org>/<form>/incoming/<file>`, nothing deeper. Shared by the DAG's sensor
+# and the task that registers files, so a folder placeholder (`.../incoming/`) or a nested key never wakes
+# the sensor for a file the task would not take (a continuous DAG would spin on it).
+INCOMING_KEY_PATTERN = r"(?P<org>[^/]+)/(?P<form>[^/]+)/incoming/(?P<name>[^/]+)"

@@ -28,6 +28,7 @@ import psycopg
 
 from fieldpipe import paging, responses
 from fieldpipe.forms import get_form_row
+from fieldpipe.imports import INCOMING_KEY_PATTERN
 from fieldpipe.imports.columns import RowReader, column_of, map_header
 from fieldpipe.imports.files import Refused, Spooled, open_rows, spool
 from fieldpipe.problems import not_found
@@ -39,7 +40,7 @@ LIVE = ("queued", "running")
 CHUNK_ROWS = 5000
 MAX_ATTEMPTS = 5  # a file whose runs keep crashing is failed on purpose rather than retried for ever
 API_ERRORS_SHOWN = 1000
-INCOMING = re.compile(r"(?P<org>[^/]+)/(?P<form>[^/]+)/incoming/(?P<name>[^/]+)")
+INCOMING = re.compile(INCOMING_KEY_PATTERN)
 COUNTS = ("rows", "created", "duplicate", "conflict", "invalid")
 IMPORTS = paging.Keyset("imports", dt.datetime, str)  # ORDER BY created_at, id
 
