@@ -127,10 +127,14 @@ PATHS: dict[str, dict] = {
         "get": _op("One SMS message with every attempt", admin=True,
                    params=[_path_param("message_id", "The message's id")], schema="Message"),
     },
-    "/api/v1/messages/{message_id}/resend": {
+    "/api/v1/messages/{message_id}/retry": {
         "post": _op("Queue an unknown or failed message again (an unknown one may then arrive twice; see docs/sms.md)",
                     admin=True, params=[_path_param("message_id", "The message's id")], schema="Message",
                     errors=("409",)),
+    },
+    "/api/v1/messages/{message_id}/resend": {
+        "post": _op("The earlier name of POST /api/v1/messages/{message_id}/retry", admin=True,
+                    params=[_path_param("message_id", "The message's id")], schema="Message", errors=("409",)),
     },
 }
 

@@ -12,7 +12,7 @@
   or a backfill sends only what has not been sent: claims are `FOR UPDATE SKIP LOCKED`, outcomes are
   recorded per chunk, and a claim abandoned by a killed task is settled after the lease without blind
   resending (docs/sms.md). Messages whose outcome is `unknown` wait for an operator:
-  `fieldpipe sms resend <id>` or `POST /api/v1/messages/{id}/resend`.
+  `fieldpipe sms retry <id>` or `POST /api/v1/messages/{id}/retry`.
 """
 
 from datetime import timedelta

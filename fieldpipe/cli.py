@@ -114,14 +114,14 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sms_resend(args: argparse.Namespace) -> int:
+def _cmd_sms_retry(args: argparse.Namespace) -> int:
     from fieldpipe.dev.local_db import database_url
     from fieldpipe.problems import Problem
-    from fieldpipe.sms.outbox import resend
+    from fieldpipe.sms.outbox import retry_message
 
     with connect(database_url()) as conn:
         try:
-            message = resend(conn, None, args.id)
+            message = retry_message(conn, None, args.id)
         except Problem as problem:
             print(problem.detail, file=sys.stderr)
             return 1
@@ -242,9 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--batch-size", type=int)
     send.add_argument("--max-seconds", type=float, help="stop claiming after this long")
     send.set_defaults(func=_cmd_sms_dispatch)
-    again = sms.add_parser("resend", help="queue an unknown or failed message again (see docs/sms.md)")
+    again = sms.add_parser("retry", aliases=["resend"],
+                           help="queue an unknown or failed message again (see docs/sms.md)")
     again.add_argument("id", type=int, help="the message id (GET /api/v1/messages)")
-    again.set_defaults(func=_cmd_sms_resend)
+    again.set_defaults(func=_cmd_sms_retry)
 
     rules = commands.add_parser("rules", help="business rules: check, push and pull rules files").add_subparsers(dest="action", required=True)
     check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")

@@ -159,7 +159,7 @@ def _xform_questions(xform: XForm) -> list[dict]:
     return questions
 
 
-def create_xform_form(conn: psycopg.Connection, org_id: int, xform: XForm, fields: dict) -> dict:
+def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XForm, fields: dict) -> dict:
     slug, title, settings = upload_fields(fields, xform)
     questions = _xform_questions(xform)
     errors = [] if isinstance(slug, str) and SLUG_PATTERN.match(slug) else \
@@ -171,7 +171,7 @@ def create_xform_form(conn: psycopg.Connection, org_id: int, xform: XForm, field
         """INSERT INTO forms (organization_id, slug, title, settings, xform_id) VALUES (%s, %s, %s, %s, %s)
            ON CONFLICT DO NOTHING
            RETURNING *""",
-        (org_id, slug, title, Jsonb(settings), xform.form_id),
+        (organization_id, slug, title, Jsonb(settings), xform.form_id),
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} or XForm id {xform.form_id!r} already exists")
@@ -183,13 +183,13 @@ def create_xform_form(conn: psycopg.Connection, org_id: int, xform: XForm, field
     return _form_body(row, questions)
 
 
-def update_xform_form(conn: psycopg.Connection, org_id: int, slug: str, xform: XForm, fields: dict) -> dict:
+def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str, xform: XForm, fields: dict) -> dict:
     """A new XForm for an existing form makes a new version; the XForm id must stay the same."""
     row = conn.execute(
         """SELECT f.*, v.questions, v.xform, v.xform_version FROM forms f
              JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
             WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
-        (org_id, slug),
+        (organization_id, slug),
     ).fetchone()
     if row is None:
         raise not_found(f"form {slug!r}")

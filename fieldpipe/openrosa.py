@@ -50,7 +50,7 @@ class Receipt:
     files_missing: list[str] = field(default_factory=list)
 
 
-def find_form(conn: psycopg.Connection, org_id: int, instance: Instance) -> tuple[dict, dict, dict | None]:
+def find_form(conn: psycopg.Connection, organization_id: int, instance: Instance) -> tuple[dict, dict, dict | None]:
     """In one query: the form whose XForm id the instance's root carries, the version its `version` attribute
     names (the current one when it names none), and what this instance id already made, if anything."""
     row = conn.execute(
@@ -65,7 +65,7 @@ def find_form(conn: psycopg.Connection, org_id: int, instance: Instance) -> tupl
              LEFT JOIN openrosa_instances oi ON oi.form_id = f.id AND oi.instance_id = %(instance)s
              LEFT JOIN response_revisions rr ON rr.response_id = oi.response_id AND rr.revision = oi.revision
             WHERE f.organization_id = %(org)s AND f.xform_id = %(form)s""",
-        {"org": org_id, "form": instance.form_id, "version": instance.version, "instance": instance.instance_id},
+        {"org": organization_id, "form": instance.form_id, "version": instance.version, "instance": instance.instance_id},
     ).fetchone()
     if row is None:
         raise not_found(f"form {instance.form_id!r}")
@@ -91,11 +91,11 @@ def attachment_names(answers: dict, questions: list[dict]) -> dict[str, str]:
     return names
 
 
-def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Upload], collector: str,
+def submit(conn: psycopg.Connection, organization_id: int, xml: bytes, uploads: list[Upload], collector: str,
            max_file_bytes: int) -> Receipt:
     """Store one OpenRosa post in the caller's transaction; raise a Problem (nothing stored) when it is refused."""
     instance = read_instance(xml)
-    form, version, known = find_form(conn, org_id, instance)
+    form, version, known = find_form(conn, organization_id, instance)
     answers, errors = instance_answers(instance, cached_xform(version["xform"].encode()))
     if errors:
         raise invalid(errors)
@@ -112,7 +112,7 @@ def submit(conn: psycopg.Connection, org_id: int, xml: bytes, uploads: list[Uplo
         return receipt  # most posts: no file named, none sent
     response_id, checked = _current_answers(conn, form["id"], receipt)
     names = attachment_names(checked, version["questions"])
-    receipt.files_stored = _store_files(conn, org_id, form["id"], response_id, names, uploads)
+    receipt.files_stored = _store_files(conn, organization_id, form["id"], response_id, names, uploads)
     receipt.files_missing = [r["name"] for r in conn.execute(
         "SELECT name FROM attachments WHERE response_id = %s AND object_key IS NULL ORDER BY name", (response_id,))]
     return receipt
@@ -190,9 +190,9 @@ def _current_answers(conn: psycopg.Connection, form_id: int, receipt: Receipt) -
     return row["id"], row["answers"]
 
 
-def object_key(org_id: int, form_id: int, response_id: int, digest: str) -> str:
+def object_key(organization_id: int, form_id: int, response_id: int, digest: str) -> str:
     """Ids and a content hash only: nothing the device names can reach the key."""
-    return f"attachments/{org_id}/{form_id}/{response_id}/{digest}"
+    return f"attachments/{organization_id}/{form_id}/{response_id}/{digest}"
 
 
 def _media_allowed(question_type: str, upload: Upload) -> bool:
@@ -204,7 +204,7 @@ def _media_allowed(question_type: str, upload: Upload) -> bool:
     return declared.startswith(prefix) or (declared in ("", "application/octet-stream") and guessed.startswith(prefix))
 
 
-def _store_files(conn: psycopg.Connection, org_id: int, form_id: int, response_id: int, names: dict[str, str],
+def _store_files(conn: psycopg.Connection, organization_id: int, form_id: int, response_id: int, names: dict[str, str],
                  uploads: list[Upload]) -> int:
     """Record the files the answers name; put those that arrived (files no answer names are not kept)."""
     if names:
@@ -223,7 +223,7 @@ def _store_files(conn: psycopg.Connection, org_id: int, form_id: int, response_i
     store = default_store() if wanted else None  # most posts carry no file: no storage client for them
     for upload in wanted:
         digest = hashlib.sha256(upload.data).hexdigest()
-        key = object_key(org_id, form_id, response_id, digest)
+        key = object_key(organization_id, form_id, response_id, digest)
         content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
         store.put(key, upload.data, content_type=content_type)
         conn.execute(

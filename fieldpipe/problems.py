@@ -31,8 +31,8 @@ CATALOGUE = _catalogue(
     ("405.1", "method-not-allowed", "This method is not allowed on this resource"),
     ("409.1", "submission-conflict", "A submission with this id already exists with different answers"),
     ("409.2", "already-exists", "A resource with this identifier already exists"),
-    ("409.3", "not-retryable", "Only a failed delivery of an existing webhook can be retried"),
-    ("409.4", "message-not-resendable", "Only a message whose outcome is unknown or failed can be resent"),
+    # One replay verb for both outboxes: an SMS message (unknown or failed) or a webhook delivery (failed).
+    ("409.3", "not-retryable", "This message or delivery cannot be retried in its current state"),
     ("409.20", "duplicate-student", "A student with this name, date of birth and guardian phone is already registered"),
     ("409.21", "certificate-used", "This school leaving certificate has already been used"),
     ("409.22", "student-not-enrolled", "The student is not enrolled in a class"),

@@ -40,7 +40,7 @@ BUGS = [
     Bug("collector-creates-schools", "api/routes/schools.py",
         '@bp.post("/schools")\n@endpoint(admin=True)', '@bp.post("/schools")\n@endpoint()', (ACCESS,)),
     Bug("resend-another-orgs-sms", "api/routes/messages.py",
-        "outbox.resend(conn, caller.organization_id, message_id,", "outbox.resend(conn, None, message_id,", (ACCESS,)),
+        "outbox.retry_message(conn, caller.organization_id, message_id,", "outbox.retry_message(conn, None, message_id,", (ACCESS,)),
     Bug("le-compiled-as-lt-in-sql", "fieldpipe/rules/compiler.py",
         'op = sql.SQL("<>" if node.op == "!=" else node.op)',
         'op = sql.SQL("<>" if node.op == "!=" else "<" if node.op == "<=" else node.op)',

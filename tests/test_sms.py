@@ -19,7 +19,7 @@ from fieldpipe.db import connect
 from fieldpipe.dev.embedded_db import free_port
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.sms.dispatch import dispatch
-from fieldpipe.sms.outbox import NewMessage, enqueue, resend
+from fieldpipe.sms.outbox import NewMessage, enqueue, retry_message
 from fieldpipe.sms.providers import FileProvider, SnsProvider, TwilioProvider
 from fieldpipe.sms.segments import count_segments
 from fieldpipe.config import SmsSettings
@@ -177,7 +177,7 @@ def test_a_timeout_after_sending_is_unknown_never_resent_until_an_operator_says_
         assert fake.bodies().count(unknown["body"]) == 2  # the operator chose to send it again
         assert statuses(conn) == Counter(sent=2)
         with pytest.raises(Exception, match="only unknown or failed"):
-            resend(conn, None, unknown["id"])
+            retry_message(conn, None, unknown["id"])
 
 
 # --- rate, concurrency, kill safety ---------------------------------------------------------------------
@@ -324,3 +324,25 @@ def test_admins_list_messages_by_status_and_kind_and_resend(client, admin_key, c
     again = client.post(f"/api/v1/messages/{failed[0]['id']}/resend", headers=auth(admin_key))
     assert again.status_code == 200 and again.get_json()["status"] == "queued"
     assert [h["outcome"] for h in again.get_json()["history"]] == ["resend"]
+
+
+def test_retry_is_the_replay_verb_of_both_outboxes_with_one_conflict_code(client, admin_key, conn, monkeypatch):
+    monkeypatch.setenv("FIELDPIPE_WEBHOOK_ALLOW_NETS", "127.0.0.0/8")
+    org = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
+    queue(conn, 2, org)
+    queued, failed = [r["id"] for r in conn.execute("SELECT id FROM sms_messages ORDER BY id")]
+    conn.execute("UPDATE sms_messages SET status = 'failed' WHERE id = %s", (failed,))
+    refused = client.post(f"/api/v1/messages/{queued}/retry", headers=auth(admin_key))
+    assert refused.status_code == 409
+    assert (refused.get_json()["code"], refused.get_json()["type"]) == ("409.3", "/problems/not-retryable")
+    again = client.post(f"/api/v1/messages/{failed}/retry", headers=auth(admin_key))
+    assert again.status_code == 200 and again.get_json()["status"] == "queued"
+    # the deliveries' refusal is the same problem (tests/test_webhooks_api.py asserts its 409)
+    hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["flag.opened"]},
+                       headers=auth(admin_key))
+    assert hook.status_code == 201, hook.get_json()
+    conn.execute("""INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
+                    VALUES (%s, 'flag.opened', 'k', '{}', now() + interval '1 day')""", (hook.get_json()["id"],))
+    delivery_id = conn.execute("SELECT id FROM webhook_deliveries").fetchone()["id"]
+    not_failed = client.post(f"/api/v1/deliveries/{delivery_id}/retry", headers=auth(admin_key))
+    assert not_failed.status_code == 409 and not_failed.get_json()["code"] == "409.3"

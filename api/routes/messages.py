@@ -1,4 +1,4 @@
-"""SMS messages of the caller's organization (admin): list by status and kind, one with its history, resend."""
+"""SMS messages of the caller's organization (admin): list by status and kind, one with its history, retry."""
 
 from flask import Blueprint, request
 
@@ -22,7 +22,10 @@ def get_message(conn, caller, message_id):
     return outbox.get_message(conn, caller.organization_id, message_id)
 
 
+# `retry` is the replay verb of both outboxes (deliveries too); `resend` is its earlier name, kept for clients.
+@bp.post("/<int:message_id>/retry")
 @bp.post("/<int:message_id>/resend")
 @endpoint(admin=True)
-def resend_message(conn, caller, message_id):
-    return outbox.resend(conn, caller.organization_id, message_id, reason=f"resent through the API by key {caller.key_id}")
+def retry_message(conn, caller, message_id):
+    return outbox.retry_message(conn, caller.organization_id, message_id,
+                                reason=f"resent through the API by key {caller.key_id}")

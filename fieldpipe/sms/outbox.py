@@ -27,7 +27,7 @@ from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
 
 STATUSES = ("queued", "sending", "sent", "failed", "unknown")
-RESENDABLE = ("unknown", "failed")
+RETRYABLE = ("unknown", "failed")  # what an operator may retry (`retry_message`)
 
 
 @dataclass(frozen=True)
@@ -218,9 +218,10 @@ def settle_abandoned(conn: psycopg.Connection, lease_s: float, provider: Provide
     return {s: statuses.count(s) for s in ("sent", "queued", "unknown")}
 
 
-def resend(conn: psycopg.Connection, organization_id: int | None, message_id: int,
-           reason: str = "resent by an operator") -> dict:
-    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept.
+def retry_message(conn: psycopg.Connection, organization_id: int | None, message_id: int,
+                  reason: str = "resent by an operator") -> dict:
+    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept (an
+    attempt `resend`). The replay verb and its 409 are the webhook deliveries' (`delivery.retry_delivery`).
 
     `organization_id` None (the operator's CLI) reaches any organization's message."""
     scope = "AND organization_id = %(org)s" if organization_id is not None else ""
@@ -230,9 +231,9 @@ def resend(conn: psycopg.Connection, organization_id: int | None, message_id: in
     ).fetchone()
     if row is None:
         raise not_found(f"message {message_id}")
-    if row["status"] not in RESENDABLE:
-        raise Problem("message-not-resendable", f"message {message_id} is {row['status']}; "
-                      f"only {' or '.join(RESENDABLE)} messages can be resent")
+    if row["status"] not in RETRYABLE:
+        raise Problem("not-retryable", f"message {message_id} is {row['status']}; "
+                      f"only {' or '.join(RETRYABLE)} messages can be retried")
     conn.execute(
         """INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
            SELECT id, attempts, provider, 'resend', %s FROM sms_messages WHERE id = %s""",
