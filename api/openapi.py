@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.imports.template import MIMETYPES as TEMPLATE_MIMETYPES
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -145,9 +146,7 @@ SCHEMAS: dict[str, dict] = {
             "key": {"type": "string", "description": "^[a-z][a-z0-9_]{0,62}$ for JSON forms; an XForm's element "
                                                      "path below the root (groups flattened, 'group/name')"},
             "label": {"type": "string"},
-            "type": {"enum": ["text", "long_text", "integer", "decimal", "single_choice", "multi_choice",
-                              "phone", "date", "boolean", "email", "datetime", "time", "geopoint", "geotrace",
-                              "geoshape", "image", "audio", "video", "file", "repeat"]},
+            "type": {"enum": list(QUESTION_TYPES)},
             "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"},
                           "description": "A repeat's own questions; its answer is a list of objects"},
             "required": {"type": "boolean"},

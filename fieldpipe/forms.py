@@ -20,6 +20,8 @@ from fieldpipe.xforms import XLSFORM_SUFFIXES, XForm, parse_xform, with_version,
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FORMS = paging.Keyset("forms", str)  # ORDER BY slug
+# Every form as it is now: `f` with `v`, its current version. Readers of "the form and its questions" use this.
+CURRENT_FORMS = "forms f JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Questions of an XForm keep their XML names; a question inside a group is keyed by its path, "group/name".
 XFORM_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(/[A-Za-z_][A-Za-z0-9_.-]*)*$")
@@ -183,16 +185,22 @@ def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XFo
     return _form_body(row, questions)
 
 
-def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str, xform: XForm, fields: dict) -> dict:
-    """A new XForm for an existing form makes a new version; the XForm id must stay the same."""
+def _lock_form(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
+    """The form with its current version, locked until the caller's transaction ends (a form changes one
+    edit at a time); 404 for another organization's form too."""
     row = conn.execute(
-        """SELECT f.*, v.questions, v.xform, v.xform_version FROM forms f
-             JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
+        f"""SELECT f.*, v.questions, v.xform, v.xform_version FROM {CURRENT_FORMS}
+             WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
         (organization_id, slug),
     ).fetchone()
     if row is None:
         raise not_found(f"form {slug!r}")
+    return row
+
+
+def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str, xform: XForm, fields: dict) -> dict:
+    """A new XForm for an existing form makes a new version; the XForm id must stay the same."""
+    row = _lock_form(conn, organization_id, slug)
     if row["xform_id"] != xform.form_id:
         raise invalid([FieldError("file", "xform_id", f"the form's XForm id is {row['xform_id']!r}, "
                                                       f"the upload's is {xform.form_id!r}")])
@@ -253,9 +261,8 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
 def get_form_row(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
     """The form with its current version's questions; 404 for another organization's form too."""
     row = conn.execute(
-        """SELECT f.*, v.id AS version_id, v.questions
-             FROM forms f JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s AND f.slug = %s""",
+        f"""SELECT f.*, v.id AS version_id, v.questions FROM {CURRENT_FORMS}
+             WHERE f.organization_id = %s AND f.slug = %s""",
         (organization_id, slug),
     ).fetchone()
     if row is None:
@@ -276,9 +283,8 @@ def get_version(conn: psycopg.Connection, form_id: int, version: int) -> dict | 
 
 def list_forms(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(
-        """SELECT f.*, v.questions FROM forms f
-             JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s AND f.slug > %s ORDER BY f.slug LIMIT %s""",
+        f"""SELECT f.*, v.questions FROM {CURRENT_FORMS}
+             WHERE f.organization_id = %s AND f.slug > %s ORDER BY f.slug LIMIT %s""",
         (organization_id, page.after[0] if page.after else "", page.fetch),
     ).fetchall()
     return page.answer(rows, key=lambda r: (r["slug"],), shape=lambda r: _form_body(r, r["questions"]))
@@ -288,14 +294,7 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
     """Title and settings change in place; changed questions make a new version."""
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
-    row = conn.execute(
-        """SELECT f.*, v.questions FROM forms f
-             JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
-            WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
-        (organization_id, slug),
-    ).fetchone()
-    if row is None:
-        raise not_found(f"form {slug!r}")
+    row = _lock_form(conn, organization_id, slug)
     errors: list[FieldError] = []
     questions = row["questions"]
     if "questions" in payload and row["xform_id"]:

@@ -102,6 +102,17 @@ def parse_submission_id(value: Any, errors: list[FieldError]) -> uuid.UUID | Non
     return parsed
 
 
+def parse_collector_id(collector: Any, errors: list[FieldError]) -> str | None:
+    """The envelope's `collector.id` (a non-blank string), or None with an error added."""
+    if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
+        errors.append(FieldError("collector.id", "required", "is required"))
+        return None
+    if problem := domains.text_problem(collector["id"], domains.NAME_MAX_LENGTH):
+        errors.append(FieldError("collector.id", *problem))
+        return None
+    return collector["id"]
+
+
 def check_submission(payload: Any, versions: FormVersions,
                      require_id: bool = True) -> tuple[Submission | None, list[FieldError]]:
     """Check the envelope and the answers; return the submission or the errors, never both."""
@@ -111,18 +122,12 @@ def check_submission(payload: Any, versions: FormVersions,
     parsed_id = parse_submission_id(payload.get("submission_id"), errors) if require_id else None
     submitted_at = parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
     collector = payload.get("collector")
-    collector_id = collector_phone = None
-    if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
-        errors.append(FieldError("collector.id", "required", "is required"))
-    elif problem := domains.text_problem(collector["id"], domains.NAME_MAX_LENGTH):
-        errors.append(FieldError("collector.id", *problem))
-    else:
-        collector_id = collector["id"]
-        if collector.get("phone") not in (None, ""):
-            try:
-                collector_phone = normalize_phone(collector["phone"])
-            except AnswerError as err:
-                errors.append(FieldError("collector.phone", err.code, str(err)))
+    collector_id, collector_phone = parse_collector_id(collector, errors), None
+    if collector_id is not None and collector.get("phone") not in (None, ""):
+        try:
+            collector_phone = normalize_phone(collector["phone"])
+        except AnswerError as err:
+            errors.append(FieldError("collector.phone", err.code, str(err)))
     version_no = payload.get("form_version", versions.form["current_version"])
     version = versions.get(version_no) if isinstance(version_no, int) and not isinstance(version_no, bool) else None
     if version is None:

@@ -26,6 +26,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from fieldpipe.answers import TEXT_TYPES
 from fieldpipe.problems import FieldError, Problem, invalid
 
 XF = "http://www.w3.org/2002/xforms"
@@ -435,7 +436,7 @@ def _read(element: Element, schema: dict, answers: dict, where: str, errors: lis
             errors.append(FieldError(f"answers.{field}", "type", "holds elements where a value was expected"))
             continue
         text = child.text or ""
-        if question["type"] not in ("text", "long_text"):
+        if question["type"] not in TEXT_TYPES:
             text = text.strip()
         if text == "":
             continue

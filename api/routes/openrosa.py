@@ -17,6 +17,7 @@ from api.context import _cached_caller
 from api.errors import HTTP_TO_PROBLEM
 from fieldpipe import openrosa
 from fieldpipe.config import Settings
+from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.problems import Problem
 
 bp = Blueprint("openrosa", __name__, url_prefix="/openrosa/<org>")
@@ -83,9 +84,8 @@ def form_list(org: str):
         caller, _ = _caller(conn, org)
         wanted = request.args.get("formID")
         rows = conn.execute(
-            """SELECT f.title, f.xform_id, v.xform_version, md5(v.xform) AS hash,
-                      EXISTS (SELECT 1 FROM form_media m WHERE m.form_id = f.id) AS has_media FROM forms f
-                 JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+            f"""SELECT f.title, f.xform_id, v.xform_version, md5(v.xform) AS hash,
+                      EXISTS (SELECT 1 FROM form_media m WHERE m.form_id = f.id) AS has_media FROM {CURRENT_FORMS}
                 WHERE f.organization_id = %s AND f.xform_id IS NOT NULL AND (%s::text IS NULL OR f.xform_id = %s)
                 ORDER BY f.slug""",
             (caller.organization_id, wanted, wanted),
@@ -145,7 +145,7 @@ def form_download(org: str, xform_id: str):
     with _connection() as conn:
         caller, _ = _caller(conn, org)
         row = conn.execute(
-            """SELECT v.xform FROM forms f JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+            f"""SELECT v.xform FROM {CURRENT_FORMS}
                 WHERE f.organization_id = %s AND f.xform_id = %s""",
             (caller.organization_id, xform_id),
         ).fetchone()

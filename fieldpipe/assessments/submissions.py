@@ -25,7 +25,7 @@ from fieldpipe.domains import decimal_problem, parse_row_id
 from fieldpipe.assessments.definitions import get_assessment_row, get_items
 from fieldpipe.assessments.roster import get_class_row
 from fieldpipe.problems import FieldError, Problem, invalid
-from fieldpipe.responses import parse_submission_id, parse_timestamp
+from fieldpipe.responses import parse_collector_id, parse_submission_id, parse_timestamp
 
 MAX_ENTRIES = 5000
 MAX_CLASS_SIZE = 10_000  # students present or cleared in one class
@@ -55,9 +55,7 @@ def _envelope(conn: psycopg.Connection, organization_id: int, assessment_id: Any
     errors: list[FieldError] = []
     submission_id = parse_submission_id(payload.get("submission_id"), errors)
     submitted_at = parse_timestamp(payload.get("submitted_at"), "submitted_at", errors)
-    collector = payload.get("collector")
-    if not isinstance(collector, dict) or not isinstance(collector.get("id"), str) or not collector["id"].strip():
-        errors.append(FieldError("collector.id", "required", "is required"))
+    collector_id = parse_collector_id(payload.get("collector"), errors)
     entries = payload.get(entries_field)
     if not isinstance(entries, list) or not entries:
         errors.append(FieldError(entries_field, "required", "must be a non-empty list"))
@@ -77,7 +75,7 @@ def _envelope(conn: psycopg.Connection, organization_id: int, assessment_id: Any
         errors.append(FieldError("submitted_at", "closed", f"the deadline was {assessment['deadline'].isoformat()}"))
     if errors:
         return None, errors
-    return Batch(assessment, klass, submission_id, submitted_at, collector["id"], entries,
+    return Batch(assessment, klass, submission_id, submitted_at, collector_id, entries,
                  content_hash({"class_id": klass["id"], entries_field: entries})), []
 
 

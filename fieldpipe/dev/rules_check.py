@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from fieldpipe.db import connect
+from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.rules.loader import RulesFileError, load_file, rules_dir
 
 
@@ -23,9 +24,8 @@ def _database_forms(slugs: list[str]) -> dict[str, list[tuple[str, list[dict]]]]
         url = database_url(start=False)
         with connect(url, connect_timeout=3) as conn:
             rows = conn.execute(
-                """SELECT f.slug, o.slug AS organization, v.questions FROM forms f
+                f"""SELECT f.slug, o.slug AS organization, v.questions FROM {CURRENT_FORMS}
                      JOIN organizations o ON o.id = f.organization_id
-                     JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
                     WHERE f.slug = ANY(%s) ORDER BY o.slug""",
                 (slugs,),
             ).fetchall()

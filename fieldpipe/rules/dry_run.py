@@ -25,6 +25,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from fieldpipe.db import connect
+from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.rules.compiler import typed_relation, verdict
 from fieldpipe.rules.loader import RuleSet, RulesFileError
@@ -158,10 +159,9 @@ def start_job(conn: psycopg.Connection, form: dict, document: Any, latest: int |
     return job_body(row, form["slug"])
 
 
-JOB_FORM_SQL = """
+JOB_FORM_SQL = f"""
 SELECT j.id AS job_id, j.document, j.latest, f.id, f.slug, o.slug AS organization, v.questions
-  FROM rules_dry_runs j JOIN forms f ON f.id = j.form_id JOIN organizations o ON o.id = f.organization_id
-  JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+  FROM rules_dry_runs j JOIN {CURRENT_FORMS} ON f.id = j.form_id JOIN organizations o ON o.id = f.organization_id
  WHERE j.id = %s
 """
 

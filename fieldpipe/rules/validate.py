@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.rules import ledger
 from fieldpipe.rules.compiler import violations_query
 from fieldpipe.rules.loader import RuleSet, RulesFileError
@@ -107,10 +108,9 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
     return result
 
 
-FORMS_SQL = """
+FORMS_SQL = f"""
 SELECT f.id, f.slug, f.rules_version, o.slug AS organization, v.questions
-  FROM forms f JOIN organizations o ON o.id = f.organization_id
-  JOIN form_versions v ON v.form_id = f.id AND v.version = f.current_version
+  FROM {CURRENT_FORMS} JOIN organizations o ON o.id = f.organization_id
  WHERE f.slug = %s ORDER BY o.slug
 """
 
