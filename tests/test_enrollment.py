@@ -494,3 +494,39 @@ def test_the_class_import_takes_guardians_as_json_or_csv_columns_and_replaces_th
     resp = client.post(url, data=bad_csv.encode(), headers={**h, "Content-Type": "text/csv"})
     assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "students[0].guardians[0].opted_out"
     assert _count(conn, "guardians") == before and _count(conn, "students") == 2
+
+
+# --- at the same time ------------------------------------------------------------------------------------------
+
+def _at_once(app, requests_):
+    """Send the requests from as many threads released together; return the status codes."""
+    import threading
+
+    barrier = threading.Barrier(len(requests_))
+    statuses = [None] * len(requests_)
+
+    def send(index, key, body):
+        client = app.test_client()
+        barrier.wait()
+        statuses[index] = client.post("/api/v1/enrollments", json=body, headers=auth(key)).status_code
+
+    threads = [threading.Thread(target=send, args=(i, *r)) for i, r in enumerate(requests_)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)
+
+
+def test_two_schools_presenting_one_certificate_at_once_move_the_student_once(app, conn, admin_key, schools, left):
+    body = {"slc_qr_payload": left["slc"]["qr_payload"]}
+    statuses = _at_once(app, [(admin_key, {**body, "class_id": schools[UDISE_A]}),
+                              (admin_key, {**body, "class_id": schools[UDISE_B]})])
+    assert statuses == [201, 409]
+    assert _count(conn, "enrollments") == 2 and _count(conn, "students") == 1
+
+
+def test_the_same_registration_twice_at_once_makes_one_student(app, conn, admin_key, schools):
+    statuses = _at_once(app, [(admin_key, new_student(schools[UDISE_A])), (admin_key, new_student(schools[UDISE_B]))])
+    assert statuses == [201, 409]
+    assert _count(conn, "students") == 1
