@@ -39,10 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
 
-    from api.routes import (assessments, docs, enrollment, flags, forms, health, imports, messages, openrosa, responses,
-                            rules, schools, webhooks)
+    from api.routes import (assessments, docs, enrollment, exports, flags, forms, health, imports, messages, openrosa,
+                            responses, rules, schools, webhooks)
 
     for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, imports.bp, webhooks.bp, schools.bp, assessments.bp,
-                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp):
+                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp):
         app.register_blueprint(blueprint)
     return app

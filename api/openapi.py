@@ -606,6 +606,24 @@ PATHS.update(ENROLLMENT_PATHS)
 SCHEMAS.update(ENROLLMENT_SCHEMAS)
 
 
+def _export(fmt: str, media_type: str) -> dict:
+    op = _op(f"Download the form's responses as {fmt.upper()}: one row per response at its latest revision, "
+             "filtered as the listing; masked unless the key may see personal data (admin)",
+             params=[SLUG, _query("masked", "true: mask even for an admin key; false: refused for other keys"),
+                     _query("since", "Only responses received at or after this ISO 8601 time"),
+                     _query("answer.{key}", "Equality on a choice or boolean answer"),
+                     _query("q", "Words that must all appear in the text answers")],
+             errors=("304", "422"))
+    op["responses"]["200"]["content"] = {media_type: {"schema": {"type": "string", "format": "binary"}}}
+    op["responses"]["304"] = {"description": "Not modified: the ETag sent in If-None-Match still matches"}
+    return {"get": op}
+
+
+PATHS["/api/v1/forms/{slug}/export.csv"] = _export("csv", "text/csv")
+PATHS["/api/v1/forms/{slug}/export.xlsx"] = _export(
+    "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
 def document() -> dict:
     return {
         "openapi": "3.1.0",

@@ -33,12 +33,24 @@ ATTACHMENT_TYPES = ("image", "audio", "video", "file")
 ATTACHMENT_NAME_MAX_LENGTH = 255
 TEXT_TYPES = ("text", "long_text")
 NUMBER_TYPES = ("integer", "decimal")
+# How a masked answer shows where personal data must not: `partial` keeps a phone's country and last four
+# digits (an email's first letter and domain), `hash` a pseudonym of the value, `drop` nothing.
+MASK_MODES = ("partial", "hash", "drop")
+PARTIAL_MASK_TYPES = ("phone", "email")
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIME_PATTERN = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 GEOPOINT_FIELDS = ("latitude", "longitude", "altitude", "accuracy")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Words are split on white space and punctuation only, so combining marks (Devanagari matras) stay inside words.
 WORD_SEPARATORS = re.compile(r"[\s!-/:-@\[-`{-~\u0964\u0965\u2010-\u2027\u00a0-\u00bf]+")
+
+
+def mask_mode(question: dict) -> str | None:
+    """The question's mask mode, or None when unmasked; `"mask": true` means the type's default."""
+    mask = question.get("mask")
+    if mask is True:
+        return "partial" if question["type"] in PARTIAL_MASK_TYPES else "drop"
+    return mask or None
 
 
 class AnswerError(ValueError):

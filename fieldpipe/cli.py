@@ -65,6 +65,17 @@ def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
     return 0 if ids or args.all_failed else 1
 
 
+def _cmd_reporting_refresh(args: argparse.Namespace) -> int:
+    from fieldpipe.dev.local_db import database_url
+    from fieldpipe.reporting.views import refresh_all
+
+    with connect(database_url()) as conn:
+        names = refresh_all(conn)
+        conn.commit()
+    print(f"rebuilt {len(names)} reporting view(s) and granted them to fieldpipe_reporting")
+    return 0
+
+
 def _cmd_airflow_init(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -228,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", type=int, help="one delivery's id")
     which.add_argument("--all-failed", action="store_true", help="every failed delivery")
     retry.set_defaults(func=_cmd_deliveries_retry)
+
+    reporting = commands.add_parser("reporting", help="the masked reporting schema").add_subparsers(
+        dest="action", required=True)
+    reporting.add_parser("refresh", help="rebuild every form's reporting view and grant the reporting role"
+                         ).set_defaults(func=_cmd_reporting_refresh)
 
     airflow = commands.add_parser("airflow", help="Airflow for this project").add_subparsers(dest="action", required=True)
     airflow.add_parser("init", help="migrate Airflow's metadata database, create pools, print the login").set_defaults(

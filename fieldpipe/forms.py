@@ -14,9 +14,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fieldpipe import paging
-from fieldpipe.answers import CHOICE_TYPES, QUESTION_TYPES
+from fieldpipe.answers import CHOICE_TYPES, MASK_MODES, PARTIAL_MASK_TYPES, QUESTION_TYPES
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.xforms import XLSFORM_SUFFIXES, XForm, parse_xform, with_version, xlsform_to_xform
+from fieldpipe.reporting.views import refresh_form_view
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FORMS = paging.Keyset("forms", str)  # ORDER BY slug
@@ -54,9 +55,13 @@ def check_questions(questions: Any, where_prefix: str = "questions",
         label = q.get("label", key)
         if not isinstance(label, str) or not label:
             errors.append(FieldError(f"{where}.label", "type", "must be a non-empty string"))
-        for flag in ("required", "mask"):
-            if flag in q and not isinstance(q[flag], bool):
-                errors.append(FieldError(f"{where}.{flag}", "type", "must be true or false"))
+        if "required" in q and not isinstance(q["required"], bool):
+            errors.append(FieldError(f"{where}.required", "type", "must be true or false"))
+        mask = q.get("mask", False)
+        if not (isinstance(mask, bool) or mask in MASK_MODES):
+            errors.append(FieldError(f"{where}.mask", "enum", f"must be true, false or one of {', '.join(MASK_MODES)}"))
+        elif mask == "partial" and qtype not in PARTIAL_MASK_TYPES:
+            errors.append(FieldError(f"{where}.mask", "not_allowed", "partial masking is for phone and email questions"))
         choices = q.get("choices")
         if qtype in CHOICE_TYPES:
             if not isinstance(choices, list) or not choices:
@@ -81,8 +86,8 @@ def check_questions(questions: Any, where_prefix: str = "questions",
             question["choices"] = choices
         if qtype == "repeat":
             question["questions"] = inner
-        if q.get("mask"):
-            question["mask"] = True
+        if mask:
+            question["mask"] = mask
         if q.get("hint"):
             question["hint"] = q["hint"]
         clean.append(question)
@@ -254,8 +259,14 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} already exists")
-    conn.execute("INSERT INTO form_versions (form_id, version, questions) VALUES (%s, 1, %s)", (row["id"], Jsonb(questions)))
+    _add_version(conn, row["id"], 1, questions)
     return _form_body(row, questions)
+
+
+def _add_version(conn: psycopg.Connection, form_id: int, version: int, questions: list[dict]) -> None:
+    conn.execute("INSERT INTO form_versions (form_id, version, questions) VALUES (%s, %s, %s)",
+                 (form_id, version, Jsonb(questions)))
+    refresh_form_view(conn, form_id)
 
 
 def get_form_row(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
@@ -313,8 +324,7 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
     version = row["current_version"]
     if questions != row["questions"]:
         version += 1
-        conn.execute("INSERT INTO form_versions (form_id, version, questions) VALUES (%s, %s, %s)",
-                     (row["id"], version, Jsonb(questions)))
+        _add_version(conn, row["id"], version, questions)
     updated = conn.execute(
         """UPDATE forms SET title = %s, settings = %s, current_version = %s, updated_at = now()
             WHERE id = %s RETURNING *""",

@@ -353,6 +353,23 @@ def list_responses(conn: psycopg.Connection, form: dict, page: paging.Page, *, s
     through the GIN index on `answers`; `q` matches responses whose text answers contain every word.
     """
     errors: list[FieldError] = []
+    clauses, params = response_filters(form, since=since, answer_filters=answer_filters, q=q, errors=errors)
+    if page.after:
+        clauses.append("(r.received_at, r.id) > (%s, %s)")
+        params += page.after
+    if errors:
+        raise invalid(errors)
+    rows = conn.execute(
+        f"""SELECT {RESPONSE_COLUMNS} FROM responses r JOIN form_versions v ON v.id = r.form_version_id
+             WHERE {' AND '.join(clauses)} ORDER BY r.received_at, r.id LIMIT %s""",
+        (*params, page.fetch),
+    ).fetchall()
+    return page.answer(rows, key=lambda r: (r["received_at"], r["id"]), shape=lambda r: record_body(form["slug"], r))
+
+
+def response_filters(form: dict, *, since: str | None = None, answer_filters: dict[str, str] | None = None,
+                     q: str | None = None, errors: list[FieldError]) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `responses r` (with %s parameters) for the listing's filters; problems go to `errors`."""
     clauses, params = ["r.form_id = %s"], [form["id"]]
     if since:
         since_at = parse_timestamp(since, "since", errors)
@@ -376,14 +393,4 @@ def list_responses(conn: psycopg.Connection, form: dict, page: paging.Page, *, s
         if words:
             clauses.append("r.search_words @> %s::text[]")
             params.append(words)
-    if page.after:
-        clauses.append("(r.received_at, r.id) > (%s, %s)")
-        params += page.after
-    if errors:
-        raise invalid(errors)
-    rows = conn.execute(
-        f"""SELECT {RESPONSE_COLUMNS} FROM responses r JOIN form_versions v ON v.id = r.form_version_id
-             WHERE {' AND '.join(clauses)} ORDER BY r.received_at, r.id LIMIT %s""",
-        (*params, page.fetch),
-    ).fetchall()
-    return page.answer(rows, key=lambda r: (r["received_at"], r["id"]), shape=lambda r: record_body(form["slug"], r))
+    return clauses, params

@@ -8,8 +8,8 @@ from fieldpipe.sheets.layout import ANSWER_PREFIX, Column, answer_cell, mask_pho
 def test_masks_keep_the_country_and_the_last_four_digits_only():
     assert mask_phone("+919876543210") == "+91******3210"
     assert mask_phone("+14155550123") == "+1******0123"
-    assert answer_cell(Column("answers.email", "E-mail", "email", mask=True), "asha@example.org") == "a***@example.org"
-    assert answer_cell(Column("answers.name", "Name", "text", mask=True), "Asha Devi") == "***"
+    assert answer_cell(Column("answers.email", "E-mail", "email", mask="partial"), "asha@example.org") == "a***@example.org"
+    assert answer_cell(Column("answers.name", "Name", "text", mask="drop"), "Asha Devi") == "***"
 
 
 def test_cells_are_typed_and_multi_choice_is_joined():

@@ -12,13 +12,16 @@ import psycopg
 
 from fieldpipe.sheets import open_target, write_table
 from fieldpipe.sheets.quota import sheets_limiter
+from fieldpipe.sheets.targets import PassRateChart
 
 log = logging.getLogger("fieldpipe.assessments")
 
 SUMMARY_TAB = "Summary"
 HEADER = ["date", "level", "district", "block", "school", "class", "item", "item label", "students assessed",
           "students present", "students passing", "passing rate", "mean marks", "median marks", "grades"]
-LEVEL_ORDER = "CASE s.level WHEN 'class' THEN 1 WHEN 'school' THEN 2 WHEN 'block' THEN 3 ELSE 4 END"
+# Top down, so the district rows lead the tab and the passing-rate chart can be drawn over them.
+LEVEL_ORDER = "CASE s.level WHEN 'district' THEN 1 WHEN 'block' THEN 2 WHEN 'school' THEN 3 ELSE 4 END"
+PASSING_RATE = HEADER.index("passing rate") + 1
 
 
 def _number(value: Any) -> float | int | None:
@@ -62,8 +65,12 @@ def export_summaries(conn: psycopg.Connection, summary_date: dt.date,
         for assessment in assessments:
             sheet: Mapping[str, Any] = assessment["sheet"]
             target = open_target(f"assessment-{assessment['id']}", sheet, connection, limiter)
-            written[assessment["id"]] = write_table(target, SUMMARY_TAB, HEADER,
-                                                    summary_rows(conn, assessment["id"], summary_date))
+            rows = summary_rows(conn, assessment["id"], summary_date)
+            chart = PassRateChart("Passing rate by learning outcome (district)",
+                                  label_column=HEADER.index("item label") + 1, value_column=PASSING_RATE,
+                                  rows=sum(1 for r in rows if r[1] == "district"))
+            written[assessment["id"]] = write_table(target, SUMMARY_TAB, HEADER, rows,
+                                                    percent_columns=(PASSING_RATE,), chart=chart)
     log.info("Summary tabs for %s: %s", summary_date.isoformat(),
              ", ".join(f"assessment {a}: {n} rows" for a, n in written.items()) or "no assessment names a sheet")
     return written

@@ -42,7 +42,7 @@ def passwords_file(home: Path) -> Path:
     return home / "passwords.json"
 
 
-def _kept(path: Path, make) -> dict:
+def kept(path: Path, make) -> dict:
     """The JSON object in `path`, written once (mode 600) from `make()` when the file does not exist yet."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def _kept(path: Path, make) -> dict:
 
 def admin_password(home: Path) -> str:
     """The admin's UI password: generated on first use and kept in AIRFLOW_HOME (mode 600)."""
-    return _kept(passwords_file(home), lambda: {ADMIN_USER: secrets.token_urlsafe(12)})[ADMIN_USER]
+    return kept(passwords_file(home), lambda: {ADMIN_USER: secrets.token_urlsafe(12)})[ADMIN_USER]
 
 
 def local_secrets(home: Path) -> dict[str, str]:
@@ -63,12 +63,11 @@ def local_secrets(home: Path) -> dict[str, str]:
     Left to Airflow, each process started before airflow.cfg exists invents its own JWT secret, and the
     scheduler's task tokens are then rejected by the api-server ("Invalid auth token").
     """
-    kept = _kept(home / "secrets.json", lambda: {
+    return kept(home / "secrets.json", lambda: {
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     })
-    return kept
 
 
 def with_database(url: str, database: str) -> str:

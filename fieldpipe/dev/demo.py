@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import psycopg
 
-from fieldpipe import forms
+from fieldpipe import forms, responses
 from fieldpipe.config import REPO_ROOT
 from fieldpipe.openrosa import submit
 from fieldpipe.xforms import parse_xform, xlsform_to_xform
@@ -58,6 +59,14 @@ WATER_POINT_AUDIT = {
 
 DEMO_FORMS = [HOUSEHOLD_SURVEY, WATER_POINT_AUDIT]
 
+# (name, phone, city, monthly income, monthly savings); the last saves more than it earns: a flag.
+YESTERDAYS_ANSWERS = [
+    ("Asha Devi", "+919876543210", "pune", 24000, 4000),
+    ("Ravi Kumar", "+919812300011", "nagpur", 18000, 2500),
+    ("Meena Thakur", "+919812300012", "shimla", 30000, 6000),
+    ("Suresh Yadav", "+919812300013", "varanasi", 15000, 16000),
+]
+
 
 def load_demo(conn: psycopg.Connection) -> int:
     """Create the demo organization and its forms unless they exist; return the organization id."""
@@ -73,6 +82,7 @@ def load_demo(conn: psycopg.Connection) -> int:
     load_demo_assessments(conn, organization_id)
     load_demo_schools(conn, organization_id)  # issue 19: a second school to transfer to
     load_demo_xlsform(conn, organization_id)
+    load_yesterdays_responses(conn, organization_id)
     return organization_id
 
 
@@ -152,3 +162,23 @@ def load_demo_import(conn: psycopg.Connection) -> None:
     text = io.StringIO()
     csv.writer(text).writerows(DEMO_IMPORT_ROWS)
     default_store().put(incoming_key(DEMO_ORG, HOUSEHOLD_SURVEY["slug"], DEMO_IMPORT_FILE), text.getvalue().encode())
+
+
+def load_yesterdays_responses(conn: psycopg.Connection, organization_id: int) -> None:
+    """Household-survey responses received yesterday (UTC), once: so the first `archive_responses` run under
+    `make up` writes yesterday's Parquet partition, and the reporting views and downloads have rows."""
+    form = forms.get_form_row(conn, organization_id, HOUSEHOLD_SURVEY["slug"])
+    if conn.execute("SELECT 1 FROM responses WHERE form_id = %s LIMIT 1", (form["id"],)).fetchone():
+        return
+    outcomes = responses.ingest(conn, form, [{
+        "submission_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldpipe-demo/household-survey/{n}")),
+        "submitted_at": "2026-11-01T10:00:00+05:30",
+        "collector": {"id": f"enum-{n % 3 + 1}", "phone": "+919812345678"},
+        "answers": {"name": name, "phone": phone, "city": city, "monthly_income": income, "monthly_savings": savings},
+    } for n, (name, phone, city, income, savings) in enumerate(YESTERDAYS_ANSWERS)])
+    conn.execute(
+        """UPDATE responses SET received_at = r.yesterday, updated_at = r.yesterday, submitted_at = r.yesterday
+             FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '12 hours'
+                          AS yesterday) r
+            WHERE form_id = %s AND submission_id = ANY(%s::uuid[])""",
+        (form["id"], [o.submission_id for o in outcomes]))

@@ -15,6 +15,7 @@ Everything lives under var/, so running it again reuses the data, the demo key a
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -143,6 +144,21 @@ def load_demo_needing_storage(app_db_url: str, airflow_env: dict[str, str]) -> s
     return certificate_id
 
 
+def reporting_login(app_db_url: str) -> str:
+    """A URL a BI tool can use as the `fieldpipe_reporting` role; its password is generated once and kept in
+    var/reporting_password (mode 600)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from fieldpipe.reporting.views import ROLE, enable_login
+
+    password = airflow_runtime.kept(var_dir() / "reporting_password", lambda: {ROLE: secrets.token_urlsafe(12)})[ROLE]
+    with connect(app_db_url) as conn:
+        enable_login(conn, password)
+        conn.commit()
+    parts = urlsplit(app_db_url)
+    return urlunsplit(parts._replace(netloc=f"{ROLE}:{password}@{parts.hostname}:{parts.port}"))
+
+
 def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
     base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
     af_env = {**base_env, **airflow_env}
@@ -205,6 +221,7 @@ def run_up() -> int:
             conn.commit()
         say("demo organization 'demo' is loaded")
         key = demo_admin_key(app_db_url)
+        reporting_url = reporting_login(app_db_url)
 
         say("preparing Airflow's metadata database and pools (the first run takes a minute)")
         metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
@@ -231,6 +248,7 @@ def run_up() -> int:
   Demo admin key  {key}   (also in var/demo_admin_key)
   ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
+  Reporting DB    {reporting_url}   (schema reporting, read-only; see README "Reporting")
   Logs            var/log/
 """, flush=True)
         while True:

@@ -13,11 +13,15 @@ Cells are typed Python values (str, int, float, bool, date, datetime, None); eac
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
 import psycopg
+
+from fieldpipe.answers import mask_mode
 
 ID_COLUMN = "submission_id"
 ANSWER_PREFIX = "answers."
@@ -30,7 +34,7 @@ class Column:
     key: str  # "submission_id", ... or "answers.<question key>"
     label: str
     type: str = "text"
-    mask: bool = False
+    mask: str | None = None  # forms.MASK_MODES
 
 
 METADATA_COLUMNS = (
@@ -62,9 +66,9 @@ def question_columns(versions: list[list[dict]]) -> list[Column]:
         if question["type"] == "repeat":
             continue
         key, label = ANSWER_PREFIX + question["key"], question["label"]
-        columns.append(Column(key, label, question["type"], bool(question.get("mask"))))
+        columns.append(Column(key, label, question["type"], mask_mode(question)))
         if question["type"] == "geopoint":
-            columns += [Column(f"{key}{PART_SEPARATOR}{part}", f"{label} ({part})", "decimal", bool(question.get("mask")))
+            columns += [Column(f"{key}{PART_SEPARATOR}{part}", f"{label} ({part})", "decimal", mask_mode(question))
                         for part in GEOPOINT_PARTS]
     return columns
 
@@ -86,10 +90,18 @@ def mask_phone(phone: str) -> str:
     return f"+{country}" + "*" * max(len(digits) - 4, 0) + digits[-4:]
 
 
-def mask_value(value: Any, qtype: str) -> str:
-    if qtype == "phone":
+def pseudonym(value: Any) -> str:
+    """The `hash` mask: the same 16 hex digits as SQL's reporting.pseudonym(answers ->> key)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mask_value(value: Any, qtype: str, mode: str = "partial") -> str:
+    if mode == "hash":
+        return pseudonym(value)
+    if mode == "partial" and qtype == "phone":
         return mask_phone(str(value))
-    if qtype == "email" and "@" in str(value):
+    if mode == "partial" and qtype == "email" and "@" in str(value):
         local, domain = str(value).split("@", 1)
         return local[:1] + "***@" + domain
     return "***"  # fixed width, so the mask does not leak the length
@@ -99,7 +111,7 @@ def answer_cell(column: Column, value: Any) -> Any:
     if value is None or value == "" or value == []:
         return None
     if column.mask:
-        return mask_value(value, column.type)
+        return mask_value(value, column.type, column.mask)
     if PART_SEPARATOR in column.key:
         return value.get(column.key.rsplit(PART_SEPARATOR, 1)[1]) if isinstance(value, dict) else None
     if column.type == "multi_choice":

@@ -88,6 +88,21 @@ class SheetTarget(ABC):
     def request_count(self) -> int:
         return 0
 
+    def present_table(self, title: str, rows: int, *, percent_columns: tuple[int, ...] = (),
+                      chart: "PassRateChart | None" = None) -> None:
+        """Format a whole-tab table just written (header plus `rows` rows): percentages, and a chart."""
+
+
+@dataclass(frozen=True)
+class PassRateChart:
+    """A bar chart of a 0..1 column (1-based `value_column`) against a label column over the table's first
+    `rows` data rows, placed beside the table."""
+
+    title: str
+    label_column: int
+    value_column: int
+    rows: int
+
 
 # -- Google Sheets -------------------------------------------------------------------------------------
 
@@ -269,6 +284,42 @@ class GoogleSheetsTarget(SheetTarget):
     def clear(self, title: str) -> None:
         self.http.values_clear(self.spreadsheet_id, a1(title))
 
+    def present_table(self, title: str, rows: int, *, percent_columns: tuple[int, ...] = (),
+                      chart: PassRateChart | None = None) -> None:
+        """Frozen header, percent format, and the chart replaced (not added again) in one batchUpdate."""
+        metadata = self.http.fetch_sheet_metadata(
+            self.spreadsheet_id, params={"fields": "sheets(properties(sheetId,title),charts(chartId))"})
+        sheet = next(s for s in metadata["sheets"] if s["properties"]["title"] == title)
+        sheet_id = sheet["properties"]["sheetId"]
+        requests_: list[dict] = [{"updateSheetProperties": {
+            "properties": {"sheetId": sheet_id, "gridProperties": {"frozenRowCount": 1}},
+            "fields": "gridProperties.frozenRowCount"}}]
+        requests_ += [{"repeatCell": {
+            "range": {"sheetId": sheet_id, "startRowIndex": 1, "endRowIndex": rows + 1,
+                      "startColumnIndex": column - 1, "endColumnIndex": column},
+            "cell": {"userEnteredFormat": {"numberFormat": {"type": "PERCENT", "pattern": "0.0%"}}},
+            "fields": "userEnteredFormat.numberFormat"}} for column in percent_columns]
+        if chart is not None:
+            requests_ += [{"deleteEmbeddedObject": {"objectId": c["chartId"]}} for c in sheet.get("charts", [])]
+            requests_.append({"addChart": {"chart": _google_chart(sheet_id, chart)}})
+        self.http.batch_update(self.spreadsheet_id, {"requests": requests_})
+
+
+def _google_chart(sheet_id: int, chart: PassRateChart) -> dict:
+    def column(index: int) -> dict:
+        return {"sourceRange": {"sources": [{"sheetId": sheet_id, "startRowIndex": 0, "endRowIndex": chart.rows + 1,
+                                             "startColumnIndex": index - 1, "endColumnIndex": index}]}}
+
+    return {
+        "spec": {"title": chart.title, "basicChart": {
+            "chartType": "BAR", "legendPosition": "NO_LEGEND", "headerCount": 1,
+            "axis": [{"position": "BOTTOM_AXIS", "title": "Students passing"}],
+            "domains": [{"domain": column(chart.label_column)}],
+            "series": [{"series": column(chart.value_column), "targetAxis": "BOTTOM_AXIS"}]}},
+        "position": {"overlayPosition": {"anchorCell": {"sheetId": sheet_id, "rowIndex": 1,
+                                                        "columnIndex": chart.value_column + 4}}},
+    }
+
 
 # -- local .xlsx ---------------------------------------------------------------------------------------
 
@@ -280,6 +331,7 @@ class XlsxTarget(SheetTarget):
 
         self.path = Path(path)
         self.name = f"xlsx:{self.path.name}"
+        self._percent_columns: dict[str, tuple[int, ...]] = {}
         if self.path.exists():
             self.book = load_workbook(self.path)
         else:
@@ -344,7 +396,22 @@ class XlsxTarget(SheetTarget):
         self.book.remove(self.book[title])
         self.book.create_sheet(title, index)
 
+    def present_table(self, title: str, rows: int, *, percent_columns: tuple[int, ...] = (),
+                      chart: PassRateChart | None = None) -> None:
+        self._percent_columns[title] = percent_columns
+        if chart is not None:
+            from openpyxl.utils import get_column_letter
+
+            from fieldpipe.reporting.workbook import pass_rate_chart
+
+            pass_rate_chart(self.book[title], label_column=chart.label_column, value_column=chart.value_column,
+                            rows=chart.rows, title=chart.title, anchor=f"{get_column_letter(chart.value_column + 5)}2")
+
     def close(self) -> None:
+        from fieldpipe.reporting.workbook import style_table
+
+        for ws in self.book.worksheets:  # every tab reads as a table: frozen bold header, filters, widths
+            style_table(ws, self._percent_columns.get(ws.title, ()))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".xlsx.tmp")
         self.book.save(temporary)
@@ -365,7 +432,8 @@ def open_target(form_slug: str, sheet_settings: Mapping[str, Any],
     return GoogleSheetsTarget(client_from_connection(*connection, limiter), sheet_settings["spreadsheet_id"])
 
 
-def write_table(target: SheetTarget, title: str, header: list[str], rows: list[list[Any]], attempts: int = 3) -> int:
+def write_table(target: SheetTarget, title: str, header: list[str], rows: list[list[Any]], attempts: int = 3, *,
+                percent_columns: tuple[int, ...] = (), chart: PassRateChart | None = None) -> int:
     """Replace the whole content of tab `title` (created when missing) with `header` and `rows`.
 
     For tabs other features own (e.g. an assessments `Summary`): rows are typed cells as in the export.
@@ -382,5 +450,6 @@ def write_table(target: SheetTarget, title: str, header: list[str], rows: list[l
         except WriteOutcomeUnknown:
             if attempt + 1 == attempts:
                 raise
+    target.present_table(title, len(rows), percent_columns=percent_columns, chart=chart)
     target.close()
     return len(rows)

@@ -2,7 +2,8 @@
 
 Threaded, on 127.0.0.1 and a free port. It keeps typed cells per worksheet and a grid size, and answers:
 spreadsheets get and batchUpdate (addSheet, deleteSheet, appendDimension, deleteDimension,
-updateSheetProperties), values get, batchGet, update, append, batchUpdate, clear and batchClear.
+updateSheetProperties, repeatCell, addChart, deleteEmbeddedObject), values get, batchGet, update, append,
+batchUpdate, clear and batchClear.
 Like Google it parses USER_ENTERED input (a leading apostrophe keeps text, ISO dates become dates,
 numeric strings numbers), skips null cells on writes, refuses writes outside the grid except by append,
 and answers errors as {"error": {"code", "message", "status"}}.
@@ -46,10 +47,16 @@ class Sheet:
     row_count: int = 1000
     column_count: int = 26
     cells: list[list[Any]] = field(default_factory=list)  # typed values; None = empty
+    frozen_rows: int = 0
+    charts: list[dict] = field(default_factory=list)  # {"chartId", "spec", "position"}
+    formats: list[dict] = field(default_factory=list)  # repeatCell requests, as sent
 
     def properties(self, index: int) -> dict:
+        grid = {"rowCount": self.row_count, "columnCount": self.column_count}
+        if self.frozen_rows:
+            grid["frozenRowCount"] = self.frozen_rows
         return {"sheetId": self.sheet_id, "title": self.title, "index": index, "sheetType": "GRID",
-                "gridProperties": {"rowCount": self.row_count, "columnCount": self.column_count}}
+                "gridProperties": grid}
 
     def last_row(self) -> int:
         """1-based number of the last row holding any value (0 when empty)."""
@@ -73,6 +80,7 @@ class Spreadsheet:
     title: str
     sheets: list[Sheet] = field(default_factory=list)
     next_sheet_id: int = 0
+    next_chart_id: int = 1000
 
     def add(self, title: str, rows: int = 1000, cols: int = 26) -> Sheet:
         if any(s.title == title for s in self.sheets):
@@ -97,7 +105,8 @@ class Spreadsheet:
     def metadata(self) -> dict:
         return {"spreadsheetId": self.spreadsheet_id,
                 "properties": {"title": self.title, "locale": "en_US", "timeZone": "Etc/GMT", "autoRecalc": "ON_CHANGE"},
-                "sheets": [{"properties": s.properties(i)} for i, s in enumerate(self.sheets)],
+                "sheets": [{"properties": s.properties(i), **({"charts": s.charts} if s.charts else {})}
+                           for i, s in enumerate(self.sheets)],
                 "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit"}
 
 
@@ -315,6 +324,26 @@ class SheetsState:
                 sheet.title = props.get("title", sheet.title)
                 sheet.row_count = grid.get("rowCount", sheet.row_count)
                 sheet.column_count = grid.get("columnCount", sheet.column_count)
+                sheet.frozen_rows = grid.get("frozenRowCount", sheet.frozen_rows)
+                replies.append({})
+            elif kind == "repeatCell":
+                spreadsheet.by_id(args["range"]["sheetId"]).formats.append(args)
+                replies.append({})
+            elif kind == "addChart":
+                chart = args["chart"]
+                anchor = chart["position"]["overlayPosition"]["anchorCell"]
+                sheet = spreadsheet.by_id(anchor["sheetId"])
+                basic = chart["spec"]["basicChart"]
+                for source in [d["domain"] for d in basic["domains"]] + [s["series"] for s in basic["series"]]:
+                    for rng in source["sourceRange"]["sources"]:
+                        spreadsheet.by_id(rng["sheetId"])  # a chart over a missing tab is a 400 on Google too
+                chart = {**chart, "chartId": spreadsheet.next_chart_id}
+                spreadsheet.next_chart_id += 1
+                sheet.charts.append(chart)
+                replies.append({"addChart": {"chart": chart}})
+            elif kind == "deleteEmbeddedObject":
+                for sheet in spreadsheet.sheets:
+                    sheet.charts = [c for c in sheet.charts if c["chartId"] != args["objectId"]]
                 replies.append({})
             else:
                 raise ApiError(400, f"the stand-in does not support {kind}")

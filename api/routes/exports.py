@@ -1,0 +1,70 @@
+"""Downloads of a form's responses: `export.csv` and `export.xlsx`, filtered as the listing is, masked by role.
+
+Admin keys may see personal data and get it unmasked unless they ask for `?masked=true`; every other key
+gets masked values and is refused `?masked=false`.
+"""
+
+from flask import Blueprint, Response, current_app, request
+
+from api.context import endpoint
+from fieldpipe import responses
+from fieldpipe.forms import get_form_row
+from fieldpipe.problems import FieldError, Problem, invalid
+from fieldpipe.reporting import downloads
+
+bp = Blueprint("exports", __name__, url_prefix="/api/v1/forms/<slug>")
+
+
+def _masked(caller) -> bool:
+    value = request.args.get("masked")
+    if value not in (None, "true", "false"):
+        raise invalid([FieldError("masked", "enum", "must be true or false")])
+    if value == "false" and not caller.is_admin:
+        raise Problem("forbidden", "only admin keys may download personal data unmasked")
+    return value == "true" or not caller.is_admin
+
+
+def _prepare(conn, caller, slug: str, fmt: str):
+    form = get_form_row(conn, caller.organization_id, slug)
+    masked = _masked(caller)
+    errors: list[FieldError] = []
+    where = responses.response_filters(
+        form, since=request.args.get("since"), q=request.args.get("q"), errors=errors,
+        answer_filters={k[len("answer."):]: v for k, v in request.args.items() if k.startswith("answer.")})
+    if errors:
+        raise invalid(errors)
+    tag = downloads.etag(conn, form, where, masked=masked, fmt=fmt)
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache",
+               "Content-Disposition": f'attachment; filename="{slug}.{fmt}"'}
+    return form, where, masked, headers, request.if_none_match.contains_weak(tag.strip('"'))
+
+
+@bp.get("/export.csv")
+@endpoint()
+def export_csv(conn, caller, slug):
+    form, where, masked, headers, unchanged = _prepare(conn, caller, slug, "csv")
+    if unchanged:
+        return Response(status=304, headers=headers)
+    pool = current_app.extensions["fieldpipe_pool"]
+
+    def stream():
+        # The request's connection goes back to the pool when this view returns; the body has its own.
+        with pool.connection() as stream_conn:
+            yield from downloads.csv_chunks(stream_conn, form, where, masked=masked)
+
+    return Response(stream(), mimetype="text/csv", headers={**headers, "Content-Type": "text/csv; charset=utf-8"})
+
+
+@bp.get("/export.xlsx")
+@endpoint()
+def export_xlsx(conn, caller, slug):
+    form, where, masked, headers, unchanged = _prepare(conn, caller, slug, "xlsx")
+    if unchanged:
+        return Response(status=304, headers=headers)
+    workbook = downloads.xlsx_file(conn, form, where, masked=masked)
+
+    def stream():
+        with workbook:
+            yield from iter(lambda: workbook.read(64 * 1024), b"")
+
+    return Response(stream(), mimetype=downloads.XLSX_TYPE, headers=headers)
