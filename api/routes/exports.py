@@ -46,13 +46,23 @@ def export_csv(conn, caller, slug):
     if unchanged:
         return Response(status=304, headers=headers)
     pool = current_app.extensions["fieldpipe_pool"]
+    # The request's connection goes back to the pool when this view returns; the body reads with its own.
+    stream_conn = pool.getconn()
+    try:
+        media_type, chunks = downloads.csv_chunks(stream_conn, form, where, masked=masked)
+    except BaseException:
+        pool.putconn(stream_conn)
+        raise
+    if media_type != "text/csv":
+        headers["Content-Disposition"] = f'attachment; filename="{slug}.zip"'
 
     def stream():
-        # The request's connection goes back to the pool when this view returns; the body has its own.
-        with pool.connection() as stream_conn:
-            yield from downloads.csv_chunks(stream_conn, form, where, masked=masked)
+        try:
+            yield from chunks
+        finally:
+            pool.putconn(stream_conn)
 
-    return Response(stream(), mimetype="text/csv", headers={**headers, "Content-Type": "text/csv; charset=utf-8"})
+    return Response(stream(), mimetype=media_type, headers=headers)
 
 
 @bp.get("/export.xlsx")
@@ -61,10 +71,5 @@ def export_xlsx(conn, caller, slug):
     form, where, masked, headers, unchanged = _prepare(conn, caller, slug, "xlsx")
     if unchanged:
         return Response(status=304, headers=headers)
-    workbook = downloads.xlsx_file(conn, form, where, masked=masked)
-
-    def stream():
-        with workbook:
-            yield from iter(lambda: workbook.read(64 * 1024), b"")
-
-    return Response(stream(), mimetype=downloads.XLSX_TYPE, headers=headers)
+    return Response(downloads.xlsx_chunks(conn, form, where, masked=masked), mimetype=downloads.XLSX_TYPE,
+                    headers=headers)

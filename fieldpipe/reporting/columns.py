@@ -9,7 +9,7 @@ The reporting views, the Parquet archives and the CSV/XLSX downloads all read a 
   multi-choice `text[]` (or "a, b" text where the output is flat), anything else `text`;
 - masked (`masked=True`): a question whose mask is `partial` shows a phone as +91******3210 and an email as
   a***@example.org; `hash` shows a 16-hex pseudonym of the value; `drop` (the default mask of every other
-  type) shows nothing. The collector's phone is always `partial`. The functions are in migration 0008.
+  type) shows nothing. The collector's phone is always `partial`. The functions are in migration 0010.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from fieldpipe.answers import NUMBER_TYPES, mask_mode
-from fieldpipe.sheets.layout import ANSWER_PREFIX, question_columns
+from fieldpipe.sheets.layout import ANSWER_PREFIX, PART_SEPARATOR, question_columns
 
 
 
@@ -52,9 +52,17 @@ def _versions(conn: psycopg.Connection, form_id: int) -> list[list[dict]]:
         "SELECT questions FROM form_versions WHERE form_id = %s ORDER BY version", (form_id,))]
 
 
-def _typed_answer(key: str, qtype: str, flat: bool) -> sql.Composable:
-    value = sql.SQL("(r.answers -> {})").format(sql.Literal(key))
-    text = sql.SQL("(r.answers ->> {})").format(sql.Literal(key))
+def _answer(answers: sql.Composable, column_key: str) -> tuple[sql.Composable, sql.Composable]:
+    """(jsonb, text) of the answer a column shows; "gps#latitude" is one part of the geopoint `gps`."""
+    key, _, part = column_key.partition(PART_SEPARATOR)
+    value = sql.SQL("({} -> {})").format(answers, sql.Literal(key))
+    if part:
+        return sql.SQL("({} -> {})").format(value, sql.Literal(part)), sql.SQL("({} ->> {})").format(value, sql.Literal(part))
+    return value, sql.SQL("({} ->> {})").format(answers, sql.Literal(key))
+
+
+def _typed_answer(answers: sql.Composable, key: str, qtype: str, flat: bool) -> sql.Composable:
+    value, text = _answer(answers, key)
     if qtype in NUMBER_TYPES:
         return sql.SQL("CASE WHEN jsonb_typeof({v}) = 'number' THEN {t}::numeric END").format(v=value, t=text)
     if qtype == "boolean":
@@ -69,9 +77,9 @@ def _typed_answer(key: str, qtype: str, flat: bool) -> sql.Composable:
         v=value, t=text)
 
 
-def _masked_answer(key: str, qtype: str, mode: str) -> tuple[sql.Composable, str]:
+def _masked_answer(answers: sql.Composable, key: str, qtype: str, mode: str) -> tuple[sql.Composable, str]:
     """(expression, SQL type) of a masked answer: a masked value is text, or NULL when dropped."""
-    text = sql.SQL("nullif(r.answers ->> {}, '')").format(sql.Literal(key))
+    text = sql.SQL("nullif({}, '')").format(_answer(answers, key)[1])
     if mode == "partial" and qtype == "phone":
         return sql.SQL("reporting.mask_phone({})").format(text), "text"
     if mode == "partial" and qtype == "email":
@@ -79,6 +87,31 @@ def _masked_answer(key: str, qtype: str, mode: str) -> tuple[sql.Composable, str
     if mode == "hash":
         return sql.SQL("reporting.pseudonym({})").format(text), "text"
     return sql.SQL("NULL::text"), "text"
+
+
+def _question_columns(answers: sql.Composable, questions: list, *, masked: bool,
+                      flat: bool) -> tuple[list[sql.Composable], list[ReportColumn]]:
+    exprs, columns = [], []
+    for column in questions:
+        key = column.key[len(ANSWER_PREFIX):]
+        mode = column.mask if masked else None
+        if mode:
+            expr, sql_type = _masked_answer(answers, key, column.type, mode)
+        else:
+            expr = _typed_answer(answers, key, column.type, flat)
+            sql_type = "text" if flat and column.type == "multi_choice" else _SQL_TYPES.get(column.type, "text")
+        columns.append(ReportColumn(key, sql_type, column.label, column.type))
+        exprs.append(expr)
+    return exprs, columns
+
+
+def _select(exprs: list[sql.Composable], columns: list[ReportColumn], source: sql.Composable, form_id: int,
+            where: sql.Composable | None, order: sql.Composable | None) -> sql.Composed:
+    return sql.SQL("SELECT {cols} FROM {source} WHERE r.form_id = {form_id}{where}{order}").format(
+        cols=sql.SQL(", ").join(sql.SQL("{} AS {}").format(e, sql.Identifier(c.name)) for e, c in zip(exprs, columns)),
+        source=source, form_id=sql.Literal(form_id),
+        where=sql.SQL(" AND ({})").format(where) if where is not None else sql.SQL(""),
+        order=sql.SQL(" ORDER BY {}").format(order) if order is not None else sql.SQL(""))
 
 
 def form_select(conn: psycopg.Connection, form_id: int, *, masked: bool, flat: bool = False,
@@ -94,23 +127,24 @@ def form_select(conn: psycopg.Connection, form_id: int, *, masked: bool, flat: b
         phone, sql.SQL("v.version"), sql.SQL("r.revision"),
         sql.SQL("(SELECT count(*)::integer FROM flags fl WHERE fl.response_id = r.id AND fl.status = 'open')"),
     ]
-    for column in question_columns(_versions(conn, form_id)):
-        key = column.key[len(ANSWER_PREFIX):]
-        mode = column.mask if masked else None
-        if mode:
-            expr, sql_type = _masked_answer(key, column.type, mode)
-        else:
-            expr = _typed_answer(key, column.type, flat)
-            sql_type = "text" if flat and column.type == "multi_choice" else _SQL_TYPES.get(column.type, "text")
-        columns.append(ReportColumn(key, sql_type, column.label, column.type))
-        exprs.append(expr)
-    query = sql.SQL("SELECT {cols} FROM responses r JOIN form_versions v ON v.id = r.form_version_id "
-                    "WHERE r.form_id = {form_id}{where}{order}").format(
-        cols=sql.SQL(", ").join(sql.SQL("{} AS {}").format(e, sql.Identifier(c.name)) for e, c in zip(exprs, columns)),
-        form_id=sql.Literal(form_id),
-        where=sql.SQL(" AND ({})").format(where) if where is not None else sql.SQL(""),
-        order=sql.SQL(" ORDER BY r.received_at, r.id") if order else sql.SQL(""),
-    )
-    return query, columns
+    answers, more = _question_columns(sql.SQL("r.answers"), question_columns(_versions(conn, form_id)),
+                                      masked=masked, flat=flat)
+    query = _select(exprs + answers, columns + more, sql.SQL("responses r JOIN form_versions v ON v.id = r.form_version_id"),
+                    form_id, where, sql.SQL("r.received_at, r.id") if order else None)
+    return query, columns + more
+
+
+def repeat_select(conn: psycopg.Connection, form_id: int, repeat: dict, *, masked: bool, flat: bool = False,
+                  where: sql.Composable | None = None) -> tuple[sql.Composed, list[ReportColumn]]:
+    """One row per item of a repeat: the submission id, the item's 1-based index, then its questions."""
+    columns = [ReportColumn("submission_id", "uuid", "Submission ID"), ReportColumn("index", "integer", "Index")]
+    exprs = [sql.SQL("r.submission_id"), sql.SQL("item.index::integer")]
+    answers, more = _question_columns(sql.SQL("item.answers"), question_columns([repeat["questions"]]),
+                                      masked=masked, flat=flat)
+    source = sql.SQL("responses r CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(r.answers -> {key}) "
+                     "WHEN 'array' THEN r.answers -> {key} ELSE '[]' END) WITH ORDINALITY AS item(answers, index)"
+                     ).format(key=sql.Literal(repeat["key"]))
+    return _select(exprs + answers, columns + more, source, form_id, where,
+                   sql.SQL("r.received_at, r.id, item.index")), columns + more
 
 

@@ -8,6 +8,9 @@ starts with = + - @ or a tab and holds more than digits, dots, stars and spaces)
 XLSX is written by openpyxl's write-only workbook into a spooled temporary file (a zip cannot be streamed
 before it is complete), with typed cells, a frozen bold header, filters and sensible widths.
 
+A form with repeats downloads as a zip of CSV files (the form's, then one per repeat, keyed by submission
+id and item index) or as one workbook with a sheet per repeat.
+
 The ETag is a digest of what the rows are made of (the form's version, the matching responses' count and
 latest change, the form's latest flag change), the filters, the masking and the format: an unchanged
 export answers 304 without reading a row.
@@ -18,13 +21,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tempfile
+import zipfile
 from typing import Iterator
 
 import psycopg
 from psycopg import sql
 
-from fieldpipe.reporting.columns import ReportColumn, form_select
-from fieldpipe.reporting.workbook import write_sheet
+from fieldpipe.reporting.columns import ReportColumn, form_select, repeat_select
+from fieldpipe.sheets.repeats import form_repeats
+from fieldpipe.reporting.workbook import write_workbook
 
 CSV_BOM = "\ufeff".encode()
 Filter = tuple[list[str], list]  # (SQL conditions on `responses r` with %s parameters, the parameters)
@@ -52,25 +57,54 @@ def _csv_cell(column: ReportColumn, expr: sql.Composable) -> sql.Composable:
     return expr
 
 
-def _select(conn: psycopg.Connection, form: dict, where: Filter, masked: bool) -> tuple[sql.Composed, list]:
-    clauses, params = where
-    query, columns = form_select(conn, form["id"], masked=masked, flat=True, where=sql.SQL(" AND ".join(clauses)))
+def _bound(conn: psycopg.Connection, query: sql.Composed, params: list) -> sql.Composed:
     # COPY takes no server-side parameters: bind them client-side (the generated SQL holds no other %).
-    return sql.SQL(psycopg.ClientCursor(conn).mogrify(query, params)), columns
+    return sql.SQL(psycopg.ClientCursor(conn).mogrify(query, params))
 
 
-def csv_chunks(conn: psycopg.Connection, form: dict, where: Filter, *, masked: bool) -> Iterator[bytes]:
-    """The CSV file in the chunks PostgreSQL sends: header first, then one line per response."""
-    query, columns = _select(conn, form, where, masked)
+def tables(conn: psycopg.Connection, form: dict, where: Filter, *,
+           masked: bool) -> list[tuple[str, sql.Composed, list[ReportColumn]]]:
+    """(name, bound SELECT, columns) of the form's table, then one per repeat (name `<form>-<repeat>`)."""
+    clauses, params = where
+    condition = sql.SQL(" AND ".join(clauses))
+    query, columns = form_select(conn, form["id"], masked=masked, flat=True, where=condition)
+    found = [(form["slug"], _bound(conn, query, params), columns)]
+    for repeat in form_repeats(conn, form["id"]):
+        query, columns = repeat_select(conn, form["id"], repeat, masked=masked, flat=True, where=condition)
+        found.append((f"{form['slug']}-{repeat['key']}", _bound(conn, query, params), columns))
+    return found
+
+
+def _csv_table(conn: psycopg.Connection, query: sql.Composed, columns: list[ReportColumn]) -> Iterator[bytes]:
     outer = sql.SQL("SELECT {} FROM ({}) s").format(
         sql.SQL(", ").join(sql.SQL("{} AS {}").format(_csv_cell(c, sql.Identifier("s", c.name)), sql.Identifier(c.name))
                            for c in columns), query)
-    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(outer)
     yield CSV_BOM
     with conn.cursor() as cur:
-        with cur.copy(copy_sql) as copy:
+        with cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(outer)) as copy:
             for chunk in copy:
                 yield bytes(chunk)
+
+
+def csv_chunks(conn: psycopg.Connection, form: dict, where: Filter, *, masked: bool) -> tuple[str, Iterator[bytes]]:
+    """(media type, body chunks): the CSV in the chunks PostgreSQL sends, or, for a form with repeats, a zip
+    of one CSV for the form and one per repeat (keyed by submission id and index)."""
+    found = tables(conn, form, where, masked=masked)
+    if len(found) == 1:
+        return "text/csv", _csv_table(conn, found[0][1], found[0][2])
+    archive = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, query, columns in found:
+            with book.open(f"{name}.csv", "w") as entry:
+                for chunk in _csv_table(conn, query, columns):
+                    entry.write(chunk)
+    archive.seek(0)
+    return "application/zip", _drain(archive)
+
+
+def _drain(spooled) -> Iterator[bytes]:
+    with spooled:
+        yield from iter(lambda: spooled.read(64 * 1024), b"")
 
 
 def _cell(column: ReportColumn, value):
@@ -81,18 +115,19 @@ def _cell(column: ReportColumn, value):
     return value
 
 
-def xlsx_file(conn: psycopg.Connection, form: dict, where: Filter, *, masked: bool, batch: int = 5000):
-    """A spooled temporary file holding the workbook, rewound; the caller streams and closes it."""
-    query, columns = _select(conn, form, where, masked)
+def xlsx_chunks(conn: psycopg.Connection, form: dict, where: Filter, *, masked: bool,
+                batch: int = 5000) -> Iterator[bytes]:
+    """The workbook (a sheet for the form, one per repeat), built in a spooled temporary file, then streamed."""
 
-    def rows():
-        with conn.cursor(name="xlsx_export", row_factory=psycopg.rows.tuple_row) as cur:
+    def rows(name: str, query: sql.Composed, columns: list[ReportColumn]):
+        with conn.cursor(name=f"xlsx_{len(name)}", row_factory=psycopg.rows.tuple_row) as cur:
             cur.execute(query)
             while chunk := cur.fetchmany(batch):
                 for row in chunk:
                     yield [_cell(c, v) for c, v in zip(columns, row)]
 
     out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-    write_sheet(out, form["slug"][:31], columns, rows())
+    write_workbook(out, [(name[:31], columns, rows(name, query, columns))
+                         for name, query, columns in tables(conn, form, where, masked=masked)])
     out.seek(0)
-    return out
+    return _drain(out)

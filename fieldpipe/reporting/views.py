@@ -14,7 +14,8 @@ import logging
 import psycopg
 from psycopg import sql
 
-from fieldpipe.reporting.columns import form_select
+from fieldpipe.reporting.columns import form_select, repeat_select
+from fieldpipe.sheets.repeats import form_repeats
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,31 @@ def _role_exists(conn: psycopg.Connection) -> bool:
 
 
 def refresh_form_view(conn: psycopg.Connection, form_id: int) -> str | None:
-    """(Re)build one form's view; the view's name, or None when a reader held it past LOCK_TIMEOUT."""
+    """(Re)build one form's view, and one per repeat (`<view>__<repeat>`, one row per item); the form
+    view's name, or None when a reader held a view past LOCK_TIMEOUT."""
     form = conn.execute(
         "SELECT f.slug, o.slug AS org FROM forms f JOIN organizations o ON o.id = f.organization_id WHERE f.id = %s",
         (form_id,)).fetchone()
     name = view_name(form["org"], form["slug"], form_id)
-    view = sql.Identifier("reporting", name)
-    query, _ = form_select(conn, form_id, masked=True, order=False)
+    about = f"form {form['slug']} of organization {form['org']}, masked"
+    views = [(name, form_select(conn, form_id, masked=True, order=False)[0], f"responses of {about}")]
+    for repeat in form_repeats(conn, form_id):
+        repeat_name = f"{name}__{repeat['key']}"
+        if len(repeat_name) > MAX_IDENTIFIER:
+            repeat_name = f"form_{form_id}__{repeat['key']}"
+        views.append((repeat_name, repeat_select(conn, form_id, repeat, masked=True)[0],
+                      f"items of repeat {repeat['key']} of {about}"))
     try:
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
-            conn.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, query))
-            conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(
-                view, sql.Literal(f"responses of form {form['slug']} of organization {form['org']}, masked")))
-            if _role_exists(conn):
-                conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(view, sql.Identifier(ROLE)))
+            grant = _role_exists(conn)
+            for title, query, comment in views:
+                view = sql.Identifier("reporting", title)
+                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+                conn.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, query))
+                conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(comment)))
+                if grant:
+                    conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(view, sql.Identifier(ROLE)))
     except psycopg.errors.LockNotAvailable:
         log.warning("reporting view of form %s is in use; left for `fieldpipe reporting refresh`", form_id)
         return None

@@ -44,10 +44,15 @@ def _text_cell(cell) -> None:
         cell.data_type = "s"
 
 
-def write_sheet(out: IO[bytes], title: str, columns: Sequence, rows: Iterable[Sequence[Any]]) -> None:
-    """A one-sheet workbook of `rows` under `columns` (each with .name, .label, .sql_type), written to `out`."""
+def write_workbook(out: IO[bytes], sheets: Iterable[tuple[str, Sequence, Iterable[Sequence[Any]]]]) -> None:
+    """A workbook of (title, columns, rows) sheets, each column with .name, .label and .sql_type, written to `out`."""
     book = Workbook(write_only=True)
-    ws = book.create_sheet(title)
+    for title, columns, rows in sheets:
+        _write_sheet(book.create_sheet(title), columns, rows)
+    book.save(out)
+
+
+def _write_sheet(ws, columns: Sequence, rows: Iterable[Sequence[Any]]) -> None:
     ws.freeze_panes = "A2"
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = _width(column.label, column.sql_type)
@@ -70,7 +75,6 @@ def write_sheet(out: IO[bytes], title: str, columns: Sequence, rows: Iterable[Se
         ws.append(cells)
         count += 1
     ws.auto_filter.ref = f"A1:{get_column_letter(max(len(columns), 1))}{count + 1}"
-    book.save(out)
 
 
 def style_table(ws, percent_columns: Iterable[int] = ()) -> None:
