@@ -24,7 +24,8 @@ def _masked(caller) -> bool:
     return value == "true" or not caller.is_admin
 
 
-def _prepare(conn, caller, slug: str, fmt: str):
+def _download(conn, caller, slug: str, fmt: str, body) -> Response:
+    """304 while the export's ETag matches If-None-Match; otherwise `body(form, where, masked, headers)`."""
     form = get_form_row(conn, caller.organization_id, slug)
     masked = _masked(caller)
     errors: list[FieldError] = []
@@ -36,40 +37,39 @@ def _prepare(conn, caller, slug: str, fmt: str):
     tag = downloads.etag(conn, form, where, masked=masked, fmt=fmt)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache",
                "Content-Disposition": f'attachment; filename="{slug}.{fmt}"'}
-    return form, where, masked, headers, request.if_none_match.contains_weak(tag.strip('"'))
+    if request.if_none_match.contains_weak(tag.strip('"')):
+        return Response(status=304, headers=headers)
+    return body(form, where, masked, headers)
 
 
 @bp.get("/export.csv")
 @endpoint()
 def export_csv(conn, caller, slug):
-    form, where, masked, headers, unchanged = _prepare(conn, caller, slug, "csv")
-    if unchanged:
-        return Response(status=304, headers=headers)
-    pool = current_app.extensions["fieldpipe_pool"]
-    # The request's connection goes back to the pool when this view returns; the body reads with its own.
-    stream_conn = pool.getconn()
-    try:
-        media_type, chunks = downloads.csv_chunks(stream_conn, form, where, masked=masked)
-    except BaseException:
-        pool.putconn(stream_conn)
-        raise
-    if media_type != "text/csv":
-        headers["Content-Disposition"] = f'attachment; filename="{slug}.zip"'
-
-    def stream():
+    def body(form, where, masked, headers):
+        pool = current_app.extensions["fieldpipe_pool"]
+        # The request's connection goes back to the pool when this view returns; the body reads with its own.
+        stream_conn = pool.getconn()
         try:
-            yield from chunks
-        finally:
+            media_type, chunks = downloads.csv_chunks(stream_conn, form, where, masked=masked)
+        except BaseException:
             pool.putconn(stream_conn)
+            raise
+        if media_type != "text/csv":
+            headers["Content-Disposition"] = f'attachment; filename="{slug}.zip"'
 
-    return Response(stream(), mimetype=media_type, headers=headers)
+        def stream():
+            try:
+                yield from chunks
+            finally:
+                pool.putconn(stream_conn)
+
+        return Response(stream(), mimetype=media_type, headers=headers)
+
+    return _download(conn, caller, slug, "csv", body)
 
 
 @bp.get("/export.xlsx")
 @endpoint()
 def export_xlsx(conn, caller, slug):
-    form, where, masked, headers, unchanged = _prepare(conn, caller, slug, "xlsx")
-    if unchanged:
-        return Response(status=304, headers=headers)
-    return Response(downloads.xlsx_chunks(conn, form, where, masked=masked), mimetype=downloads.XLSX_TYPE,
-                    headers=headers)
+    return _download(conn, caller, slug, "xlsx", lambda form, where, masked, headers: Response(
+        downloads.xlsx_chunks(conn, form, where, masked=masked), mimetype=downloads.XLSX_TYPE, headers=headers))
