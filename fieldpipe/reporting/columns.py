@@ -9,7 +9,7 @@ The reporting views, the Parquet archives and the CSV/XLSX downloads all read a 
   multi-choice `text[]` (or "a, b" text where the output is flat), anything else `text`;
 - masked (`masked=True`): a question whose mask is `partial` shows a phone as +91******3210 and an email as
   a***@example.org; `hash` shows a 16-hex pseudonym of the value; `drop` (the default mask of every other
-  type) shows nothing. The collector's phone is always `partial`. The functions are in migration 0011.
+  type) shows nothing. The collector's phone is always `partial`. The functions are in migration 0013.
 """
 
 from __future__ import annotations

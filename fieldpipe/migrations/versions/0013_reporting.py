@@ -8,15 +8,15 @@ The role is cluster-wide, so it is created only when missing and only when the m
 roles (a managed database may not allow it: then a DBA creates it and runs `fieldpipe reporting refresh`,
 which grants it every view).
 
-Revision ID: 0011_reporting
-Revises: 0010_enrollments
+Revision ID: 0013_reporting
+Revises: 0012_form_media
 """
 
 import phonenumbers
 from alembic import op
 
-revision = "0011_reporting"
-down_revision = "0010_enrollments"
+revision = "0013_reporting"
+down_revision = "0012_form_media"
 branch_labels = None
 depends_on = None
 
