@@ -96,4 +96,4 @@ def test_the_demo_has_an_xlsform_form_with_a_visit_posted_like_collect(conn):
     assert [c["present"] for c in row["answers"]["classroom"]] == [27, 19]
     assert row["answers"]["school/location"]["latitude"] == 31.1048 and "attendance" not in row["answers"]["classroom"][0]
     receipts = conn.execute("SELECT recipient FROM sms_messages WHERE kind = 'receipt'").fetchall()
-    assert [r["recipient"] for r in receipts] == ["+919876500011"]
+    assert [r["recipient"] for r in receipts].count("+919876500011") == 1  # the visit's; other demo forms have theirs
