@@ -2,7 +2,7 @@
 
 Data: one form of 8 questions (text, choice, integers, date, boolean), a CSV of 1,000,000 rows with the
 columns submitted_at, collector_id and the 8 answers (about 100 MB), put in a local S3-compatible
-server (moto) as a dropped file. Measured, in a child process so its peak resident memory is its own:
+server (moto) as a dropped file. Measured, in a child process so its peak resident memory (VmHWM) is its own:
 `jobs.claim_incoming` plus `jobs.run_import`, what the import_responses DAG's task runs: the copy out
 of object storage, parsing, the API's validation, set-based inserts in chunks, the report and the move
 to processed/.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -85,7 +84,10 @@ def child_import(database_url: str) -> None:
     store = default_store()
     with connect(database_url) as conn:
         reports = [jobs.run_import(conn, store, import_id) for import_id in jobs.claim_incoming(conn, store)]
-    print(json.dumps({k: reports[0][k] for k in ("status", "rows", "created", "invalid")}))
+    # The high-water mark of this process's own memory: ru_maxrss of a child would also count the parent's
+    # pages it was forked with (the bench's moto server holds the whole file), before the exec.
+    peak_kb = int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+    print(json.dumps({**{k: reports[0][k] for k in ("status", "rows", "created", "invalid")}, "peak_kb": peak_kb}))
 
 
 def baseline_rate(database_url: str, path: Path) -> float:
@@ -129,8 +131,8 @@ def run() -> dict:
                                                         f"child_import({url!r})"],
                                 cwd=REPO, env=env, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         report = json.loads(result.stdout.strip().splitlines()[-1])
+        peak_mb = report.pop("peak_kb") / 1024
         assert report == {"status": "done", "rows": ROWS, "created": ROWS, "invalid": 0}, report
         baseline = baseline_rate(url, path)
     rate = ROWS / seconds
