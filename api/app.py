@@ -8,7 +8,7 @@ from flask import Flask
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from api import errors
+from api import errors, spec
 from api.json import FieldpipeJSONProvider
 from fieldpipe.config import Settings
 
@@ -39,10 +39,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
 
-    from api.routes import (assessments, docs, enrollment, exports, flags, forms, health, imports, messages, openrosa,
-                            responses, rules, schools, webhooks)
+    from api.routes import (assessments, docs, enrollment, exports, flags, forms, health, imports, keys, messages,
+                            openrosa, responses, rules, schools, webhooks)
 
     for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, imports.bp, webhooks.bp, schools.bp, assessments.bp,
-                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp):
+                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp, keys.bp):
         app.register_blueprint(blueprint)
+    app.before_request(spec.check_query_of_open_routes)
     return app

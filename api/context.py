@@ -15,8 +15,9 @@ from typing import Any, Callable
 import psycopg
 from flask import current_app, request
 
+from api.spec import check_query
 from fieldpipe.domains import BodyProblem, body_problems, parse_json
-from fieldpipe.orgs import Caller, authenticate, hash_key
+from fieldpipe.orgs import KEY_CACHE_SECONDS, Caller, authenticate, hash_key
 from fieldpipe.problems import FieldError, Problem, invalid
 
 log = logging.getLogger("fieldpipe.api")
@@ -26,8 +27,8 @@ RETRIED_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationF
 TRANSACTION_ATTEMPTS = 4
 
 # Field apps send the same key with every post; remembering a key for a short while saves a database
-# round trip per request. Keys are never deleted, only revoked, so a revocation takes effect within the TTL.
-KEY_CACHE_SECONDS = 30
+# round trip per request. Keys are never deleted, only revoked, so a revocation takes effect within the TTL
+# (at once in the process that revoked it: `forget_key`).
 KEY_CACHE_MAX = 10_000
 _key_cache: dict[str, tuple[float, Caller]] = {}
 _key_cache_lock = threading.Lock()
@@ -48,6 +49,13 @@ def _cached_caller(conn, key: str) -> Caller | None:
     return caller
 
 
+def forget_key(key_id: int) -> None:
+    """Drop a revoked key from this process's cache; other processes drop it within KEY_CACHE_SECONDS."""
+    with _key_cache_lock:
+        for digest in [d for d, (_, caller) in _key_cache.items() if caller.key_id == key_id]:
+            del _key_cache[digest]
+
+
 def _api_key() -> str | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
@@ -56,7 +64,8 @@ def _api_key() -> str | None:
 
 
 def endpoint(admin: bool = False) -> Callable:
-    """Authenticate, then run the view in one transaction: committed on success, rolled back on any error."""
+    """Authenticate, reject undeclared query parameters, then run the view in one transaction: committed on
+    success, rolled back on any error."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -72,6 +81,7 @@ def endpoint(admin: bool = False) -> Callable:
                             raise Problem("unauthenticated", "the API key is not valid")
                         if admin and not caller.is_admin:
                             raise Problem("forbidden", "this route needs an admin key")
+                        check_query()
                         return view(conn, caller, *args, **kwargs)
                 except RETRIED_ERRORS as err:
                     log.warning("%s on %s %s (attempt %d of %d)", type(err).__name__, request.method,
@@ -80,6 +90,7 @@ def endpoint(admin: bool = False) -> Callable:
                         raise Problem("unavailable", "the database is busy; retry shortly") from None
                     time.sleep(0.02 * attempt)
 
+        wrapper.fieldpipe_auth = "admin" if admin else "key"
         return wrapper
 
     return decorate

@@ -30,7 +30,7 @@ def admin_key(url: str, org: str = "bench") -> str:
     from fieldpipe.orgs import create_key
 
     with connect(url) as conn:
-        key = create_key(conn, org, "admin")
+        key = create_key(conn, org, "admin", create_org=True)
         conn.commit()
     return key
 

@@ -35,10 +35,58 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     from fieldpipe.orgs import create_key
 
     with connect(database_url()) as conn:
-        key = create_key(conn, args.org, args.role, args.label)
+        try:
+            key = create_key(conn, args.org, args.role, args.label, create_org=args.create_org)
+        except LookupError as err:
+            print(f"{err}; check the slug (fieldpipe keys list shows the organizations that have keys), "
+                  "or pass --create-org to create it", file=sys.stderr)
+            return 1
         conn.commit()
     print(f"Created a {args.role} key for organization {args.org!r}. It is shown only once:")
     print(key)
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    from fieldpipe import paging
+    from fieldpipe.dev.local_db import database_url
+    from fieldpipe.orgs import KEYS, list_keys, organization_id
+
+    with connect(database_url()) as conn:
+        org = None
+        if args.org:
+            org = organization_id(conn, args.org)
+            if org is None:
+                print(f"organization {args.org!r} does not exist", file=sys.stderr)
+                return 1
+        page = paging.Page(KEYS, paging.MAX_LIMIT)
+        print(f"{'id':>6}  {'organization':<20} {'role':<10} {'prefix':<11} {'created':<20} {'revoked':<20} label")
+        while True:
+            answer = list_keys(conn, org, page)
+            for k in answer["items"]:
+                revoked = k["revoked_at"].strftime("%Y-%m-%d %H:%M:%S") if k["revoked_at"] else "-"
+                print(f"{k['id']:>6}  {k['organization']:<20} {k['role']:<10} {k['prefix']:<11} "
+                      f"{k['created_at']:%Y-%m-%d %H:%M:%S}  {revoked:<20} {k['label'] or ''}")
+            if answer["next_cursor"] is None:
+                return 0
+            page = paging.Page(KEYS, paging.MAX_LIMIT, KEYS.decode(answer["next_cursor"]))
+
+
+def _cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from fieldpipe.dev.local_db import database_url
+    from fieldpipe.orgs import KEY_CACHE_SECONDS, revoke_key
+    from fieldpipe.problems import Problem
+
+    with connect(database_url()) as conn:
+        try:
+            key = revoke_key(conn, None, args.id)
+        except Problem as problem:
+            print(problem.detail, file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"revoked key {key['id']} ({key['prefix']}..., {key['role']} of {key['organization']!r}) at "
+          f"{key['revoked_at']:%Y-%m-%d %H:%M:%S %Z}; running API processes stop accepting it within "
+          f"{KEY_CACHE_SECONDS} s")
     return 0
 
 
@@ -224,11 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("migrate", help="apply the Alembic migrations").set_defaults(func=_cmd_db_migrate)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
-    create = keys.add_parser("create", help="create a key (and the organization if new); prints it once, last")
+    create = keys.add_parser("create", help="create a key for an organization; prints it once, last")
     create.add_argument("--org", required=True, help="organization slug")
     create.add_argument("--role", required=True, choices=["admin", "collector"])
     create.add_argument("--label", help="what the key is for")
+    create.add_argument("--create-org", action="store_true", help="create the organization if it does not exist")
     create.set_defaults(func=_cmd_keys_create)
+    listing = keys.add_parser("list", help="list keys (never the keys themselves): id, role, prefix, revoked")
+    listing.add_argument("--org", help="only this organization's keys")
+    listing.set_defaults(func=_cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id (see keys list)")
+    revoke.add_argument("id", type=int, help="the key's id")
+    revoke.set_defaults(func=_cmd_keys_revoke)
 
     demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
     demo.add_parser("load", help="create the demo organization and forms (idempotent)").set_defaults(func=_cmd_demo_load)

@@ -61,7 +61,7 @@ SELECT fm.organization_id, a.response_id, a.revision, rv.collector_phone,
            'collector_id', rv.collector_id,
            'violations', jsonb_agg(jsonb_build_object('rule_id', f.rule_id, 'severity', f.severity,
                                                       'message', f.message) ORDER BY f.severity, f.rule_id),
-           'edit', jsonb_build_object('method', 'PUT',
+           'edit', jsonb_build_object('method', 'PATCH',
                                       'path', '/api/v1/forms/' || fm.slug || '/responses/' || r.submission_id)
        ) AS data
   FROM announced a

@@ -320,7 +320,7 @@ def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payl
     envelope = {
         "submitted_at": payload.get("submitted_at", current["submitted_at"].isoformat()),
         "collector": payload.get("collector", {"id": current["collector_id"], "phone": current["collector_phone"]}),
-        "answers": payload.get("answers"),
+        "answers": payload.get("answers", current["answers"]),
         "form_version": payload.get("form_version", current["form_version"]),
     }
     sub, errors = check_submission(envelope, FormVersions(conn, form), require_id=False)

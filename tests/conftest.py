@@ -134,7 +134,7 @@ def _key(db_url: str, org: str, role: str) -> str:
     from fieldpipe.orgs import create_key
 
     with connect(db_url) as connection:
-        key = create_key(connection, org, role)
+        key = create_key(connection, org, role, create_org=True)
         connection.commit()
     return key
 

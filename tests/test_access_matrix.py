@@ -122,6 +122,7 @@ def world(client, conn, admin_key, make_form, object_store):
         "name": "photo.jpg",
         "transfer_id": newcomer["transfer_review"]["id"], "certificate_id": certificate["id"], "kid": certificate["kid"],
         "import_id": an_import["id"],
+        "key_id": conn.execute("SELECT min(id) AS id FROM api_keys WHERE role = 'admin'").fetchone()["id"],
     }
 
 

@@ -19,7 +19,7 @@ def test_a_daily_run_summarizes_exports_and_reports_what_slipped_in(conn, client
     from fieldpipe.orgs import create_key
 
     org = load_demo(conn)
-    key = create_key(conn, "demo", "collector")
+    key = create_key(conn, "demo", "collector", create_org=True)
     assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
     mark = conn.execute("SELECT * FROM student_marks LIMIT 1").fetchone()
     conn.execute("""INSERT INTO class_results (submission_pk, assessment_id, class_id, item_id, students_present,
@@ -54,7 +54,7 @@ def test_a_manual_run_without_a_logical_date_summarizes_the_day_so_far(conn, cli
     from tests.dags.harness import load_dag
 
     org = load_demo(conn)
-    key = create_key(conn, "demo", "collector")
+    key = create_key(conn, "demo", "collector", create_org=True)
     assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}))
 

@@ -98,7 +98,7 @@ def test_flagged_response_gets_one_sms_and_one_signed_webhook_listing_all_its_vi
     assert [(v["rule_id"], v["severity"]) for v in data["violations"]] == [
         ("savings-within-income", "error"), ("name-without-digits", "warning")]
     assert data["violations"][0]["message"] == "Savings 9000 exceed income 5000"
-    assert data["edit"] == {"method": "PUT", "path": f"/api/v1/forms/household-survey/responses/{body['submission_id']}"}
+    assert data["edit"] == {"method": "PATCH", "path": f"/api/v1/forms/household-survey/responses/{body['submission_id']}"}
 
 
 def test_an_edit_that_passes_sends_resolved_and_one_that_fails_announces_the_new_revision(
@@ -110,14 +110,14 @@ def test_an_edit_that_passes_sends_resolved_and_one_that_fails_announces_the_new
     edit_path = receiver.requests[0].json()["data"]["edit"]["path"]
 
     still_wrong = {"answers": {**body["answers"], "monthly_income": 5000, "monthly_savings": 6000}}
-    assert client.put(edit_path, json=still_wrong, headers=auth(collector_key)).status_code == 200
+    assert client.patch(edit_path, json=still_wrong, headers=auth(collector_key)).status_code == 200
     assert pipeline(conn) == {"opened": 1, "sms": 1, "resolved": 0, "deliveries": 1}
     assert [r.json()["type"] for r in receiver.requests] == ["flag.opened", "flag.opened"]
     assert receiver.requests[1].json()["data"]["revision"] == 2
     assert "Savings 6000 exceed income 5000" in sms(conn)[1]["body"]
 
     fixed = {"answers": {**body["answers"], "monthly_income": 5000, "monthly_savings": 1000}}
-    assert client.put(edit_path, json=fixed, headers=auth(collector_key)).status_code == 200
+    assert client.patch(edit_path, json=fixed, headers=auth(collector_key)).status_code == 200
     enqueue_flag_notices(conn)  # before validation has seen the edit: nothing is resolved yet
     assert pipeline(conn)["resolved"] == 2  # both announced revisions are now settled
     assert pipeline(conn) == {"opened": 0, "sms": 0, "resolved": 0, "deliveries": 0}

@@ -42,11 +42,11 @@ def test_changed_questions_make_a_new_version_and_old_responses_keep_theirs(clie
     first = client.post("/api/v1/forms/household-survey/responses", json=submission(), headers=auth(admin_key))
     assert first.get_json()["form_version"] == 1
 
-    renamed = client.put("/api/v1/forms/household-survey", json={"title": "Household survey 2026"}, headers=auth(admin_key))
+    renamed = client.patch("/api/v1/forms/household-survey", json={"title": "Household survey 2026"}, headers=auth(admin_key))
     assert renamed.get_json()["version"] == 1, "a title change is not a new version"
 
     questions = HOUSEHOLD_QUESTIONS + [{"key": "household_size", "label": "People", "type": "integer", "required": True}]
-    updated = client.put("/api/v1/forms/household-survey", json={"questions": questions}, headers=auth(admin_key))
+    updated = client.patch("/api/v1/forms/household-survey", json={"questions": questions}, headers=auth(admin_key))
     assert updated.status_code == 200 and updated.get_json()["version"] == 2
 
     sid = first.get_json()["submission_id"]
@@ -64,7 +64,7 @@ def test_collector_cannot_create_or_change_forms(client, make_form, collector_ke
     resp = client.post("/api/v1/forms", json={"slug": "x", "title": "X", "questions": HOUSEHOLD_QUESTIONS},
                        headers=auth(collector_key))
     assert resp.status_code == 403 and resp.mimetype == "application/problem+json"
-    assert client.put("/api/v1/forms/household-survey", json={"title": "Y"}, headers=auth(collector_key)).status_code == 403
+    assert client.patch("/api/v1/forms/household-survey", json={"title": "Y"}, headers=auth(collector_key)).status_code == 403
 
 
 def test_another_organization_sees_nothing(client, make_form, other_org_admin_key):

@@ -274,7 +274,7 @@ def test_a_new_xlsform_version_routes_old_and_new_submissions(tutorial, client, 
         data = handle.read().replace(b"<name/><age/>", b"<name/><nickname/><age/>").replace(
             b'<bind nodeset="/data/name" type="string"/>',
             b'<bind nodeset="/data/name" type="string"/><bind nodeset="/data/nickname" type="string"/>')
-    answer = client.put("/api/v1/forms/tutorial-w-repeats", data={"file": (io.BytesIO(data), "t.xml")},
+    answer = client.patch("/api/v1/forms/tutorial-w-repeats", data={"file": (io.BytesIO(data), "t.xml")},
                         headers=auth(admin_key), content_type="multipart/form-data")
     assert answer.status_code == 200 and answer.get_json()["version"] == 2
     assert b'version="2"' in collect.download(collect.form_list()[0]["downloadUrl"])

@@ -78,10 +78,10 @@ def test_receipts_go_to_a_text_phone_answer_once_and_only_when_it_is_a_number(cl
 
 def test_json_settings_cannot_replace_an_xform_forms_questions(client, admin_key):
     upload_form(client, admin_key, TUTORIAL / "tutorial_w_repeats.xls")
-    answer = client.put("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key),
+    answer = client.patch("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key),
                         json={"questions": [{"key": "name", "type": "text"}]})
     assert answer.status_code == 422 and answer.get_json()["errors"][0]["field"] == "questions"
-    assert client.put("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key),
+    assert client.patch("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key),
                       json={"title": "Tutorial"}).get_json()["title"] == "Tutorial"
 
 

@@ -128,11 +128,11 @@ def test_edit_makes_a_new_revision_and_keeps_history(client, form, collector_key
     body = submission()
     client.post(URL, json=body, headers=auth(collector_key))
     edited_answers = {**body["answers"], "monthly_savings": 4000}
-    resp = client.put(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
+    resp = client.patch(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
     assert resp.status_code == 200
     assert resp.get_json()["revision"] == 2
     assert resp.get_json()["answers"]["monthly_savings"] == 4000
-    same = client.put(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
+    same = client.patch(f"{URL}/{body['submission_id']}", json={"answers": edited_answers}, headers=auth(collector_key))
     assert same.get_json()["revision"] == 2, "re-sending the same edit makes no new revision"
     history = client.get(f"{URL}/{body['submission_id']}/revisions", headers=auth(collector_key)).get_json()["items"]
     assert [(r["revision"], r["answers"]["monthly_savings"]) for r in history] == [(1, 5000), (2, 4000)]
@@ -143,7 +143,7 @@ def test_edit_makes_a_new_revision_and_keeps_history(client, form, collector_key
 def test_invalid_edit_changes_nothing(client, form, collector_key):
     body = submission()
     client.post(URL, json=body, headers=auth(collector_key))
-    resp = client.put(f"{URL}/{body['submission_id']}", json={"answers": {"city": "atlantis"}}, headers=auth(collector_key))
+    resp = client.patch(f"{URL}/{body['submission_id']}", json={"answers": {"city": "atlantis"}}, headers=auth(collector_key))
     assert resp.status_code == 422
     stored = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key)).get_json()
     assert stored["revision"] == 1 and stored["answers"]["city"] == "pune"
@@ -152,4 +152,4 @@ def test_invalid_edit_changes_nothing(client, form, collector_key):
 def test_unknown_response_is_404(client, form, collector_key):
     assert client.get(f"{URL}/{uuid.uuid4()}", headers=auth(collector_key)).status_code == 404
     assert client.get(f"{URL}/nope", headers=auth(collector_key)).status_code == 404
-    assert client.put(f"{URL}/{uuid.uuid4()}", json={"answers": {}}, headers=auth(collector_key)).status_code == 404
+    assert client.patch(f"{URL}/{uuid.uuid4()}", json={"answers": {}}, headers=auth(collector_key)).status_code == 404

@@ -109,10 +109,10 @@ def test_edit_that_passes_closes_the_flag_and_an_edit_that_still_fails_supersede
     validate_slug(conn, "household-survey")
     assert len(open_flags(client, admin_key)) == 2
 
-    put = client.put(f"/api/v1/forms/household-survey/responses/{fixed['submission_id']}",
+    put = client.patch(f"/api/v1/forms/household-survey/responses/{fixed['submission_id']}",
                      json={"answers": answers(monthly_savings=1000)}, headers=auth(collector_key))
     assert put.status_code == 200 and put.get_json()["warnings"] == []
-    put = client.put(f"/api/v1/forms/household-survey/responses/{still_bad['submission_id']}",
+    put = client.patch(f"/api/v1/forms/household-survey/responses/{still_bad['submission_id']}",
                      json={"answers": answers(monthly_savings=25000)}, headers=auth(collector_key))
     assert put.get_json()["warnings"][0]["message"] == "Savings 25000 exceed income 20000"
     validate_slug(conn, "household-survey")

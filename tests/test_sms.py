@@ -96,7 +96,7 @@ def test_each_accepted_response_gets_one_receipt_quoting_its_answers(client, mak
     assert client.post(url, json=first, headers=auth(admin_key)).status_code == 201
     assert client.post(url, json=first, headers=auth(admin_key)).status_code == 200  # a retried post
     edited = {**first["answers"], "monthly_income": 25000}
-    assert client.put(f"{url}/{first['submission_id']}", json={"answers": edited},
+    assert client.patch(f"{url}/{first['submission_id']}", json={"answers": edited},
                       headers=auth(admin_key)).status_code == 200
     no_phone = submission(answers={"name": "Ravi", "city": "nagpur"})
     batch = [submission(answers={**first["answers"], "name": f"B{i}"}) for i in range(3)] + [no_phone]

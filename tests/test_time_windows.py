@@ -159,7 +159,7 @@ def test_an_edit_of_an_old_response_closes_its_flag(client, conn, admin_key, col
     validate_slug(conn, "household-survey")
     assert flags(client, admin_key) == {sid: None}  # nothing changed, nothing closed
 
-    fixed = client.put(f"/api/v1/forms/household-survey/responses/{sid}", headers=auth(collector_key),
+    fixed = client.patch(f"/api/v1/forms/household-survey/responses/{sid}", headers=auth(collector_key),
                        json={"answers": {"name": "Asha", "city": "pune", "monthly_income": 100, "monthly_savings": 50}})
     assert fixed.status_code == 200 and fixed.get_json()["revision"] == 2
     [run] = validate_slug(conn, "household-survey")

@@ -3,14 +3,25 @@ exam answers; idempotent per submission id) and the daily summaries."""
 
 from flask import Blueprint, Response, request
 
+from api import examples, schemas
 from api.context import endpoint, json_body
+from api.spec import Query, operation
 from fieldpipe import paging
 from fieldpipe.assessments import aggregate, definitions, submissions
 
 bp = Blueprint("assessments", __name__, url_prefix="/api/v1/assessments")
 
+SUPPORTED = "; ".join(f"{c['type']}/{c['evaluation']}/{c['outcome']}" for c in definitions.SUPPORTED)
+RECEIPT_OK = {"200": {"description": "A repeat of the same submission (same id, same content): the first receipt",
+                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmissionReceipt"}}}}}
+
 
 @bp.post("")
+@operation("Create an assessment", description=f"Supported type/evaluation/outcome combinations: {SUPPORTED}. "
+           "Others are a 422 whose `supported` member lists them.", body=schemas.AssessmentInput,
+           returns=schemas.Assessment, status=201, examples={"marks per student": examples.ASSESSMENT, "class record": examples.CLASS_ASSESSMENT,
+                     "exam": examples.EXAM},
+           headers={"Location": "The new assessment's URL"})
 @endpoint(admin=True)
 def create_assessment(conn, caller):
     assessment = definitions.create_assessment(conn, caller.organization_id, json_body())
@@ -25,9 +36,14 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 @bp.get("")
+@operation("Assessments open for a school's classes (all of the organization's without `school`), with each "
+           "class's submission count", description="Send the page's ETag back as If-None-Match: 304 while "
+           "nothing on the page changed.", listing=schemas.Assessment,
+           query=(Query("school", {"type": "string", "pattern": "^[0-9]{11}$"}, "A school's UDISE code"),),
+           headers={"ETag": "The page's version, for If-None-Match"}, problems=("not-found",),
+           extra_responses={"304": {"description": "Not modified: the If-None-Match ETag still matches"}})
 @endpoint()
 def list_assessments(conn, caller):
-    """Open assessments for ?school=<udise> (all of the organization's without it); 304 when unchanged."""
     listing, etag = definitions.open_assessments(conn, caller.organization_id, request.args.get("school"),
                                                  paging.from_query(request.args, definitions.ASSESSMENTS))
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -37,6 +53,7 @@ def list_assessments(conn, caller):
 
 
 @bp.get("/<assessment_id>")
+@operation("Get an assessment (answer keys for admin keys only)", returns=schemas.Assessment)
 @endpoint()
 def get_assessment(conn, caller, assessment_id):
     return definitions.get_assessment(conn, caller.organization_id, assessment_id,
@@ -44,6 +61,9 @@ def get_assessment(conn, caller, assessment_id):
 
 
 @bp.patch("/<assessment_id>")
+@operation("Change title, deadline, class_ids or sheet; members left out keep their values",
+           body=schemas.AssessmentPatch, returns=schemas.Assessment,
+           examples={"rename and set a deadline": examples.ASSESSMENT_PATCH})
 @endpoint(admin=True)
 def update_assessment(conn, caller, assessment_id):
     return definitions.update_assessment(conn, caller.organization_id, assessment_id, json_body())
@@ -55,24 +75,38 @@ def _receipt(result):
 
 
 @bp.post("/<assessment_id>/submissions/student")
+@operation("Marks (or grades) per student per item for one class, with is_present", description="201 when new, "
+           "200 for a repeat of the same submission_id and content, 409 for different content, 422 listing every "
+           "bad entry.", body=schemas.StudentSubmission, returns=schemas.SubmissionReceipt, status=201,
+           problems=("submission-conflict",), extra_responses=RECEIPT_OK, examples={"marks": examples.MARKS})
 @endpoint()
 def submit_student_marks(conn, caller, assessment_id):
     return _receipt(submissions.submit_student_marks(conn, caller.organization_id, assessment_id, json_body()))
 
 
 @bp.post("/<assessment_id>/submissions/class")
+@operation("Students present and cleared per item for one class (class-level assessments)",
+           body=schemas.ClassSubmission, returns=schemas.SubmissionReceipt, status=201,
+           problems=("submission-conflict",), extra_responses=RECEIPT_OK, examples={"reading": examples.CLASS_RESULTS})
 @endpoint()
 def submit_class_results(conn, caller, assessment_id):
     return _receipt(submissions.submit_class_results(conn, caller.organization_id, assessment_id, json_body()))
 
 
 @bp.post("/<assessment_id>/answers")
+@operation("A batch of exam answers for one class, stored as they come and graded by the aggregate_assessments DAG",
+           body=schemas.ExamAnswers, returns=schemas.SubmissionReceipt, status=201,
+           problems=("submission-conflict",), extra_responses=RECEIPT_OK, examples={"quiz": examples.EXAM_ANSWERS})
 @endpoint()
 def submit_exam_answers(conn, caller, assessment_id):
     return _receipt(submissions.submit_exam_answers(conn, caller.organization_id, assessment_id, json_body()))
 
 
 @bp.get("/<assessment_id>/summary")
+@operation("The daily summary per item: students assessed, present, passing, mean and median marks, grades",
+           returns=schemas.Summary,
+           query=(Query("level", {"enum": list(aggregate.LEVELS), "default": "class"}, "Roll-up level"),
+                  Query("date", {"type": "string", "format": "date"}, "YYYY-MM-DD; default the latest computed day")))
 @endpoint()
 def get_summary(conn, caller, assessment_id):
     return aggregate.read_summary(conn, caller.organization_id, assessment_id, request.args.get("level", "class"),

@@ -1,47 +1,39 @@
-"""The OpenAPI document and a page that renders it (no CDN: field offices are often offline)."""
+"""The OpenAPI document and its reference page: Swagger UI served from the swagger-ui-bundle package, so the
+reference works offline (field offices often are), with every operation's schemas, examples and "Try it out"."""
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
 
-from api.openapi import document
+from api import spec
+from api.spec import operation
 
 bp = Blueprint("docs", __name__, url_prefix="/api/v1")
 
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fieldpipe API</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-.op{border:1px solid #ddd;border-radius:6px;margin:.6rem 0;padding:.5rem .8rem}
-.m{display:inline-block;min-width:4rem;font-weight:bold;text-transform:uppercase}
-.get{color:#0a6}.post{color:#06c}.put{color:#b70}.delete{color:#c22}
-code{background:#f4f4f4;padding:0 .25rem}small{color:#666}
-</style></head>
-<body><h1 id="title">fieldpipe API</h1><p id="desc"></p><div id="ops">Loading openapi.json…</div>
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css"></head>
+<body><div id="reference"><noscript>The reference needs JavaScript; the document itself is at
+<a href="openapi.json">openapi.json</a>.</noscript></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
 <script>
-fetch("openapi.json").then(r => r.json()).then(doc => {
-  document.getElementById("title").textContent = doc.info.title + " " + doc.info.version;
-  document.getElementById("desc").textContent = doc.info.description;
-  const ops = document.getElementById("ops"); ops.textContent = "";
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      const div = document.createElement("div"); div.className = "op";
-      const params = (op.parameters || []).map(p => p.name + " (" + p.in + ")").join(", ");
-      const codes = Object.keys(op.responses || {}).join(" ");
-      div.innerHTML = '<span class="m ' + method + '">' + method + '</span> <code></code><div></div><small></small>';
-      div.querySelector("code").textContent = path;
-      div.querySelector("div").textContent = op.summary + (op.description ? " " + op.description : "");
-      div.querySelector("small").textContent = (params ? "parameters: " + params + " · " : "") + "responses: " + codes;
-      ops.appendChild(div);
-    }
-  }
-});
+window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#reference", deepLinking: true,
+  docExpansion: "list", defaultModelsExpandDepth: 0, persistAuthorization: true}});
 </script></body></html>"""
 
 
 @bp.get("/openapi.json")
+@operation("This API's OpenAPI 3.1 document, generated from the routes' declarations", tag="service")
 def openapi_json():
-    return document()
+    return spec.document(current_app)
 
 
 @bp.get("/docs")
+@operation("The API reference (Swagger UI, works offline)", produces="text/html", tag="service")
 def docs_page():
-    return Response(DOCS_PAGE, mimetype="text/html")
+    return Response(PAGE.format(title=spec.TITLE), mimetype="text/html")
+
+
+@bp.get("/docs/assets/<path:filename>")
+@operation("The reference page's scripts and styles", produces="application/octet-stream", tag="service")
+def docs_asset(filename):
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)

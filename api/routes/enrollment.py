@@ -3,7 +3,10 @@ from other states, the organization's signing keys and the audit log (fieldpipe.
 
 from flask import Blueprint, Response, current_app, request
 
+from api import schemas
 from api.context import endpoint, json_body
+from api.examples import ENROLLMENT
+from api.spec import Query, operation
 from fieldpipe import audit, paging
 from fieldpipe.enrollment import records, signing
 
@@ -17,6 +20,11 @@ def _absolute(body: dict) -> dict:
 
 
 @bp.post(f"{API}/enrollments")
+@operation("Enroll a student: new (409 duplicate-student with `existing_student`), a transfer within the state by "
+           "`slc_qr_payload` (a certificate is used once), or from another state with `out_of_state` details (waits "
+           "for review); docs/enrollment.md", body=schemas.EnrollmentInput, returns=schemas.Document, status=201,
+           problems=("duplicate-student", "already-exists", "certificate-used", "certificate-invalid", "student-enrolled"),
+           examples={"a new student": ENROLLMENT}, tag="enrollment")
 @endpoint(admin=True)
 def enroll(conn, caller):
     student = records.enroll(conn, caller.organization_id, caller.key_id, json_body())
@@ -24,12 +32,18 @@ def enroll(conn, caller):
 
 
 @bp.get(f"{API}/students/<student_id>")
+@operation("A student with guardians, every enrollment period and certificates", returns=schemas.Document,
+           tag="enrollment")
 @endpoint()
 def get_student(conn, caller, student_id):
     return records.get_student(conn, caller.organization_id, student_id)
 
 
 @bp.post(f"{API}/students/<student_id>/leave")
+@operation("End the student's enrollment on `date` and issue a signed school leaving certificate (PDF with a QR "
+           "code): {student, slc}", body=schemas.LeaveInput, returns=schemas.Document, status=201,
+           problems=("student-not-enrolled",), examples={"leaving": {"date": "2027-03-31", "reason": "family moved"}},
+           tag="enrollment")
 @endpoint(admin=True)
 def leave(conn, caller, student_id):
     result = records.leave(conn, caller.organization_id, caller.key_id, student_id, json_body())
@@ -37,6 +51,8 @@ def leave(conn, caller, student_id):
 
 
 @bp.post(f"{API}/slc/verify")
+@operation("Check a certificate's QR payload: {valid, reason, kid, certificate}", body=schemas.VerifyInput,
+           returns=schemas.Document, examples={"a payload": {"qr_payload": "FPSLC1...."}}, tag="enrollment")
 @endpoint()
 def verify(conn, caller):
     body = json_body()
@@ -44,12 +60,14 @@ def verify(conn, caller):
 
 
 @bp.get(f"{API}/slc/<certificate_id>")
+@operation("A certificate with its QR payload and status", returns=schemas.Document, tag="enrollment")
 @endpoint()
 def get_certificate(conn, caller, certificate_id):
     return _absolute(records.get_certificate(conn, caller.organization_id, certificate_id))
 
 
 @bp.get(f"{API}/slc/<certificate_id>/pdf")
+@operation("The certificate's PDF (English and Hindi)", produces="application/pdf", tag="enrollment")
 @endpoint()
 def certificate_pdf(conn, caller, certificate_id):
     pdf = records.certificate_pdf(conn, caller.organization_id, certificate_id)
@@ -58,12 +76,16 @@ def certificate_pdf(conn, caller, certificate_id):
 
 
 @bp.post(f"{API}/slc/<certificate_id>/revoke")
+@operation("Revoke a certificate issued in error: it no longer verifies", returns=schemas.Document,
+           tag="enrollment")
 @endpoint(admin=True)
 def revoke_certificate(conn, caller, certificate_id):
     return _absolute(records.revoke_certificate(conn, caller.organization_id, caller.key_id, certificate_id))
 
 
 @bp.get("/.well-known/fieldpipe-slc-keys")
+@operation("Every organization's certificate keys as a JWK set, with their status (public, for offline checks)",
+           returns=schemas.Document, tag="enrollment")
 def published_keys():
     """Every organization's certificate keys as a JWK set, with their status; public, for offline checks."""
     with current_app.extensions["fieldpipe_pool"].connection() as conn:
@@ -72,24 +94,33 @@ def published_keys():
 
 
 @bp.get(f"{API}/slc-keys")
+@operation("The organization's certificate signing keys (public halves) and status", listing=schemas.Document,
+           tag="enrollment")
 @endpoint(admin=True)
 def list_keys(conn, caller):
     return signing.organization_keys(conn, caller.organization_id, paging.from_query(request.args, signing.KEYS))
 
 
 @bp.post(f"{API}/slc-keys/rotate")
+@operation("Make a new signing key; the old one is retired (its certificates still verify)",
+           returns=schemas.Document, status=201, tag="enrollment")
 @endpoint(admin=True)
 def rotate_key(conn, caller):
     return signing.rotate(conn, caller.organization_id, caller.key_id), 201
 
 
 @bp.post(f"{API}/slc-keys/<kid>/revoke")
+@operation("Revoke a signing key: every certificate it signed is refused from now on", returns=schemas.Document,
+           tag="enrollment")
 @endpoint(admin=True)
 def revoke_key(conn, caller, kid):
     return signing.revoke(conn, caller.organization_id, kid, caller.key_id)
 
 
 @bp.get(f"{API}/transfers")
+@operation("Transfers from other states and their review status", listing=schemas.Document,
+           query=(Query("status", {"enum": ["pending", "accepted", "rejected"]}, "Only transfers in this state"),),
+           tag="enrollment")
 @endpoint(admin=True)
 def list_transfers(conn, caller):
     return records.list_transfers(conn, caller.organization_id, paging.from_query(request.args, records.TRANSFERS),
@@ -97,12 +128,18 @@ def list_transfers(conn, caller):
 
 
 @bp.post(f"{API}/transfers/<transfer_id>/review")
+@operation("Accept or reject a transfer from another state", body=schemas.ReviewInput, returns=schemas.Document,
+           problems=("already-reviewed",), examples={"accept": {"decision": "accepted", "note": "documents checked"}},
+           tag="enrollment")
 @endpoint(admin=True)
 def review_transfer(conn, caller, transfer_id):
     return records.review_transfer(conn, caller.organization_id, caller.key_id, transfer_id, json_body())
 
 
 @bp.get(f"{API}/audit")
+@operation("The audit log: who (which API key) enrolled, transferred, issued or revoked what",
+           listing=schemas.Document, query=(Query("subject", {"type": "string"}, "e.g. student:12"),),
+           tag="enrollment")
 @endpoint(admin=True)
 def audit_log(conn, caller):
     return audit.entries(conn, caller.organization_id, paging.from_query(request.args, audit.ENTRIES),

@@ -2,7 +2,10 @@
 
 from flask import Blueprint, request
 
+from api import schemas
 from api.context import endpoint, json_body
+from api.examples import FORM
+from api.spec import operation
 from fieldpipe import forms, openrosa, paging
 from fieldpipe.problems import FieldError, invalid
 
@@ -10,12 +13,18 @@ bp = Blueprint("forms", __name__, url_prefix="/api/v1/forms")
 
 
 @bp.get("")
+@operation("List the organization's forms, by slug", listing=schemas.Form)
 @endpoint()
 def list_forms(conn, caller):
     return forms.list_forms(conn, caller.organization_id, paging.from_query(request.args, forms.FORMS))
 
 
 @bp.post("")
+@operation("Create a form from JSON questions, or upload an XLSForm/XForm as the multipart part `file` (with `media` "
+           "parts for the files it shows)", body=schemas.FormInput, body_media=("application/json", "multipart/form-data"),
+           returns=schemas.Form, status=201,
+           problems=("already-exists",), examples={"household survey": FORM},
+           headers={"Location": "The new form's URL"})
 @endpoint(admin=True)
 def create_form(conn, caller):
     if request.mimetype == "multipart/form-data":
@@ -27,12 +36,19 @@ def create_form(conn, caller):
 
 
 @bp.get("/<slug>")
+@operation("Get a form with its current questions", returns=schemas.Form)
 @endpoint()
 def get_form(conn, caller, slug):
     return forms.get_form(conn, caller.organization_id, slug)
 
 
-@bp.put("/<slug>")
+@bp.patch("/<slug>")
+@operation("Change a form's title, settings or questions; changed questions make a new version (responses keep "
+           "the version they were posted against); or upload a new XLSForm/XForm as the multipart part `file`",
+           body=schemas.FormPatch, body_media=("application/json", "multipart/form-data"), returns=schemas.Form,
+           examples={"add a question": {"questions": FORM["questions"] + [
+               {"key": "household_size", "label": "People in the household", "type": "integer"}]},
+               "rename": {"title": "Household survey 2027"}})
 @endpoint(admin=True)
 def update_form(conn, caller, slug):
     if request.mimetype == "multipart/form-data":

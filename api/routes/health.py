@@ -2,17 +2,21 @@
 
 from flask import Blueprint, current_app
 
+from api import schemas
+from api.spec import operation
 from fieldpipe.problems import Problem
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation("The process is up", returns=schemas.Status, tag="service")
 def healthz():
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@operation("The database is reachable", returns=schemas.Status, problems=("unavailable",), tag="service")
 def readyz():
     try:
         with current_app.extensions["fieldpipe_pool"].connection(timeout=2) as conn:

@@ -2,7 +2,9 @@
 
 from flask import Blueprint, request
 
+from api import schemas
 from api.context import endpoint
+from api.spec import Query, operation
 from fieldpipe import paging
 from fieldpipe.sms import outbox
 
@@ -10,6 +12,9 @@ bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
 
 
 @bp.get("")
+@operation("List the organization's SMS messages, oldest first", listing=schemas.Message,
+           query=(Query("status", {"enum": list(outbox.STATUSES)}, "Only messages in this state"),
+                  Query("kind", {"type": "string"}, "Only this kind: receipt, flag, announcement, ...")))
 @endpoint(admin=True)
 def list_messages(conn, caller):
     return outbox.list_messages(conn, caller.organization_id, paging.from_query(request.args, outbox.MESSAGES),
@@ -17,6 +22,7 @@ def list_messages(conn, caller):
 
 
 @bp.get("/<int:message_id>")
+@operation("One SMS message with every attempt", returns=schemas.Message)
 @endpoint(admin=True)
 def get_message(conn, caller, message_id):
     return outbox.get_message(conn, caller.organization_id, message_id)
@@ -25,6 +31,8 @@ def get_message(conn, caller, message_id):
 # `retry` is the replay verb of both outboxes (deliveries too); `resend` is its earlier name, kept for clients.
 @bp.post("/<int:message_id>/retry")
 @bp.post("/<int:message_id>/resend")
+@operation("Queue an unknown or failed message again (an unknown one may then arrive twice; see docs/sms.md)",
+           returns=schemas.Message, problems=("message-not-resendable",))
 @endpoint(admin=True)
 def retry_message(conn, caller, message_id):
     return outbox.retry_message(conn, caller.organization_id, message_id,

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.context import _cached_caller
 from api.errors import HTTP_TO_PROBLEM
+from api.spec import Query, operation
 from fieldpipe import openrosa
 from fieldpipe.config import Settings
 from fieldpipe.forms import CURRENT_FORMS
@@ -24,6 +25,7 @@ bp = Blueprint("openrosa", __name__, url_prefix="/openrosa/<org>")
 RESPONSE_NS = "http://openrosa.org/http/response"
 XFORMS_LIST_NS = "http://openrosa.org/xforms/xformsList"
 XML_TYPE = "text/xml; charset=utf-8"
+OPENROSA_PROBLEMS = ("unauthenticated", "forbidden")
 
 
 def _max_bytes() -> int:
@@ -79,6 +81,9 @@ def _connection():
 
 
 @bp.get("/formList")
+@operation("OpenRosa form list: the organization's forms that have an XForm", produces="text/xml",
+           protocol="openrosa", problems=OPENROSA_PROBLEMS, tag="openrosa",
+           query=(Query("formID", {"type": "string"}, "Only this form"),))
 def form_list(org: str):
     with _connection() as conn:
         caller, _ = _caller(conn, org)
@@ -141,6 +146,8 @@ def media(org: str, xform_id: str, name: str):
 
 
 @bp.get("/forms/<xform_id>/form.xml")
+@operation("OpenRosa form download: the XForm of the current version", produces="text/xml",
+           protocol="openrosa", problems=OPENROSA_PROBLEMS + ("not-found",), tag="openrosa")
 def form_download(org: str, xform_id: str):
     with _connection() as conn:
         caller, _ = _caller(conn, org)
@@ -157,6 +164,10 @@ def form_download(org: str, xform_id: str):
 
 
 @bp.route("/submission", methods=["HEAD", "POST"])
+@operation("OpenRosa submission: multipart/form-data with xml_submission_file and its attachments; 201 with an "
+           "OpenRosaResponse (a HEAD answers 204 for Collect's pre-flight)", produces="text/xml", status=201,
+           protocol="openrosa", problems=OPENROSA_PROBLEMS + ("bad-request", "payload-too-large", "submission-conflict",
+                                                        "validation-failed", "not-found"), tag="openrosa")
 def submission(org: str):
     with _connection() as conn:
         caller, device = _caller(conn, org)

@@ -4,16 +4,23 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, request
 
+from api import examples, schemas
 from api.context import endpoint, json_body
+from api.spec import Query, operation
 from fieldpipe import flags, openrosa, paging, responses
-from fieldpipe.rules import warnings_for
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
+from fieldpipe.rules import warnings_for
 
 bp = Blueprint("responses", __name__, url_prefix="/api/v1/forms/<slug>/responses")
 
 
 @bp.post("")
+@operation("Post one submission: 201 when new, 200 when the same submission was already received (a retry), "
+           "409 when its id was used for different answers", body=schemas.Submission, returns=schemas.Response,
+           status=201, problems=("submission-conflict",), examples={"water point": examples.SUBMISSION},
+           extra_responses={"200": {"description": "Already received (a retry): the stored response", "content": {
+               "application/json": {"schema": {"$ref": "#/components/schemas/Response"}}}}})
 @endpoint()
 def post_response(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -23,7 +30,7 @@ def post_response(conn, caller, slug):
     if outcome.status == "conflict":
         raise Problem("submission-conflict",
                       f"submission {outcome.submission_id} was already received with different answers; "
-                      "edit it with PUT instead")
+                      "edit it with PATCH instead")
     location = f"/api/v1/forms/{slug}/responses/{outcome.submission_id}"
     status = 201 if outcome.status == "created" else 200
     body = {**outcome.record, "warnings": warnings_for(conn, form, [outcome.record["answers"]])[0]}
@@ -31,6 +38,9 @@ def post_response(conn, caller, slug):
 
 
 @bp.post("/batch")
+@operation(f"Post up to {responses.MAX_BATCH} submissions; each is judged on its own (created, duplicate, "
+           "conflict or invalid with its errors)", body=schemas.Batch, returns=schemas.BatchResult,
+           examples={"two water points": examples.BATCH})
 @endpoint()
 def post_batch(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -57,6 +67,13 @@ def post_batch(conn, caller, slug):
 
 
 @bp.get("")
+@operation("Page through responses in the order received; filter by time, choice answers and words",
+           listing=schemas.Response,
+           query=(Query("since", {"type": "string", "format": "date-time"},
+                        "Only responses received at or after this ISO 8601 time (with its zone)"),
+                  Query("answer.*", {"type": "string"},
+                        "answer.<key>=<value>: equality on a choice or boolean question, e.g. answer.source=well"),
+                  Query("q", {"type": "string"}, "Words that must all appear in the text answers")))
 @endpoint()
 def list_responses(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -67,6 +84,7 @@ def list_responses(conn, caller, slug):
 
 
 @bp.get("/<submission_id>")
+@operation("Get a response with its open flags", returns=schemas.Response)
 @endpoint()
 def get_response(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -74,7 +92,9 @@ def get_response(conn, caller, slug, submission_id):
     return {**body, "flags": flags.open_flags(conn, form, submission_id)}
 
 
-@bp.put("/<submission_id>")
+@bp.patch("/<submission_id>")
+@operation("Edit a response: a new revision (earlier ones are kept); members left out keep their values",
+           body=schemas.ResponsePatch, returns=schemas.Response, examples={"correct a count": examples.RESPONSE_EDIT})
 @endpoint()
 def edit_response(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -83,14 +103,15 @@ def edit_response(conn, caller, slug, submission_id):
 
 
 @bp.get("/<submission_id>/revisions")
+@operation("Every revision of a response, oldest first", listing=schemas.Revision)
 @endpoint()
 def list_revisions(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
     return responses.list_revisions(conn, form, submission_id, paging.from_query(request.args, responses.REVISIONS))
 
 
-
 @bp.get("/<submission_id>/attachments")
+@operation("The files that came with a response (OpenRosa attachments), by name", listing=schemas.Attachment)
 @endpoint()
 def list_attachments(conn, caller, slug, submission_id):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -99,6 +120,8 @@ def list_attachments(conn, caller, slug, submission_id):
 
 
 @bp.get("/<submission_id>/attachments/<name>")
+@operation("One attachment's file, streamed behind the API key", produces="application/octet-stream",
+           headers={"ETag": "The file's SHA-256"})
 @endpoint()
 def get_attachment(conn, caller, slug, submission_id, name):
     """The file itself, streamed from object storage behind the API key (no public bucket URLs)."""

@@ -2,7 +2,9 @@
 
 from flask import Blueprint, current_app, request
 
+from api import schemas
 from api.context import endpoint, json_body
+from api.spec import Query, operation
 from fieldpipe import paging
 from fieldpipe.config import Settings
 from fieldpipe.forms import get_form_row
@@ -10,14 +12,29 @@ from fieldpipe.rules import dry_run, store
 
 bp = Blueprint("rules", __name__, url_prefix="/api/v1/forms/<slug>/rules")
 
+RULES_EXAMPLE = {"rules": [{"id": "savings-within-income", "expression": "monthly_savings <= monthly_income",
+                            "message": "Savings {monthly_savings} exceed income {monthly_income}",
+                            "severity": "error", "notify": "collector"}]}
+VERSION_OK = {"description": "Unchanged: the document equals the version in force",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RulesVersion"}}}}
+JOB_ACCEPTED = {"description": "Accepted as a job; poll the Location",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DryRunJob"}}}}
+
 
 @bp.get("")
+@operation("The form's rules in force (version null when it has none)", returns=schemas.RulesVersion, tag="rules")
 @endpoint(admin=True)
 def get_rules(conn, caller, slug):
     return store.current(conn, get_form_row(conn, caller.organization_id, slug))
 
 
 @bp.put("")
+@operation("Replace the form's rules: checked against its questions (422 lists every problem with its rule id; "
+           "nothing is stored), then saved as a new version (201). The same document again changes nothing (200)",
+           description="The one `PUT` of the API: a rules document is replaced whole and versioned, never patched.",
+           body=schemas.RulesDocument, returns=schemas.RulesVersion, status=201, extra_responses={"200": VERSION_OK},
+           examples={"savings within income": RULES_EXAMPLE}, tag="rules",
+           headers={"Location": "The new version's URL"})
 @endpoint(admin=True)
 def put_rules(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -27,6 +44,8 @@ def put_rules(conn, caller, slug):
 
 
 @bp.get("/versions")
+@operation("The form's rules versions, newest first, with who saved each and when",
+           listing=schemas.RulesVersionSummary, tag="rules")
 @endpoint(admin=True)
 def list_versions(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -34,12 +53,18 @@ def list_versions(conn, caller, slug):
 
 
 @bp.get("/versions/<version>")
+@operation("One rules version's document", returns=schemas.RulesVersion, tag="rules")
 @endpoint(admin=True)
 def get_version(conn, caller, slug, version):
     return store.get_version(conn, get_form_row(conn, caller.organization_id, slug), version)
 
 
 @bp.post("/dry-run")
+@operation("Evaluate a proposed rules document against the form's stored responses (or the latest N) without "
+           "writing flags", description="Over FIELDPIPE_RULES_DRY_RUN_SYNC_LIMIT responses (default 100,000) it "
+           "runs as a job: 202 with a link to poll.", body=schemas.RulesDocument, returns=schemas.DryRunResult,
+           query=(Query("latest", {"type": "integer", "minimum": 1}, "Only the latest N responses received"),),
+           extra_responses={"202": JOB_ACCEPTED}, examples={"savings within income": RULES_EXAMPLE}, tag="rules")
 @endpoint(admin=True)
 def post_dry_run(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -53,6 +78,8 @@ def post_dry_run(conn, caller, slug):
 
 
 @bp.get("/dry-runs/<job_id>")
+@operation("A dry run job: queued, running, done (with its result) or failed (with the error)",
+           returns=schemas.DryRunJob, tag="rules")
 @endpoint(admin=True)
 def get_dry_run(conn, caller, slug, job_id):
     return dry_run.get_job(conn, get_form_row(conn, caller.organization_id, slug), job_id)

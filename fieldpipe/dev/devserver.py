@@ -124,7 +124,7 @@ def demo_admin_key(app_db_url: str) -> str:
             key = path.read_text().strip()
             if authenticate(conn, key) is not None:
                 return key
-        key = create_key(conn, "demo", "admin", "make up demo key")
+        key = create_key(conn, "demo", "admin", "make up demo key", create_org=True)
         conn.commit()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,586 @@
+"""The JSON shapes of the API, declared once as pydantic models and rendered to JSON Schema in the OpenAPI document.
+
+Request models state the bounds the domain enforces (the constants come from `fieldpipe/`), so a request the
+document allows is not rejected for a reason it could have stated. What depends on stored data (a form's
+questions for `answers`, existing class ids) is checked by the domain and reported as a 422 field error.
+Response models describe what the domain's `*_body` functions build; the contract tests validate answers
+against them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fieldpipe import attempts
+from fieldpipe.answers import QUESTION_TYPES
+from fieldpipe.assessments import definitions, roster, submissions
+from fieldpipe.problems import CATALOGUE
+from fieldpipe.responses import MAX_BATCH
+from fieldpipe.rules.loader import RULE_ID
+from fieldpipe.sms import outbox
+from fieldpipe.webhooks import delivery, registry
+
+Text = Annotated[str, Field(min_length=1, pattern=r"\S", description="Not blank")]
+Timestamp = Annotated[str, Field(description="ISO 8601 with a time zone offset, e.g. 2026-11-20T10:15:00+05:30",
+                                 json_schema_extra={"format": "date-time"},
+                                 pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$")]
+Uuid = Annotated[str, Field(description="A UUID made on the device",
+                            pattern=r"^\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\}?$")]
+Phone = Annotated[str, Field(description="A phone number, E.164 preferred (+919812345678)")]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class Out(BaseModel):
+    """Answers: members are always present (null when unknown)."""
+
+
+# --- problems ------------------------------------------------------------------------------------------------
+
+class FieldErrorOut(Out):
+    field: str = Field(description="Where: a dotted path such as answers.monthly_income or students[2].name")
+    code: str = Field(description="What is wrong, e.g. required, range, pattern, unknown_parameter")
+    message: str
+
+
+class Problem(Out):
+    """RFC 9457 problem details; `code` is stable and listed in the catalogue."""
+
+    type: str = Field(description="/problems/<slug>", examples=["/problems/validation-failed"])
+    title: str
+    status: int
+    code: Literal[tuple(p.code for p in CATALOGUE.values())]  # type: ignore[valid-type]
+    detail: Optional[str] = None
+    instance: Optional[str] = None
+    errors: Optional[list[FieldErrorOut]] = Field(None, description="Each offending field (422 only)")
+
+
+ERROR_MODELS = (Problem,)
+
+
+# --- forms ---------------------------------------------------------------------------------------------------
+
+class Choice(BaseModel):
+    value: Text
+    label: Optional[Text] = None
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    label: Optional[Text] = None
+    type: Literal[QUESTION_TYPES]  # type: ignore[valid-type]
+    required: bool = False
+    mask: bool = Field(False, description="Masked in exports")
+    hint: Optional[str] = None
+    choices: Optional[list[Choice]] = Field(None, min_length=1, description="Single and multi choice questions only")
+
+
+class SmsReceipt(BaseModel):
+    phone_question: str = Field(description="The key of a phone question of the form")
+    template: Text
+
+
+class SheetTarget(BaseModel):
+    spreadsheet_id: Text
+    worksheet: Optional[Text] = None
+
+
+class FormSettings(BaseModel):
+    sms_receipt: Optional[SmsReceipt] = None
+    sheet: Optional[SheetTarget] = None
+
+
+class FormInput(BaseModel):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    title: Text
+    questions: list[Question] = Field(min_length=1)
+    settings: FormSettings = Field(default_factory=FormSettings, description="Free-form beyond the members shown")
+
+
+class FormPatch(BaseModel):
+    """Members sent replace the stored ones; changed questions make a new version."""
+
+    title: Optional[Text] = None
+    questions: Optional[list[Question]] = Field(None, min_length=1)
+    settings: Optional[FormSettings] = None
+
+
+class Form(Out):
+    slug: str
+    title: str
+    version: int
+    settings: dict[str, Any]
+    questions: list[dict[str, Any]]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- responses -----------------------------------------------------------------------------------------------
+
+class Collector(BaseModel):
+    id: Text
+    phone: Optional[Phone] = None
+
+
+class Submission(BaseModel):
+    submission_id: Uuid
+    submitted_at: Timestamp
+    collector: Collector
+    form_version: Optional[int] = Field(None, description="Default: the form's current version")
+    answers: dict[str, Any] = Field(description="Question key to answer, checked against the form's questions")
+
+
+class Batch(BaseModel):
+    items: list[Submission] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ResponsePatch(BaseModel):
+    """A new revision; members left out keep their current values."""
+
+    submitted_at: Optional[Timestamp] = None
+    collector: Optional[Collector] = None
+    form_version: Optional[int] = None
+    answers: Optional[dict[str, Any]] = None
+
+
+class CollectorOut(Out):
+    id: str
+    phone: Optional[str]
+
+
+class Response(Out):
+    submission_id: str
+    form: str
+    form_version: int
+    revision: int
+    collector: CollectorOut
+    submitted_at: dt.datetime
+    received_at: dt.datetime
+    updated_at: dt.datetime
+    answers: dict[str, Any]
+    warnings: Optional[list[dict[str, Any]]] = Field(None, description="Warning-severity rules this response breaks")
+    flags: Optional[list[dict[str, Any]]] = Field(None, description="Open flags (GET of one response)")
+
+
+class BatchSummary(Out):
+    created: int
+    duplicate: int
+    conflict: int
+    invalid: int
+
+
+class BatchItemResult(Out):
+    index: int
+    submission_id: Optional[str]
+    status: Literal["created", "duplicate", "conflict", "invalid"]
+    errors: Optional[list[FieldErrorOut]] = None
+    warnings: Optional[list[dict[str, Any]]] = None
+
+
+class BatchResult(Out):
+    summary: BatchSummary
+    results: list[BatchItemResult]
+
+
+class Revision(Out):
+    revision: int
+    form_version: int
+    collector: CollectorOut
+    submitted_at: dt.datetime
+    created_at: dt.datetime
+    answers: dict[str, Any]
+
+
+class Attachment(Out):
+    name: str
+    question_type: Optional[str]
+    content_type: Optional[str]
+    size: int
+    sha256: str
+    received_at: dt.datetime
+
+
+class Flag(Out):
+    id: int
+    submission_id: str
+    revision: int
+    rule_id: str
+    severity: Literal["error", "warning"]
+    notify: str
+    message: str
+    status: Literal["open", "closed"]
+    close_reason: Optional[str]
+    opened_at: dt.datetime
+    closed_at: Optional[dt.datetime]
+
+
+# --- outbound: SMS and webhooks --------------------------------------------------------------------------------
+
+class Attempt(Out):
+    """One attempt at an SMS send or a webhook delivery (the same shape for both)."""
+
+    attempt: int
+    at: dt.datetime
+    outcome: Literal[attempts.OUTCOMES]  # type: ignore[valid-type]
+    status_code: Optional[int] = Field(description="HTTP status the provider or endpoint answered")
+    error_code: Optional[str] = Field(description="The SMS provider's own error code")
+    error: Optional[str]
+    duration_ms: Optional[int] = Field(description="How long the webhook endpoint took")
+    retry_after_s: Optional[float] = Field(description="The wait the provider asked for")
+
+
+class Message(Out):
+    id: int
+    dedupe_key: str
+    kind: str
+    recipient: str
+    body: str
+    template: Optional[str]
+    encoding: str
+    segments: int
+    status: Literal[outbox.STATUSES]  # type: ignore[valid-type]
+    attempts: int
+    next_attempt_at: dt.datetime
+    provider: Optional[str]
+    provider_message_id: Optional[str]
+    last_error: Optional[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    sent_at: Optional[dt.datetime]
+    history: Optional[list[Attempt]] = Field(None, description="Every attempt, oldest first (one message only)")
+
+
+class WebhookInput(BaseModel):
+    url: str = Field(min_length=1, description="http(s) URL; https and a public address in production")
+    events: list[Literal[registry.EVENTS]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class Circuit(Out):
+    consecutive_failures: int
+    open_until: Optional[dt.datetime]
+
+
+class Webhook(Out):
+    id: int
+    url: str
+    events: list[str]
+    created_at: dt.datetime
+    circuit: Circuit
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="The HMAC-SHA256 signing secret (whsec_...); shown only in this answer")
+
+
+class Delivery(Out):
+    id: int
+    webhook_id: int
+    url: str
+    event: Literal[registry.EVENTS]  # type: ignore[valid-type]
+    event_key: str
+    status: Literal[delivery.STATUSES]  # type: ignore[valid-type]
+    attempts: int
+    last_status_code: Optional[int]
+    last_error: Optional[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    next_attempt_at: dt.datetime
+    give_up_at: dt.datetime
+    delivered_at: Optional[dt.datetime]
+    body: Optional[str] = Field(None, description="The exact JSON sent (one delivery only)")
+    history: Optional[list[Attempt]] = Field(None, description="Every attempt, oldest first (one delivery only)")
+
+
+# --- schools and assessments ----------------------------------------------------------------------------------
+
+class SchoolInput(BaseModel):
+    udise: str = Field(pattern=roster.UDISE_PATTERN.pattern, description="The school's 11-digit UDISE code")
+    name: Text
+    district: Text
+    block: Text
+
+
+class School(Out):
+    udise: str
+    name: str
+    district: str
+    block: str
+
+
+class ClassInput(BaseModel):
+    grade: int = Field(ge=1, le=12)
+    section: Text = "A"
+
+
+class Class(Out):
+    id: int
+    school: str
+    grade: int
+    section: str
+
+
+class StudentInput(BaseModel):
+    roll_number: Text | Annotated[int, Field(ge=0)]
+    name: Text
+    parent_phone: Optional[Phone] = None
+
+
+class StudentImport(BaseModel):
+    students: list[StudentInput] = Field(min_length=1, max_length=roster.MAX_STUDENT_IMPORT)
+
+
+class Student(Out):
+    id: int
+    class_id: int
+    roll_number: str
+    name: str
+    parent_phone: Optional[str]
+    deleted_at: Optional[dt.datetime]
+
+
+class StudentImportResult(Out):
+    created: int
+    updated: int
+    unchanged: int
+    students: list[Student] = Field(description="The students this import named")
+
+
+class SubjectInput(BaseModel):
+    code: str = Field(pattern=roster.CODE_PATTERN.pattern)
+    name: Text
+
+
+class Subject(Out):
+    code: str
+    name: str
+
+
+class AssessmentItem(BaseModel):
+    key: str = Field(pattern=definitions.ITEM_KEY.pattern)
+    label: Optional[str] = None
+    max_marks: float = Field(gt=0)
+    choices: Optional[list[Text]] = Field(None, min_length=2, description="Exam questions only")
+    answer_key: Optional[str] = Field(None, description="Exam questions only: one of the choices")
+
+
+class GradeStep(BaseModel):
+    grade: Text
+    min_percent: Optional[float] = Field(None, ge=0, le=100)
+
+
+class AssessmentInput(BaseModel):
+    title: Text
+    subject: Optional[str] = Field(None, description="A subject code")
+    type: Literal[definitions.TYPES]  # type: ignore[valid-type]
+    evaluation: Literal[definitions.SUPPORTED_EVALUATIONS]  # type: ignore[valid-type]
+    outcome: Literal[definitions.SUPPORTED_OUTCOMES]  # type: ignore[valid-type]
+    level: Literal[definitions.LEVELS] = "student"  # type: ignore[valid-type]
+    items: list[AssessmentItem] = Field(min_length=1)
+    grade_scale: list[GradeStep] = Field(default_factory=list, description="Best grade first")
+    pass_criterion: dict[str, Any] = Field(description='{"min_percent": n} for Marks, {"min_grade": g} for Grade')
+    class_ids: list[Id] = Field(min_length=1)
+    deadline: Optional[Timestamp] = None
+    sheet: Optional[SheetTarget] = None
+
+
+class AssessmentPatch(BaseModel):
+    """Only these members can change; items, scale and criterion are fixed once marks may exist."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Optional[Text] = None
+    deadline: Optional[Timestamp] = None
+    class_ids: Optional[list[Id]] = Field(None, min_length=1)
+    sheet: Optional[SheetTarget] = None
+
+
+class Assessment(Out):
+    id: int
+    title: str
+    subject: Optional[str]
+    type: str
+    evaluation: str
+    outcome: str
+    level: str
+    items: list[dict[str, Any]]
+    grade_scale: list[dict[str, Any]]
+    pass_criterion: dict[str, Any]
+    class_ids: list[int]
+    deadline: Optional[dt.datetime]
+    sheet: Optional[dict[str, Any]]
+    updated_at: dt.datetime
+    classes: Optional[list[dict[str, Any]]] = Field(None, description="In listings: each class with its submission count")
+
+
+class SubmissionEnvelope(BaseModel):
+    submission_id: Uuid
+    class_id: Id
+    submitted_at: Timestamp
+    collector: Collector
+
+
+class StudentEntry(BaseModel):
+    student_id: Id
+    is_present: bool
+    marks: Optional[dict[str, Annotated[float, Field(ge=0)]]] = None
+    grades: Optional[dict[str, str]] = None
+
+
+class StudentSubmission(SubmissionEnvelope):
+    entries: list[StudentEntry] = Field(min_length=1, max_length=submissions.MAX_ENTRIES)
+
+
+class ClassResult(BaseModel):
+    item: str
+    present: int = Field(ge=0)
+    cleared: int = Field(ge=0)
+
+
+class ClassSubmission(SubmissionEnvelope):
+    results: list[ClassResult] = Field(min_length=1, max_length=submissions.MAX_ENTRIES)
+
+
+class ExamAnswer(BaseModel):
+    student_id: Id
+    question: str
+    answer: str
+
+
+class ExamAnswers(SubmissionEnvelope):
+    answers: list[ExamAnswer] = Field(min_length=1, max_length=submissions.MAX_ENTRIES)
+
+
+class SubmissionReceipt(Out):
+    submission_id: str
+    assessment_id: int
+    class_id: int
+    kind: str
+    entries: int
+    submitted_at: dt.datetime
+    received_at: dt.datetime
+
+
+class Summary(Out):
+    assessment_id: int
+    level: str
+    date: Optional[dt.date]
+    rows: list[dict[str, Any]]
+
+
+# --- business rules --------------------------------------------------------------------------------------------
+
+class Rule(BaseModel):
+    id: str = Field(pattern=RULE_ID.pattern)
+    expression: Text = Field(description="docs/rules.md: answers by key, arithmetic, comparisons, and/or/not, "
+                                         "count(), matches(), today, date(...)")
+    message: Text = Field(description="Shown to the collector; {key} quotes an answer")
+    severity: Literal["error", "warning"] = "error"
+    notify: Literal["collector", "none"] = "none"
+    description: Optional[str] = None
+
+
+class Expectation(BaseModel):
+    id: str = Field(pattern=RULE_ID.pattern)
+    expectation: Text = Field(description="A Great Expectations expectation, e.g. expect_column_values_to_be_between")
+    kwargs: dict[str, Any]
+    message: Text
+    severity: Literal["error", "warning"] = "error"
+    notify: Literal["collector", "none"] = "none"
+    description: Optional[str] = None
+
+
+class RulesDocument(BaseModel):
+    """The JSON form of a rules file; checked against the form's questions when saved or dry-run."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    expectations: list[Expectation] = Field(default_factory=list)
+
+
+class RulesVersion(Out):
+    version: Optional[int] = Field(description="null when the form has no rules")
+    created_at: Optional[dt.datetime]
+    created_by: Optional[str]
+    rules: list[dict[str, Any]]
+    expectations: list[dict[str, Any]]
+
+
+class RulesVersionSummary(Out):
+    version: int
+    created_at: dt.datetime
+    created_by: str
+    rules: int
+    expectations: int
+    in_force: bool
+
+
+class DryRunRule(Out):
+    id: str
+    would_flag: Optional[int]
+    examples: Optional[list[str]] = None
+    error: Optional[str] = Field(None, description="Only for a rule that fails in PostgreSQL")
+
+
+class DryRunResult(Out):
+    responses_evaluated: int
+    rules: list[DryRunRule]
+
+
+class DryRunJob(Out):
+    id: int
+    status: Literal["queued", "running", "done", "failed"]
+    latest: Optional[int]
+    poll: str
+    created_at: dt.datetime
+    created_by: str
+    finished_at: Optional[dt.datetime]
+    error: Optional[str]
+    result: Optional[DryRunResult]
+
+
+# --- enrollment (issue 19; shapes in docs/enrollment.md) ---------------------------------------------------------
+
+class Document(Out):
+    """A JSON object whose members docs/enrollment.md describes (not yet modelled member by member here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class EnrollmentInput(BaseModel):
+    """A new student (name, date_of_birth, gender, guardians...), a transfer within the state (`slc_qr_payload`)
+    or from another state (`out_of_state`); docs/enrollment.md lists the members."""
+
+    model_config = ConfigDict(extra="allow")
+    class_id: Id
+
+
+class LeaveInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class VerifyInput(BaseModel):
+    qr_payload: str = Field(description="The text of the certificate's QR code")
+
+
+class ReviewInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    decision: Literal["accepted", "rejected"]
+    note: Optional[str] = None
+
+
+# --- service -------------------------------------------------------------------------------------------------
+
+class Status(Out):
+    status: str
+
+
+class ApiKey(Out):
+    id: int
+    organization: str
+    role: str
+    label: Optional[str]
+    prefix: str = Field(description="The first characters of the key, to recognise it")
+    created_at: dt.datetime
+    revoked_at: Optional[dt.datetime]
+
