@@ -64,7 +64,7 @@ def test_an_unknown_key_is_never_remembered(client, conn, clock):
 
     assert client.get("/api/v1/forms", headers=auth("fpk_unknown")).status_code == 401
     assert context._key_cache == {}
-    key = create_key(conn, "acme", "admin")
+    key = create_key(conn, "acme", "admin", create_org=True)
     assert client.get("/api/v1/forms", headers=auth(key)).status_code == 200
     assert len(context._key_cache) == 1
 
@@ -73,7 +73,7 @@ def test_the_key_cache_stays_within_its_bound(client, conn, clock, monkeypatch):
     from fieldpipe.orgs import create_key
 
     monkeypatch.setattr(context, "KEY_CACHE_MAX", 3)
-    keys = [create_key(conn, "acme", "collector") for _ in range(7)]
+    keys = [create_key(conn, "acme", "collector", create_org=True) for _ in range(7)]
     for key in keys:
         assert client.get("/api/v1/forms", headers=auth(key)).status_code == 200
         assert 1 <= len(context._key_cache) <= 3
