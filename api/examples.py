@@ -81,3 +81,6 @@ ENROLLMENT = {  # into the first class
     "guardians": [{"name": "Ramesh Thakur", "relation": "father", "phone": "+919876543210"}],
     "admitted_on": "2022-04-01",
 }
+RULES = {"rules": [{"id": "working-point-serves-someone", "expression": "not working or households >= 1",
+                    "message": "A working water point serving {households} households?", "severity": "warning",
+                    "notify": "collector"}]}

@@ -198,9 +198,10 @@ class Attachment(Out):
     name: str
     question_type: Optional[str]
     content_type: Optional[str]
-    size: int
-    sha256: str
-    received_at: dt.datetime
+    size: Optional[int]
+    sha256: Optional[str]
+    received_at: Optional[dt.datetime]
+    received: bool = Field(description="false while the device has not sent the file yet")
 
 
 class Flag(Out):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, request
 
-from api import schemas
+from api import examples, schemas
 from api.context import endpoint, json_body
 from api.spec import Query, operation
 from fieldpipe import paging
@@ -12,9 +12,6 @@ from fieldpipe.rules import dry_run, store
 
 bp = Blueprint("rules", __name__, url_prefix="/api/v1/forms/<slug>/rules")
 
-RULES_EXAMPLE = {"rules": [{"id": "savings-within-income", "expression": "monthly_savings <= monthly_income",
-                            "message": "Savings {monthly_savings} exceed income {monthly_income}",
-                            "severity": "error", "notify": "collector"}]}
 VERSION_OK = {"description": "Unchanged: the document equals the version in force",
               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RulesVersion"}}}}
 JOB_ACCEPTED = {"description": "Accepted as a job; poll the Location",
@@ -33,7 +30,7 @@ def get_rules(conn, caller, slug):
            "nothing is stored), then saved as a new version (201). The same document again changes nothing (200)",
            description="The one `PUT` of the API: a rules document is replaced whole and versioned, never patched.",
            body=schemas.RulesDocument, returns=schemas.RulesVersion, status=201, extra_responses={"200": VERSION_OK},
-           examples={"savings within income": RULES_EXAMPLE}, tag="rules",
+           examples={"households": examples.RULES}, tag="rules",
            headers={"Location": "The new version's URL"})
 @endpoint(admin=True)
 def put_rules(conn, caller, slug):
@@ -64,7 +61,7 @@ def get_version(conn, caller, slug, version):
            "writing flags", description="Over FIELDPIPE_RULES_DRY_RUN_SYNC_LIMIT responses (default 100,000) it "
            "runs as a job: 202 with a link to poll.", body=schemas.RulesDocument, returns=schemas.DryRunResult,
            query=(Query("latest", {"type": "integer", "minimum": 1}, "Only the latest N responses received"),),
-           extra_responses={"202": JOB_ACCEPTED}, examples={"savings within income": RULES_EXAMPLE}, tag="rules")
+           extra_responses={"202": JOB_ACCEPTED}, examples={"households": examples.RULES}, tag="rules")
 @endpoint(admin=True)
 def post_dry_run(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
