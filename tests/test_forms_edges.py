@@ -80,7 +80,7 @@ def test_a_body_that_is_not_an_object_is_refused(client, admin_key, make_form):
     assert errors(client.post("/api/v1/forms", json=["f"], headers=auth(admin_key))) == [
         ("", "type", "must be a JSON object")]
     make_form()
-    assert errors(client.put("/api/v1/forms/household-survey", json="x", headers=auth(admin_key))) == [
+    assert errors(client.patch("/api/v1/forms/household-survey", json="x", headers=auth(admin_key))) == [
         ("", "type", "must be a JSON object")]
 
 
@@ -109,7 +109,7 @@ def test_a_valid_definition_is_normalised(client, admin_key):
 def test_forms_are_listed_by_slug_with_their_current_questions(client, admin_key, make_form):
     make_form(slug="zebra")
     make_form(slug="aardvark")
-    client.put("/api/v1/forms/zebra", json={"questions": [Q]}, headers=auth(admin_key))
+    client.patch("/api/v1/forms/zebra", json={"questions": [Q]}, headers=auth(admin_key))
     listed = client.get("/api/v1/forms", headers=auth(admin_key)).get_json()["items"]
     assert [(f["slug"], f["version"], len(f["questions"])) for f in listed] == [
         ("aardvark", 1, len(HOUSEHOLD_QUESTIONS)), ("zebra", 2, 1)]
@@ -119,13 +119,13 @@ def test_an_update_changes_only_what_it_names(client, admin_key, make_form):
     created = make_form()
     url = "/api/v1/forms/household-survey"
     settings = {"sms_receipt": {"phone_question": "phone", "template": "Thanks {name}"}}
-    resp = client.put(url, json={"settings": settings}, headers=auth(admin_key))
+    resp = client.patch(url, json={"settings": settings}, headers=auth(admin_key))
     assert resp.status_code == 200
     body = resp.get_json()
     assert (body["title"], body["version"], body["settings"], body["questions"]) == (
         created["title"], 1, settings, created["questions"])
     assert body["updated_at"] > created["updated_at"] and body["created_at"] == created["created_at"]
-    same = client.put(url, json={"questions": HOUSEHOLD_QUESTIONS, "title": "Renamed"}, headers=auth(admin_key))
+    same = client.patch(url, json={"questions": HOUSEHOLD_QUESTIONS, "title": "Renamed"}, headers=auth(admin_key))
     assert (same.get_json()["version"], same.get_json()["title"], same.get_json()["settings"]) == (1, "Renamed", settings)
     assert client.get(url, headers=auth(admin_key)).get_json()["title"] == "Renamed"
 
@@ -143,13 +143,13 @@ def test_an_update_changes_only_what_it_names(client, admin_key, make_form):
 def test_a_bad_update_gets_exactly_its_errors_and_changes_nothing(client, admin_key, make_form, body, expected):
     before = make_form(settings={"sms_receipt": {"phone_question": "phone", "template": "Thanks"}})
     url = "/api/v1/forms/household-survey"
-    assert errors(client.put(url, json=body, headers=auth(admin_key))) == expected
+    assert errors(client.patch(url, json=body, headers=auth(admin_key))) == expected
     assert client.get(url, headers=auth(admin_key)).get_json() == before
 
 
 def test_unknown_forms_are_404_naming_the_form(client, admin_key):
     for resp in (client.get("/api/v1/forms/nope", headers=auth(admin_key)),
-                 client.put("/api/v1/forms/nope", json={"title": "x"}, headers=auth(admin_key)),
+                 client.patch("/api/v1/forms/nope", json={"title": "x"}, headers=auth(admin_key)),
                  client.get("/api/v1/forms/nope/responses", headers=auth(admin_key))):
         assert resp.status_code == 404 and resp.get_json()["detail"] == "form 'nope' was not found"
 

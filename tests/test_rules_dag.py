@@ -28,7 +28,7 @@ def test_dag_flags_rule_and_expectation_violations_and_broken_rules_fail_only_th
     """)
     put_rules(client, admin_key, "water-point-audit", "rules:\n  - {id: local-word, expression: local_word != 'x', message: x}\n")
     # the form then drops the question its rule reads: its stored rules no longer fit
-    client.put("/api/v1/forms/water-point-audit", headers=auth(admin_key), json={
+    client.patch("/api/v1/forms/water-point-audit", headers=auth(admin_key), json={
         "title": "Water", "questions": [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "local_word"], "settings": {}})
     headers = auth(collector_key)
     overspent = submission(answers={"name": "Asha", "city": "pune", "monthly_income": 20000, "monthly_savings": 30000})

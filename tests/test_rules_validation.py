@@ -159,7 +159,7 @@ def test_rules_that_no_longer_fit_the_questions_fail_their_form_naming_rule_and_
     post(client, collector_key, answers=answers(monthly_savings=30000))
     # the form loses a question its rules read: the stored rules no longer fit
     without_savings = [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "monthly_savings"]
-    resp = client.put("/api/v1/forms/household-survey", headers=auth(admin_key),
+    resp = client.patch("/api/v1/forms/household-survey", headers=auth(admin_key),
                       json={"title": "Household survey", "questions": without_savings, "settings": {}})
     assert resp.status_code == 200, resp.get_json()
     with pytest.raises(ValidationFailed) as failure:
