@@ -347,7 +347,8 @@ def get_certificate(conn: psycopg.Connection, org_id: int, certificate_id: Any) 
 
 
 def certificate_pdf(conn: psycopg.Connection, org_id: int, certificate_id: Any) -> bytes:
-    return objectstore.default_store().get(_certificate_row(conn, org_id, certificate_id)["pdf_key"])
+    row = _certificate_row(conn, org_id, certificate_id)  # first: an unknown certificate is a 404 without storage
+    return objectstore.default_store().get(row["pdf_key"])
 
 
 def revoke_certificate(conn: psycopg.Connection, org_id: int, api_key_id: int | None, certificate_id: Any) -> dict:
