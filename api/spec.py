@@ -207,6 +207,10 @@ def _operation_object(view: Callable, op: Operation, rule: str, method: str, mod
     doc["parameters"] = _path_parameters(rule) + [
         {"name": q.name.rstrip("*") + ("{key}" if q.name.endswith("*") else ""), "in": "query",
          "required": q.required, "schema": q.schema, "description": q.description} for q in op.all_query]
+    if op.body is None and op.body_media != ("application/json",):  # a file upload
+        doc["requestBody"] = {"required": True, "content": {media: {"schema": {
+            "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}
+            for media in op.body_media}}
     if op.body is not None:
         models.add(op.body)
         content = {}

@@ -49,7 +49,7 @@ def test_timestamps_outside_the_domain_are_refused_everywhere(client, form, coll
     assert count(conn) == 0
     good = submission()
     assert client.post(URL, json=good, headers=auth(collector_key)).status_code == 201
-    edit = client.put(f"{URL}/{good['submission_id']}", json={"answers": good["answers"], "submitted_at": stamp},
+    edit = client.patch(f"{URL}/{good['submission_id']}", json={"answers": good["answers"], "submitted_at": stamp},
                       headers=auth(collector_key))
     refused(edit, "submitted_at")
     assert count(conn, "response_revisions") == 1
@@ -145,7 +145,7 @@ def test_text_longer_than_its_question_allows_is_refused(client, form, collector
 
 def test_nan_and_infinity_anywhere_are_refused_naming_the_field(client, form, admin_key, collector_key, conn):
     raw = '{"title": "T", "settings": {"sheet": {"spreadsheet_id": "s", "cell_limit_share": NaN}}}'
-    refused(client.put("/api/v1/forms/household-survey", data=raw, content_type="application/json",
+    refused(client.patch("/api/v1/forms/household-survey", data=raw, content_type="application/json",
                        headers=auth(admin_key)), "settings.sheet.cell_limit_share")
     raw = json.dumps(submission()).replace('20000', '-Infinity')
     refused(client.post(URL, data=raw, content_type="application/json", headers=auth(collector_key)),

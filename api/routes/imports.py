@@ -6,7 +6,9 @@ from pathlib import PurePosixPath
 from flask import Blueprint, Response, request
 from werkzeug.utils import secure_filename
 
+from api import schemas
 from api.context import endpoint
+from api.spec import Query, operation
 from fieldpipe import objectstore, paging
 from fieldpipe.config import Settings
 from fieldpipe.forms import get_form_row
@@ -17,6 +19,9 @@ bp = Blueprint("imports", __name__, url_prefix="/api/v1/forms/<slug>/imports")
 
 
 @bp.post("")
+@operation("Upload a CSV or XLSX file of responses (multipart part `file`); the import_responses DAG imports it: "
+           "202 with the import to follow", body_media=("multipart/form-data",),
+           returns=schemas.Document, status=202, problems=("already-exists", "payload-too-large"), tag="imports")
 @endpoint(admin=True)
 def upload(conn, caller, slug):
     """Put the file where dropped files wait (`<org>/<form>/incoming/`) and queue its import: 202 with its id."""
@@ -38,6 +43,7 @@ def upload(conn, caller, slug):
 
 
 @bp.get("")
+@operation("The form's imports, with their progress and outcome", listing=schemas.Document, tag="imports")
 @endpoint()
 def list_imports(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -45,6 +51,8 @@ def list_imports(conn, caller, slug):
 
 
 @bp.get("/template")
+@operation("A template file with the form's columns", produces="application/octet-stream",
+           query=(Query("format", {"enum": ["csv", "xlsx"], "default": "csv"}, "File format"),), tag="imports")
 @endpoint()
 def get_template(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -57,6 +65,7 @@ def get_template(conn, caller, slug):
 
 
 @bp.get("/<import_id>")
+@operation("One import: its state, counts and the rows it refused", returns=schemas.Document, tag="imports")
 @endpoint()
 def get_import(conn, caller, slug, import_id):
     form = get_form_row(conn, caller.organization_id, slug)

@@ -121,6 +121,8 @@ def _form(conn, caller, xform_id: str) -> dict:
 
 
 @bp.get("/forms/<xform_id>/manifest")
+@operation("OpenRosa manifest: the files the form shows (images, CSV choices)", produces="text/xml",
+           protocol="openrosa", problems=OPENROSA_PROBLEMS + ("not-found",), tag="openrosa")
 def manifest(org: str, xform_id: str):
     with _connection() as conn:
         caller, _ = _caller(conn, org)
@@ -135,6 +137,8 @@ def manifest(org: str, xform_id: str):
 
 
 @bp.get("/forms/<xform_id>/media/<name>")
+@operation("One of the form's media files", produces="application/octet-stream", protocol="openrosa",
+           problems=OPENROSA_PROBLEMS + ("not-found",), tag="openrosa")
 def media(org: str, xform_id: str, name: str):
     with _connection() as conn:
         caller, _ = _caller(conn, org)
