@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fieldpipe import attempts
+from fieldpipe import attempts, domains
 from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.assessments import definitions, roster, submissions
 from fieldpipe.problems import CATALOGUE
@@ -23,8 +23,11 @@ from fieldpipe.rules.loader import RULE_ID
 from fieldpipe.sms import outbox
 from fieldpipe.webhooks import delivery, registry
 
-Text = Annotated[str, Field(min_length=1, pattern=r"\S", description="Not blank")]
-Timestamp = Annotated[str, Field(description="ISO 8601 with a time zone offset, e.g. 2026-11-20T10:15:00+05:30",
+Text = Annotated[str, Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, pattern=r"\S",
+                            json_schema_extra={"allOf": [{"pattern": domains.json_schema_string()["pattern"]}]},
+                            description=f"Not blank; {domains.TEXT_RULE}")]
+Timestamp = Annotated[str, Field(description=domains.json_schema_timestamp()["description"]
+                                 + ", e.g. 2026-11-20T10:15:00+05:30",
                                  json_schema_extra={"format": "date-time"},
                                  pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$")]
 Uuid = Annotated[str, Field(description="A UUID made on the device",
@@ -121,7 +124,7 @@ class Form(Out):
 # --- responses -----------------------------------------------------------------------------------------------
 
 class Collector(BaseModel):
-    id: Text
+    id: Annotated[Text, Field(max_length=domains.NAME_MAX_LENGTH)]
     phone: Optional[Phone] = None
 
 

@@ -32,7 +32,7 @@ from flask import Flask, current_app, request
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from fieldpipe import paging
+from fieldpipe import domains, paging
 from fieldpipe.orgs import KEY_CACHE_SECONDS
 from fieldpipe.problems import CATALOGUE, FieldError, invalid
 
@@ -51,6 +51,11 @@ Pass the cursor until it is `null`. Filters keep their own names.
 **Updates.** `PATCH` with a partial JSON body: members you send replace the stored ones, members you leave out
 stay as they are. Response edits are the exception that proves the rule: `PATCH` of a response makes a new
 revision and keeps the earlier ones.
+
+**Bounds of every value** (fieldpipe/domains.py, docs/api-domains.md): strings at most {string_max} characters
+of {text_rule} (a `text` answer {text_max}, a collector id {name_max}); object keys at most {key_max} characters;
+nesting at most {depth} deep; integers within ±{int_max}; decimals within ±{dec_max:g} (exclusive); timestamps
+with an offset between {ts_min} and {ts_max}; query parameter values at most {query_max} characters.
 
 **Errors.** Every error is `application/problem+json` (RFC 9457) with a stable `code` (see the `Problem` schema
 and the catalogue below). A 422 lists each offending field in `errors`. Unknown query parameters are rejected
@@ -274,6 +279,10 @@ def document(app: Flask) -> dict:
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": "1.0.0", "description": DESCRIPTION.format(
             cache=KEY_CACHE_SECONDS, max_limit=paging.MAX_LIMIT, default_limit=paging.DEFAULT_LIMIT,
+            string_max=domains.STRING_MAX_LENGTH, text_rule=domains.TEXT_RULE, text_max=domains.TEXT_MAX_LENGTH,
+            name_max=domains.NAME_MAX_LENGTH, key_max=domains.KEY_MAX_LENGTH, depth=domains.JSON_MAX_DEPTH,
+            int_max=domains.INTEGER_MAX, dec_max=domains.DECIMAL_MAX_ABS, ts_min=domains.TIMESTAMP_MIN.isoformat(),
+            ts_max=domains.TIMESTAMP_MAX.isoformat(), query_max=domains.QUERY_MAX_LENGTH,
             catalogue="| code | status | type | title |\n|---|---|---|---|\n" + catalogue)},
         "paths": dict(sorted(paths.items())),
         "components": {
