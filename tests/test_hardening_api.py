@@ -114,7 +114,7 @@ def test_text_with_forbidden_characters_is_refused_in_every_place(client, form, 
     refused(send(client.post, URL, body, collector_key), "answers.local_word")
     refused(send(client.post, URL, submission(collector={"id": f"enum{bad}7"}), collector_key), "collector.id")
     refused(send(client.post, URL + "/batch", {"items": [body]}, collector_key), "items[0].answers.local_word")
-    refused(send(client.put, "/api/v1/forms/household-survey", {"title": f"Survey{bad}"}, admin_key), "title")
+    refused(send(client.patch, "/api/v1/forms/household-survey", {"title": f"Survey{bad}"}, admin_key), "title")
     refused(send(client.post, "/api/v1/schools", {"udise": "02010100101", "name": f"GPS{bad}", "district": "Shimla",
                                                   "block": "Mashobra"}, admin_key), "name")
     if bad != "\ud800":  # a URL cannot carry a lone surrogate: its bytes decode to U+FFFD
