@@ -330,6 +330,9 @@ class StudentInput(BaseModel):
     roll_number: Text | Annotated[int, Field(ge=0)]
     name: Text
     parent_phone: Optional[Phone] = None
+    guardians: Optional[list[dict[str, Any]]] = Field(None, max_length=4, description="As in EnrollmentInput "
+                                                      "(docs/enrollment.md); phones optional here. Listed guardians "
+                                                      "replace the student's")
 
 
 class StudentImport(BaseModel):
