@@ -201,7 +201,7 @@ def _problem_example(slug: str) -> dict:
 
 def _operation_object(view: Callable, op: Operation, rule: str, method: str, models: set) -> dict:
     auth = getattr(view, "fieldpipe_auth", None)
-    doc: dict[str, Any] = {"summary": op.summary, "operationId": f"{method}_{view.__module__.rsplit('.', 1)[-1]}_{view.__name__}",
+    doc: dict[str, Any] = {"summary": op.summary, "operationId": method + "_" + re.sub(r"[^A-Za-z0-9]+", "_", rule).strip("_"),
                            "tags": [op.tag or rule.split("/")[3] if rule.startswith("/api/v1/") else "service"]}
     description = [op.description] if op.description else []
     if auth == "admin":

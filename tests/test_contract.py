@@ -301,6 +301,10 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     call("get", "/api/v1/messages/{message_id}", key=admin, expect=200)
     call("post", "/api/v1/messages/{message_id}/resend", key=admin, expect=200)
     call("post", "/api/v1/messages/{message_id}/resend", key=admin, expect=409)
+    with app.extensions["fieldpipe_pool"].connection() as conn:
+        conn.execute("UPDATE sms_messages SET status = 'failed' WHERE id = 3")
+    call("post", "/api/v1/messages/{message_id}/retry", key=admin, expect=200)
+    call("post", "/api/v1/messages/{message_id}/retry", key=admin, expect=409)
     call("get", "/api/v1/deliveries/{delivery_id}", key=admin, expect=200)
     call("post", "/api/v1/deliveries/{delivery_id}/retry", key=admin, expect=409)
     with app.extensions["fieldpipe_pool"].connection() as conn:

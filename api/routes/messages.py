@@ -32,7 +32,7 @@ def get_message(conn, caller, message_id):
 @bp.post("/<int:message_id>/retry")
 @bp.post("/<int:message_id>/resend")
 @operation("Queue an unknown or failed message again (an unknown one may then arrive twice; see docs/sms.md)",
-           returns=schemas.Message, problems=("message-not-resendable",))
+           returns=schemas.Message, problems=("not-retryable",))
 @endpoint(admin=True)
 def retry_message(conn, caller, message_id):
     return outbox.retry_message(conn, caller.organization_id, message_id,
