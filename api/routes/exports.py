@@ -7,12 +7,19 @@ gets masked values and is refused `?masked=false`.
 from flask import Blueprint, Response, current_app, request
 
 from api.context import endpoint
+from api.spec import Query, operation
 from fieldpipe import responses
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
 from fieldpipe.reporting import downloads
 
 bp = Blueprint("exports", __name__, url_prefix="/api/v1/forms/<slug>")
+EXPORT_QUERY = (Query("masked", {"enum": ["true", "false"]},
+                      "Admin keys: true to mask personal data (other keys always get it masked)"),
+                Query("since", {"type": "string", "format": "date-time"}, "As in the responses listing"),
+                Query("answer.*", {"type": "string"}, "As in the responses listing"),
+                Query("q", {"type": "string"}, "As in the responses listing"))
+EXPORT_RESPONSES = {"304": {"description": "Not modified: the If-None-Match ETag still matches"}}
 
 
 def _masked(caller) -> bool:
@@ -43,6 +50,9 @@ def _download(conn, caller, slug: str, fmt: str, body) -> Response:
 
 
 @bp.get("/export.csv")
+@operation("The responses as CSV, filtered as the listing is, masked by role", produces="text/csv",
+           query=EXPORT_QUERY, extra_responses=EXPORT_RESPONSES,
+           headers={"ETag": "The export's version"})
 @endpoint()
 def export_csv(conn, caller, slug):
     def body(form, where, masked, headers):
@@ -69,6 +79,9 @@ def export_csv(conn, caller, slug):
 
 
 @bp.get("/export.xlsx")
+@operation("The responses as an XLSX workbook, filtered as the listing is, masked by role",
+           produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", query=EXPORT_QUERY,
+           extra_responses=EXPORT_RESPONSES, headers={"ETag": "The export's version"})
 @endpoint()
 def export_xlsx(conn, caller, slug):
     return _download(conn, caller, slug, "xlsx", lambda form, where, masked, headers: Response(
