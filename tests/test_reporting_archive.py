@@ -73,7 +73,7 @@ def test_a_rerun_rewrites_the_partition_byte_identical_and_an_edit_changes_it(cl
     assert object_store.get(key) == before
 
     edited = {**sub, "answers": {**ANSWERS, "income": 1}}
-    assert client.put(f"/api/v1/forms/water-survey/responses/{sub['submission_id']}", json=edited,
+    assert client.patch(f"/api/v1/forms/water-survey/responses/{sub['submission_id']}", json=edited,
                       headers=auth(admin_key)).status_code == 200
     edit_day = conn.execute("SELECT (updated_at AT TIME ZONE 'UTC')::date AS d FROM responses").fetchone()["d"]
     report = archive_day(conn, object_store, edit_day)  # the edit's day rewrites the partition it belongs to
@@ -85,7 +85,7 @@ def test_partitions_of_two_form_versions_read_as_one_table(client, admin_key, co
     _post(client, admin_key, _at(DAY, 9), conn)
     archive_day(conn, object_store, DAY)
     questions = QUESTIONS + [{"key": "district", "label": "District", "type": "text"}]
-    assert client.put("/api/v1/forms/water-survey", json={"questions": questions},
+    assert client.patch("/api/v1/forms/water-survey", json={"questions": questions},
                       headers=auth(admin_key)).status_code == 200
     later = DAY + dt.timedelta(days=1)
     _post(client, admin_key, _at(later, 9), conn, district="Pune")

@@ -45,7 +45,7 @@ def test_the_view_has_one_typed_masked_row_per_response_at_its_latest_revision(c
     sub = submission(answers=ANSWERS)
     assert client.post("/api/v1/forms/water-survey/responses", json=sub, headers=auth(admin_key)).status_code == 201
     edited = {**sub, "answers": {**ANSWERS, "income": 25000}}
-    assert client.put(f"/api/v1/forms/water-survey/responses/{sub['submission_id']}", json=edited,
+    assert client.patch(f"/api/v1/forms/water-survey/responses/{sub['submission_id']}", json=edited,
                       headers=auth(admin_key)).status_code == 200
 
     rows = _as_reporting_role(conn, 'SELECT * FROM reporting."acme__water-survey"')
@@ -89,7 +89,7 @@ def test_the_reporting_role_reads_the_reporting_schema_and_nothing_else(conn, su
 
 def test_a_new_form_version_adds_its_column_to_the_view(client, admin_key, conn, survey):
     questions = QUESTIONS + [{"key": "district", "label": "District", "type": "text"}]
-    assert client.put("/api/v1/forms/water-survey", json={"questions": questions},
+    assert client.patch("/api/v1/forms/water-survey", json={"questions": questions},
                         headers=auth(admin_key)).status_code == 200
     sub = submission(answers={**ANSWERS, "district": "Pune"})
     assert client.post("/api/v1/forms/water-survey/responses", json=sub, headers=auth(admin_key)).status_code == 201
