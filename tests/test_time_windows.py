@@ -182,4 +182,4 @@ def test_a_response_committed_late_within_the_revisit_window_is_still_validated(
     assert flags(client, admin_key) == {late: None}
     watermark = conn.execute("SELECT extract(epoch FROM now() - validated_through) AS behind "
                              "FROM validation_watermarks").fetchone()["behind"]
-    assert 119 <= float(watermark) <= 125
+    assert 119 <= float(watermark) <= 170  # 2 minutes, and the seconds this test itself took
