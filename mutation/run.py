@@ -107,6 +107,7 @@ def summarize(part: str, work: Path, mutmut: str) -> dict:
     killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
     judged = sum(n for s, n in counts.items() if s not in ("not checked", "skipped"))
     return {"part": part, "modules": PARTS[part][0], "tests": PARTS[part][1], "counts": counts,
+            "mutants": len(statuses), "tried": judged, "complete": judged == len(statuses),
             "score": round(killed / judged, 4) if judged else None, "survivors": survivors}
 
 
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutmut mutant name globs, e.g. 'fieldpipe.answers*'")
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--list", action="store_true", help="list the parts")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="write the results of the part's last (perhaps stopped) run without running anything")
     args = parser.parse_args(argv)
     if args.list or not args.part:
         for name, (modules, tests) in PARTS.items():
@@ -127,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     from fieldpipe.dev.embedded_db import EmbeddedPostgres, free_port
 
     work = REPO / "var" / "mutation" / args.part
-    prepare(args.part, work)
     mutmut = str(Path(sys.executable).parent / "mutmut")
+    if args.summarize_only:
+        return write_results(args.part, work, mutmut, minutes=None)
+    prepare(args.part, work)
     data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-mutation-pg-"))
     server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
     started = time.monotonic()
@@ -139,18 +144,22 @@ def main(argv: list[str] | None = None) -> int:
                             cwd=work, env=env, start_new_session=True)
     try:
         proc.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the mutants tried so far are still worth a score, marked as partial
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
-        raise
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    result = summarize(args.part, work, mutmut)
-    result["minutes"] = round((time.monotonic() - started) / 60, 1)
+    return write_results(args.part, work, mutmut, minutes=round((time.monotonic() - started) / 60, 1))
+
+
+def write_results(part: str, work: Path, mutmut: str, minutes: float | None) -> int:
+    result = summarize(part, work, mutmut)
+    result["minutes"] = minutes
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.part}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"{args.part}: score {result['score']}, {result['counts']}; survivors in mutation/results/{args.part}.json")
+    (RESULTS / f"{part}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"{part}: score {result['score']} over {result['tried']} of {result['mutants']} mutants, {result['counts']}; "
+          f"survivors in mutation/results/{part}.json")
     return 0
 
 
