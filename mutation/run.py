@@ -38,7 +38,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
               ["tests/test_rules_boundaries.py", "tests/test_rules_agreement.py", "tests/test_rules_validation.py",
                "tests/test_rules_cli.py"]),
     "flags": (["fieldpipe/flags.py", "fieldpipe/rules/ledger.py"],
-              ["tests/test_rules_validation.py", "tests/test_time_windows.py"]),
+              ["tests/test_flags_api.py", "tests/test_rules_validation.py", "tests/test_time_windows.py"]),
     "sms": (["fieldpipe/sms/*.py"], ["tests/test_sms.py", "tests/test_time_windows.py"]),
     "retry": (["fieldpipe/retry.py"], ["tests/test_retry.py", "tests/test_time_windows.py"]),
     "ratelimit": (["fieldpipe/ratelimit.py"], ["tests/test_ratelimit.py", "tests/test_webhooks_delivery.py"]),
