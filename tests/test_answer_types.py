@@ -132,3 +132,24 @@ def test_text_answers_are_searchable_by_word_and_other_types_are_not(client, col
     assert found("devi asha") == ["Asha Devi"]
     assert found("tap") == []          # a choice answer is not text
     assert found("asha ravi") == []
+
+
+def test_the_content_hash_is_a_known_answer():
+    """Hashes are stored: a change of the canonical form would turn every retry of an older submission into
+    a conflict. sha256 of the keys sorted, no spaces, UTF-8 as is."""
+    import hashlib
+
+    from fieldpipe.answers import content_hash
+
+    canonical = '{"a":"पानी","b":[1,2],"c":{"d":null}}'
+    assert content_hash({"c": {"d": None}, "b": [1, 2], "a": "पानी"}) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_retry_after_the_questions_were_reordered_is_still_a_duplicate(client, admin_key, collector_key, water):
+    body = submission(answers={"name": "Asha", "visits": 2, "working": True})
+    assert client.post(URL, json=body, headers=auth(collector_key)).status_code == 201
+    reordered = list(reversed(QUESTIONS))
+    assert client.put("/api/v1/forms/water", json={"questions": reordered}, headers=auth(admin_key)).get_json()[
+        "version"] == 2
+    again = client.post(URL, json=body, headers=auth(collector_key))
+    assert again.status_code == 200, again.get_json()
