@@ -53,3 +53,31 @@ def test_an_unknown_status_filter_is_422_naming_it(client, admin_key, make_form)
     assert resp.status_code == 422
     assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == [
         ("status", "enum", "must be one of open, closed, all")]
+
+
+def test_flags_page_through_in_order_and_a_run_counts_what_it_closed(client, conn, admin_key, collector_key,
+                                                                    make_form):
+    make_form()
+    put_rules(client, admin_key, "household-survey", RULES)
+    posted = []
+    for savings in (500, 600, 700):
+        body = submission(answers={"name": "Asha", "city": "pune", "monthly_income": 100, "monthly_savings": savings})
+        assert client.post(f"{URL}/responses", json=body, headers=auth(collector_key)).status_code == 201
+        posted.append(body)
+    validate_slug(conn, "household-survey")
+    seen, cursor = [], None
+    for _ in range(4):
+        page = client.get(f"{URL}/flags?limit=1" + (f"&cursor={cursor}" if cursor else ""),
+                          headers=auth(admin_key)).get_json()
+        seen += [f["message"] for f in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["Savings 500 exceed income 100", "Savings 600 exceed income 100", "Savings 700 exceed income 100"]
+
+    for body in posted[:2]:
+        fixed = {"answers": {**body["answers"], "monthly_savings": 1}}
+        assert client.put(f"{URL}/responses/{body['submission_id']}", json=fixed,
+                          headers=auth(collector_key)).status_code == 200
+    [run] = validate_slug(conn, "household-survey")
+    assert (run.opened, run.closed) == (0, {"passed": 2})  # the third is checked again (revisit window), still open
