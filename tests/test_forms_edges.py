@@ -164,17 +164,17 @@ def test_a_duplicate_slug_is_409_naming_it_and_keeps_the_first(client, admin_key
 
 
 def test_forms_page_through_by_slug_with_the_cursor(client, admin_key, make_form):
-    for slug in ("delta", "alpha", "charlie", "bravo"):
+    for slug in ("delta", "alpha", "2026-census", "charlie", "bravo"):
         make_form(slug=slug)
     seen, cursor = [], None
-    for _ in range(5):
+    for _ in range(6):
         page = client.get("/api/v1/forms?limit=1" + (f"&cursor={cursor}" if cursor else ""),
                           headers=auth(admin_key)).get_json()
         seen += [f["slug"] for f in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == ["alpha", "bravo", "charlie", "delta"]
+    assert seen == ["2026-census", "alpha", "bravo", "charlie", "delta"]
     two = client.get("/api/v1/forms?limit=3", headers=auth(admin_key)).get_json()
     rest = client.get(f"/api/v1/forms?limit=3&cursor={two['next_cursor']}", headers=auth(admin_key)).get_json()
-    assert [f["slug"] for f in rest["items"]] == ["delta"] and rest["next_cursor"] is None
+    assert [f["slug"] for f in rest["items"]] == ["charlie", "delta"] and rest["next_cursor"] is None
