@@ -149,7 +149,7 @@ def test_a_retry_after_the_questions_were_reordered_is_still_a_duplicate(client,
     body = submission(answers={"name": "Asha", "visits": 2, "working": True})
     assert client.post(URL, json=body, headers=auth(collector_key)).status_code == 201
     reordered = list(reversed(QUESTIONS))
-    assert client.put("/api/v1/forms/water", json={"questions": reordered}, headers=auth(admin_key)).get_json()[
+    assert client.patch("/api/v1/forms/water", json={"questions": reordered}, headers=auth(admin_key)).get_json()[
         "version"] == 2
     again = client.post(URL, json=body, headers=auth(collector_key))
     assert again.status_code == 200, again.get_json()

@@ -37,7 +37,7 @@ def test_an_open_then_closed_flag_carries_every_field(client, conn, admin_key, c
     assert [(f["rule_id"], f["status"], f["opened_at"]) for f in shown] == [("savings-within-income", "open", opened_at)]
 
     fixed = {"answers": {**body["answers"], "monthly_savings": 50}}
-    assert client.put(f"{URL}/responses/{sid}", json=fixed, headers=auth(collector_key)).status_code == 200
+    assert client.patch(f"{URL}/responses/{sid}", json=fixed, headers=auth(collector_key)).status_code == 200
     validate_slug(conn, "household-survey")
     assert client.get(f"{URL}/flags", headers=auth(admin_key)).get_json()["items"] == []
     [closed] = client.get(f"{URL}/flags?status=closed", headers=auth(admin_key)).get_json()["items"]
@@ -77,7 +77,7 @@ def test_flags_page_through_in_order_and_a_run_counts_what_it_closed(client, con
 
     for body in posted[:2]:
         fixed = {"answers": {**body["answers"], "monthly_savings": 1}}
-        assert client.put(f"{URL}/responses/{body['submission_id']}", json=fixed,
+        assert client.patch(f"{URL}/responses/{body['submission_id']}", json=fixed,
                           headers=auth(collector_key)).status_code == 200
     [run] = validate_slug(conn, "household-survey")
     assert (run.opened, run.closed) == (0, {"passed": 2})  # the third is checked again (revisit window), still open
