@@ -40,10 +40,10 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
 
     from api.routes import (assessments, docs, enrollment, exports, flags, forms, health, imports, keys, messages,
-                            openrosa, responses, rules, schools, webhooks)
+                            openrosa, pipelines, responses, rules, schools, webhooks)
 
     for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, imports.bp, webhooks.bp, schools.bp, assessments.bp,
-                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp, keys.bp):
+                      messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp, keys.bp, pipelines.bp):
         app.register_blueprint(blueprint)
     app.before_request(spec.check_query_of_open_routes)
     return app

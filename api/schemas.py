@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fieldpipe import attempts, domains
 from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.assessments import definitions, roster, submissions
+from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.problems import CATALOGUE
 from fieldpipe.responses import MAX_BATCH
 from fieldpipe.rules.loader import RULE_ID
@@ -219,6 +220,18 @@ class Flag(Out):
     close_reason: Optional[str]
     opened_at: dt.datetime
     closed_at: Optional[dt.datetime]
+
+
+class PipelineFailure(Out):
+    """A form a pipeline could not process on its last attempt; removed when the form next succeeds."""
+
+    pipeline: Literal[pipeline_failures.PIPELINES]  # type: ignore[valid-type]
+    form: str = Field(description="The form's slug")
+    error: str = Field(description="The error's class, or RulesBroken / RuleFailed for a form's rules")
+    reason: str = Field(description="What failed and where; never submitted data")
+    failures: int = Field(description="Runs in a row that failed for this form")
+    first_failed_at: dt.datetime
+    last_failed_at: dt.datetime
 
 
 # --- outbound: SMS and webhooks --------------------------------------------------------------------------------

@@ -124,6 +124,30 @@ def _cmd_reporting_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repair_responses(args: argparse.Namespace) -> int:
+    from fieldpipe import repair
+    from fieldpipe.dev.local_db import database_url
+
+    with connect(database_url()) as conn:
+        try:
+            found = repair.find(conn, args.org, args.form)
+        except LookupError as err:
+            print(err, file=sys.stderr)
+            return 1
+        for item in found:  # the field and the problem, never the value (it may be personal data)
+            print(f"response {item.submission_id} revision {item.revision}: {item.field} ({item.problem}) -> "
+                  f"{'cleared' if item.repaired_to is None else 'repaired'}")
+        if not args.apply:
+            print(f"{len(found)} value(s) outside their domain in {args.org}/{args.form}; "
+                  "nothing changed (run again with --apply)")
+            return 0
+        repaired = repair.apply(conn, found)
+        conn.commit()
+    print(f"repaired {len(found)} value(s) in {repaired} response(s) of {args.org}/{args.form}, each as a new "
+          "revision; the originals are in response_repairs")
+    return 0
+
+
 def _cmd_airflow_init(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -332,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--form", help="only this form's rules")
     pull.add_argument("--dir", default=".", help="where to write <form>.yaml (default: the current folder)")
     pull.set_defaults(func=_cmd_rules_pull)
+
+    fix = commands.add_parser("repair", help="repair rows stored before the API refused their values").add_subparsers(
+        dest="action", required=True)
+    poisoned = fix.add_parser("responses", help="list (and with --apply repair) a form's values outside their "
+                                                "domain (docs/api-domains.md)")
+    poisoned.add_argument("org", help="organization slug")
+    poisoned.add_argument("form", help="form slug")
+    poisoned.add_argument("--apply", action="store_true", help="make the repairs (default: only list them)")
+    poisoned.set_defaults(func=_cmd_repair_responses)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)
     return parser

@@ -23,10 +23,12 @@ FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uff
 TEXT_RULE = "text without NUL, unpaired surrogates or control characters other than tab and newline"
 
 TEXT_MAX_LENGTH = 1_000  # a `text` answer
-LONG_TEXT_MAX_LENGTH = 100_000  # a `long_text` answer
+# A `long_text` answer: even written as UTF-16 (up to 2 units a character) it fits a cell of Excel (32,767)
+# and of Google Sheets (50,000).
+LONG_TEXT_MAX_LENGTH = 10_000
 STRING_MAX_LENGTH = LONG_TEXT_MAX_LENGTH  # any string anywhere in a request body
-NAME_MAX_LENGTH = 200  # identifiers and names: collector id, titles' short cousins (labels of choices, ...)
-TITLE_MAX_LENGTH = 500  # form and assessment titles, question labels
+NAME_MAX_LENGTH = 200  # identifiers people type: a collector id
+TITLE_MAX_LENGTH = 500  # form titles and question labels
 KEY_MAX_LENGTH = 200  # an object key anywhere in a request body
 QUERY_MAX_LENGTH = 2_000  # a query parameter's value
 JSON_MAX_DEPTH = 32  # nesting of objects and arrays in a request body

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe import paging
 from fieldpipe.answers import CHOICE_TYPES, MASK_MODES, PARTIAL_MASK_TYPES, QUESTION_TYPES
+from fieldpipe.domains import TITLE_MAX_LENGTH, text_problem
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.xforms import XLSFORM_SUFFIXES, XForm, parse_xform, with_version, xlsform_to_xform
 from fieldpipe.reporting.views import refresh_form_view
@@ -55,6 +56,8 @@ def check_questions(questions: Any, where_prefix: str = "questions",
         label = q.get("label", key)
         if not isinstance(label, str) or not label:
             errors.append(FieldError(f"{where}.label", "type", "must be a non-empty string"))
+        elif problem := text_problem(label, TITLE_MAX_LENGTH):
+            errors.append(FieldError(f"{where}.label", *problem))
         if "required" in q and not isinstance(q["required"], bool):
             errors.append(FieldError(f"{where}.required", "type", "must be true or false"))
         mask = q.get("mask", False)
@@ -246,6 +249,8 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
         errors.append(FieldError("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$"))
     if not isinstance(title, str) or not title.strip():
         errors.append(FieldError("title", "required", "is required"))
+    elif problem := text_problem(title, TITLE_MAX_LENGTH):
+        errors.append(FieldError("title", *problem))
     questions, q_errors = check_questions(payload.get("questions"))
     settings = payload.get("settings", {})
     errors += q_errors + (check_settings(settings, questions) if not q_errors else [])
@@ -316,6 +321,8 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
     title = payload.get("title", row["title"])
     if not isinstance(title, str) or not title.strip():
         errors.append(FieldError("title", "required", "must be a non-empty string"))
+    elif problem := text_problem(title, TITLE_MAX_LENGTH):
+        errors.append(FieldError("title", *problem))
     settings = payload.get("settings", row["settings"])
     if not errors:
         errors += check_settings(settings, questions, XFORM_PHONE_TYPES if row["xform_id"] else ("phone",))

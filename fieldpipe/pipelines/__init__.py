@@ -6,4 +6,5 @@
 - `assets`: the `Asset` objects DAGs schedule on and publish (imports the Task SDK).
 - `defaults`: `default_args` every DAG uses (owner, retries, errors that are not retried).
 - `connections`: how a DAG task reaches the application database (`app_database()`).
+- `failures`: per-form failure isolation (a broken form is recorded, skipped and retried next run).
 """

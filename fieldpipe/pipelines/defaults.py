@@ -17,6 +17,9 @@ DEFAULT_ARGS = {
     "retry_policy": ExceptionRetryPolicy(rules=[
         RetryRule(exception="airflow.sdk.exceptions.AirflowNotFoundException", action=RetryAction.FAIL,
                   reason="a missing Airflow connection or variable is a configuration error"),
+        RetryRule(exception="fieldpipe.pipelines.failures.FormFailed", action=RetryAction.FAIL,
+                  reason="one form's data or settings need a person; recorded in pipeline_failures, "
+                         "the next run tries it again"),
     ]),
 }
 

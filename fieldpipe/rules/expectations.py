@@ -39,15 +39,21 @@ def _error(exception_info: Any) -> str | None:
     return None
 
 
+def _as_frame_value(value: sql.Composable, kind: str) -> sql.Composable:
+    """Numbers as float8; one beyond float8's range (a row stored before the API bounded numbers) reads as
+    missing instead of failing the form's whole run."""
+    if kind != NUMBER:
+        return value
+    return sql.SQL("CASE WHEN abs({0}) < 1e300 THEN ({0})::float8 END").format(value)
+
+
 def load_frame(conn: psycopg.Connection, expectations: list[Expectation], source: sql.Composable):
     """The batch as a DataFrame: response_id plus one typed column per answer key the expectations check."""
     import pandas as pd
 
     columns = {e.column: e.column_type for e in expectations}
-    selected = [
-        sql.SQL("{}{} AS {}").format(extraction(key, kind), sql.SQL("::float8" if kind == NUMBER else ""), sql.Identifier(key))
-        for key, kind in sorted(columns.items())
-    ]
+    selected = [sql.SQL("{} AS {}").format(_as_frame_value(extraction(key, kind), kind), sql.Identifier(key))
+                for key, kind in sorted(columns.items())]
     query = sql.SQL("SELECT id AS response_id, {} FROM ({}) batch ORDER BY id").format(
         sql.SQL(", ").join(selected), source)
     with conn.cursor(row_factory=tuple_row) as cur:

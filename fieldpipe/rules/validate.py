@@ -17,11 +17,14 @@ from psycopg import sql
 
 from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.rules import ledger
+from fieldpipe.pipelines import failures as pipeline_failures
+from fieldpipe.pipelines.failures import Explained
 from fieldpipe.rules.compiler import violations_query
 from fieldpipe.rules.loader import RuleSet, RulesFileError
 from fieldpipe.rules.store import ruleset_for
 
 log = logging.getLogger(__name__)
+PIPELINE = "validate_responses"
 
 
 
@@ -34,6 +37,8 @@ def batch_source(form_id: int, since) -> sql.Composed:
 
 class ValidationFailed(RuntimeError):
     """A form's rules no longer fit its questions or some of its rules failed at run time; the other forms were validated."""
+
+    needs_a_person = True
 
 
 @dataclass
@@ -123,17 +128,28 @@ def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidati
         forms = conn.execute(FORMS_SQL, (form_slug,)).fetchall()
     results, failures = [], []
     for form in forms:
+        name = f"{form['organization']}/{form_slug}"
         try:
             with conn.transaction():
                 ruleset = ruleset_for(conn, form)
         except RulesFileError as err:
-            failures.append(f"form {form['organization']}/{form_slug}: rules are broken, nothing validated:\n{err.report()}")
-            log.error(failures[-1])
+            failures.append(f"form {name}: rules are broken, nothing validated:\n{err.report()}")
+            pipeline_failures.record(conn, PIPELINE, form["id"], Explained("RulesBroken", failures[-1]))
             continue
-        result = validate_form(conn, form, ruleset)
+        try:
+            result = validate_form(conn, form, ruleset)
+        except Exception as err:  # one form's failure never stops the others (issue 11)
+            reason = pipeline_failures.record(conn, PIPELINE, form["id"], err)
+            if pipeline_failures.is_transient(err):
+                raise
+            failures.append(f"form {name}: failed, skipped until the next run: {reason}")
+            continue
         results.append(result)
         if result.broken:
             failures.append(result.summary())
+            pipeline_failures.record(conn, PIPELINE, form["id"], Explained("RuleFailed", result.summary()))
+        else:
+            pipeline_failures.clear(conn, PIPELINE, form["id"])
     if failures:
         raise ValidationFailed("\n".join(failures))
     return results

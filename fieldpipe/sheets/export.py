@@ -47,6 +47,8 @@ RECONCILE_ATTEMPTS = 3
 class ExportBlocked(Exception):
     """The sheet was changed by hand in a way the export cannot repair safely."""
 
+    needs_a_person = True
+
     def __init__(self, report: "ExportReport"):
         super().__init__("; ".join(report.problems))
         self.report = report

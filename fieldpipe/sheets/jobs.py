@@ -6,11 +6,16 @@ Kept here so the DAG file stays a thin adapter; the functions take a database co
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 
+from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.sheets.export import export_form
 from fieldpipe.sheets.quota import sheets_limiter
 from fieldpipe.sheets.targets import open_target
+
+log = logging.getLogger(__name__)
 
 
 def forms_with_sheets(conn: psycopg.Connection) -> list[dict]:
@@ -23,12 +28,22 @@ def forms_with_sheets(conn: psycopg.Connection) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+PIPELINE = "export_sheets"
+
+
 def export_form_sheet(conn: psycopg.Connection, form_id: int,
                       connection: tuple[str | None, dict] | None) -> dict:
-    """Export one form to its target (Google, or var/exports/<slug>.xlsx); return the report as a dict."""
+    """Export one form to its target (Google, or var/exports/<slug>.xlsx); return the report as a dict.
+
+    The form's settings are read now, not when the run listed the forms: a form deleted or no longer
+    exporting to a sheet since then is skipped. A failure is recorded for the form (pipeline_failures)."""
     form = conn.execute("SELECT slug, settings FROM forms WHERE id = %s", (form_id,)).fetchone()
-    sheet_settings = form["settings"]["sheet"]
-    with sheets_limiter(conn) as limiter:
+    sheet_settings = (form["settings"] or {}).get("sheet") if form else None
+    if not isinstance(sheet_settings, dict):
+        summary = f"form {form_id}: no longer exports to a sheet (deleted or settings changed since the run began); skipped"
+        log.info(summary)
+        return {"summary": summary, "appended": 0, "updated": 0, "requests": 0, "skipped": True}
+    with pipeline_failures.isolated(conn, PIPELINE, form_id, form["slug"]), sheets_limiter(conn) as limiter:
         report = export_form(conn, form_id, open_target(form["slug"], sheet_settings, connection, limiter),
                              sheet_settings)
     return {"summary": report.summary(), "appended": report.appended, "updated": report.updated,

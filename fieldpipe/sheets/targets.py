@@ -20,6 +20,7 @@ import gspread
 import requests
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from fieldpipe.config import Settings, var_dir
 from fieldpipe.pipelines.names import GOOGLE_SHEETS_CONN
@@ -364,9 +365,17 @@ class XlsxTarget(SheetTarget):
 
     def _put(self, ws: Any, row: int, cells: list[Any]) -> None:
         for col, value in enumerate(cells, start=1):
-            if value is None:
+            if value is None:  # a column we do not own
                 continue
-            cell = ws.cell(row=row, column=col, value=None if value == "" else value)
+            cell = ws.cell(row=row, column=col)
+            if isinstance(value, str):
+                # Text stays text (never a formula), and characters a workbook cannot hold (rows stored before
+                # the API refused them) show as U+FFFD instead of failing the form's export.
+                cell.value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) or None
+                if cell.value is not None:
+                    cell.data_type = "s"
+            else:
+                cell.value = value
             if isinstance(value, dt.datetime):
                 cell.number_format = "yyyy-mm-dd hh:mm:ss"
             elif isinstance(value, dt.date):
