@@ -1,0 +1,53 @@
+"""gunicorn settings for the API: `gunicorn -c python:api.gunicorn_conf api.wsgi:app`.
+
+gunicorn answers a request it cannot parse by itself, before the app sees it, and in HTML: a request line
+longer than `limit_request_line` (414), too many or too large headers (431), any other malformed request
+(400). The hook below makes those answers `application/problem+json` with the catalogue's codes, like
+every other error of the API. Errors in answers the app made keep gunicorn's own handling.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+
+from fieldpipe.problems import Problem
+
+# Errors in what the app answered, or in gunicorn's own setup: gunicorn's handling stays.
+LEFT_TO_GUNICORN = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName,
+                    http_errors.ConfigurationProblem, http_errors.UnsupportedTransferCoding)
+
+
+def problem_bytes(exc: Exception) -> bytes | None:
+    """The whole HTTP answer for a request gunicorn refused, or None to leave it to gunicorn."""
+    if isinstance(exc, LEFT_TO_GUNICORN) or not isinstance(exc, http_errors.ParseException):
+        return None
+    if isinstance(exc, http_errors.LimitRequestLine):
+        status_line, slug = "414 URI Too Long", "uri-too-long"
+    elif isinstance(exc, http_errors.LimitRequestHeaders):
+        status_line, slug = "431 Request Header Fields Too Large", "headers-too-large"
+    else:
+        status_line, slug = "400 Bad Request", "bad-request"
+    body = json.dumps(Problem(slug, f"the request could not be read: {type(exc).__name__}").as_dict()).encode()
+    head = (f"HTTP/1.1 {status_line}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def post_worker_init(worker) -> None:
+    """Wrap the worker's error handler (gunicorn/workers/base.py: handle_error) for parse errors."""
+    original = worker.handle_error
+
+    def handle_error(req, client, addr, exc):
+        answer = problem_bytes(exc)
+        if answer is None:
+            return original(req, client, addr, exc)
+        worker.log.warning("refused an unreadable request from %s: %s", (addr or ("",))[0], type(exc).__name__)
+        try:
+            util.write_nonblock(client, answer)
+        except OSError:
+            worker.log.debug("could not send the error answer")
+
+    worker.handle_error = handle_error
