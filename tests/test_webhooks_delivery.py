@@ -154,9 +154,10 @@ def test_retrying_stops_when_the_window_ends(conn, org_id, receiver):
     register(conn, org_id, receiver.url())
     enqueue(conn, [event(org_id)], DeliveryPolicy(retry_window=timedelta(seconds=1)))
     receiver.answer(500)
-    deliver_due(conn, DeliveryPolicy(timeout=1.0, backoff_base=5.0))
+    counts = deliver_due(conn, DeliveryPolicy(timeout=1.0, backoff_base=5.0))
     [row] = delivery(conn)
     assert row["status"] == "failed" and "retry window ended" in row["last_error"]
+    assert (counts["failed"], counts["retry"]) == (1, 0)  # counted and logged as what it became
 
 
 def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn, org_id, receiver):

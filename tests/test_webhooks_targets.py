@@ -45,6 +45,24 @@ def test_internal_addresses_are_refused_after_resolution(address):
     assert ALLOW_NETS_ENV in refused.value.message
 
 
+@pytest.mark.parametrize("address", [
+    "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:0a00:0001::1",  # 6to4 wrapping loopback, metadata, private
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1 (stored inverted)
+    "::127.0.0.1", "::a9fe:a9fe",  # IPv4-compatible
+    "64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe",  # NAT64 (well-known and local-use prefixes)
+    "::ffff:169.254.169.254",
+])
+def test_addresses_embedding_a_refused_ipv4_address_are_refused(address):
+    with pytest.raises(TargetRefused) as refused:
+        check_target(f"http://[{address}]/hook", resolver=fixed(address))
+    assert refused.value.code == "forbidden_address" and "embedding" in refused.value.message
+
+
+@pytest.mark.parametrize("address", ["2002:5db8:d822::1", "2001:4860:4860::8888"])
+def test_addresses_embedding_a_public_ipv4_address_or_none_are_accepted(address):
+    assert check_target("https://hooks.example/x", resolver=fixed(address)).address == address
+
+
 def test_one_internal_address_among_public_ones_is_enough_to_refuse():
     with pytest.raises(TargetRefused):
         check_target("https://mixed.example/hook", resolver=fixed("93.184.216.34", "10.0.0.1"))
