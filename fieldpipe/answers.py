@@ -170,6 +170,7 @@ def _datetime(value: Any, question: dict) -> str:
         raise AnswerError("datetime", "must be an ISO 8601 timestamp with a time zone") from None
     if parsed.tzinfo is None:
         raise AnswerError("timezone", "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30")
+    _raise_if(domains.timestamp_problem(parsed))
     return parsed.isoformat()
 
 
@@ -180,8 +181,7 @@ def _time(value: Any, question: dict) -> str:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
-        and value not in (float("inf"), float("-inf"))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and domains.decimal_problem(value) is None
 
 
 def _point(value: Any) -> dict:

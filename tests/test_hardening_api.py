@@ -294,3 +294,17 @@ def test_unexpected_database_errors_log_class_and_request_id_not_data(db_url, ca
         assert MASKED_PHONE not in caplog.text
     finally:
         app.extensions["fieldpipe_pool"].close()
+
+
+def test_xform_types_hold_the_same_domains(client, make_form, collector_key, conn):
+    make_form("visits", questions=[{"key": "seen_at", "label": "Seen at", "type": "datetime"},
+                                   {"key": "where", "label": "Where", "type": "geopoint"}])
+    url = "/api/v1/forms/visits/responses"
+    refused(client.post(url, json=submission(answers={"seen_at": "0001-01-01T00:00:00+05:30"}),
+                        headers=auth(collector_key)), "answers.seen_at")
+    refused(client.post(url, json=submission(answers={"where": {"latitude": 1, "longitude": 2,
+                                                                "altitude": int("9" * 401)}}),
+                        headers=auth(collector_key)), "answers.where")
+    assert count(conn) == 0
+    assert client.post(url, json=submission(answers={"seen_at": "2026-11-20T10:00:00+05:30"}),
+                       headers=auth(collector_key)).status_code == 201
