@@ -249,6 +249,7 @@ def run_up() -> int:
   ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Reporting DB    {reporting_url}   (schema reporting, read-only; see README "Reporting")
+  Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
   Logs            var/log/
 """, flush=True)
         while True:
