@@ -19,4 +19,4 @@ RUN pip install --no-deps -e . \
 
 USER fieldpipe
 EXPOSE 5000 8080
-CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "api.wsgi:app", "--bind", "0.0.0.0:5000"]
+CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:5000"]

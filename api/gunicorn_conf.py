@@ -1,4 +1,4 @@
-"""gunicorn settings for the API: `gunicorn -c python:api.gunicorn_conf api.wsgi:app`.
+"""gunicorn settings for the API, loaded through ./gunicorn.conf.py (gunicorn's default config file).
 
 gunicorn answers a request it cannot parse by itself, before the app sees it, and in HTML: a request line
 longer than `limit_request_line` (414), too many or too large headers (431), any other malformed request

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from fieldpipe.domains import LONG_TEXT_MAX_LENGTH
+
 from tests.helpers import auth, submission
 
 QUESTIONS = [
@@ -37,7 +39,8 @@ def post(client, key, answers):
 @pytest.mark.parametrize("answers, error", [
     ({"name": 7}, ("answers.name", "type", "must be a string")),
     ({"name": "x" * 1001}, ("answers.name", "too_long", "must be at most 1000 characters")),
-    ({"notes": "x" * 100_001}, ("answers.notes", "too_long", "must be at most 100000 characters")),
+    ({"notes": "x" * (LONG_TEXT_MAX_LENGTH + 1)},
+     ("answers.notes", "too_long", f"must be at most {LONG_TEXT_MAX_LENGTH} characters")),
     ({"notes": ["x"]}, ("answers.notes", "type", "must be a string")),
     ({"visits": "3"}, ("answers.visits", "type", "must be an integer")),
     ({"visits": 3.0}, ("answers.visits", "type", "must be an integer")),

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from fieldpipe.config import REPO_ROOT as REPO
 from fieldpipe.dev.embedded_db import free_port
 from fieldpipe.problems import CATALOGUE
 
@@ -19,9 +20,10 @@ from fieldpipe.problems import CATALOGUE
 def gunicorn_api(db_url):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "api.wsgi:app",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"],
-        env={**os.environ, "DATABASE_URL": db_url}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # as make up and the image run it: no -c, gunicorn finds ./gunicorn.conf.py in the repository
+        [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--threads", "2"],
+        env={**os.environ, "DATABASE_URL": db_url}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while b"200 OK" not in raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"):
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-2000:]

@@ -166,7 +166,7 @@ def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
     api_env = af_env
     airflow = str(BIN / "airflow")
     return [
-        Service("api", [str(BIN / "gunicorn"), "-c", "python:api.gunicorn_conf", "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}",
+        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}",
                         "--workers", "2", "--threads", "4", "--access-logfile", "-"],
                 api_env, INGESTION_API_PORT, f"http://127.0.0.1:{INGESTION_API_PORT}/healthz"),
         Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],

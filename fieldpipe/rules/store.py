@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe import paging
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
-from fieldpipe.rules.loader import RuleSet, RulesFileError, json_document, load_document
+from fieldpipe.rules.loader import RuleProblem, RuleSet, RulesFileError, json_document, load_document
 
 # Fields GET answers beside the document; a PUT may send them back unchanged, and they are ignored.
 READ_ONLY_FIELDS = ("version", "created_at", "created_by")
@@ -51,6 +51,8 @@ def check(document: Any, form: dict, source: str | None = None) -> tuple[dict, R
     if isinstance(document, dict):
         document = {k: v for k, v in document.items() if k not in READ_ONLY_FIELDS}
     source = source or form_label(form)
+    if not isinstance(document, dict):
+        raise RulesFileError(source, [RuleProblem("must be a mapping with 'rules' and/or 'expectations'")])
     stored = json_document(document, source)
     ruleset = load_document(stored, form["questions"], source, form_slug=form["slug"])
     stored.pop("form", None)
