@@ -234,6 +234,9 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
     conn.execute("""INSERT INTO flags (form_id, response_id, revision, rule_id, severity, notify, message)
                     SELECT form_id, id, revision, 'rule-' || n, 'error', 'none', 'broken'
                       FROM responses, generate_series(1, 2) n""")
+    conn.execute("""INSERT INTO pipeline_failures (pipeline, form_id, error, reason)
+                    SELECT 'export_sheets', id, 'DataError', 'psycopg.errors.DataError at jobs.py:1 (export)'
+                      FROM forms""")
     walker.call("put", "/api/v1/forms/{slug}/rules", key=a, json=examples.RULES, expect=201, path_values={"slug": slug})
     walker.call("put", "/api/v1/forms/{slug}/rules", key=a, json={"rules": []}, expect=201, path_values={"slug": slug})
     spare_key = create_key(conn, "acme", "collector", "to revoke")

@@ -17,10 +17,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.openapi import document
+from api import spec
+from api.app import register_routes
 from fieldpipe import domains
 from tests.helpers import auth
 from tests.test_assessments_api import UDISE, lo_assessment, school  # noqa: F401  (fixture)
@@ -129,6 +131,13 @@ def from_schema(schema: dict, components: dict, depth: int = 0) -> st.SearchStra
     return JSON_VALUE
 
 
+def document() -> dict:
+    """The OpenAPI document the app serves, generated from the routes' declarations (no database needed)."""
+    routes_only = Flask("fuzz")
+    register_routes(routes_only)
+    return spec.document(routes_only)
+
+
 def operations() -> list[tuple[str, str, dict]]:
     doc = document()
     return [(path, method, op) for path, item in doc["paths"].items() if path.startswith("/api/")
@@ -140,13 +149,14 @@ def body_strategy(op: dict) -> st.SearchStrategy:
     if content is None:
         return st.none()
     ref = content["schema"].get("$ref", "")
-    if ref.endswith(("/Submission", "/Edit")):
+    if ref.endswith(("/Submission", "/ResponsePatch")):
         return SUBMISSION
     if ref.endswith("/Batch"):
         return st.fixed_dictionaries({"items": st.lists(SUBMISSION, min_size=0, max_size=4)})
-    return st.one_of(from_schema(content["schema"], document()["components"]["schemas"]), JSON_VALUE)
+    return st.one_of(from_schema(content["schema"], COMPONENTS), JSON_VALUE)
 
 
+COMPONENTS = document()["components"]["schemas"]
 PATH_TEXT = st.one_of(st.text(min_size=1, max_size=12), HOSTILE_TEXT.filter(bool))
 
 

@@ -159,7 +159,7 @@ def test_rules_that_no_longer_fit_are_listed_as_the_forms_pipeline_failure_until
     put_rules(client, admin_key, "survey", INCOME_RULES)
     submit(conn, survey, 1)
     without_savings = [q for q in SURVEY_QUESTIONS if q["key"] != "monthly_savings"]
-    assert client.put("/api/v1/forms/survey", headers=auth(admin_key),
+    assert client.patch("/api/v1/forms/survey", headers=auth(admin_key),
                       json={"questions": without_savings}).status_code == 200
     with pytest.raises(ValidationFailed):
         validate_slug(conn, "survey")
