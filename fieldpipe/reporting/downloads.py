@@ -119,15 +119,16 @@ def xlsx_chunks(conn: psycopg.Connection, form: dict, where: Filter, *, masked: 
                 batch: int = 5000) -> Iterator[bytes]:
     """The workbook (a sheet for the form, one per repeat), built in a spooled temporary file, then streamed."""
 
-    def rows(name: str, query: sql.Composed, columns: list[ReportColumn]):
-        with conn.cursor(name=f"xlsx_{len(name)}", row_factory=psycopg.rows.tuple_row) as cur:
+    def rows(query: sql.Composed, columns: list[ReportColumn]):
+        # Sheets are written one after another, so one cursor name serves them all.
+        with conn.cursor(name="xlsx_export", row_factory=psycopg.rows.tuple_row) as cur:
             cur.execute(query)
             while chunk := cur.fetchmany(batch):
                 for row in chunk:
                     yield [_cell(c, v) for c, v in zip(columns, row)]
 
     out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-    write_workbook(out, [(name[:31], columns, rows(name, query, columns))
+    write_workbook(out, [(name[:31], columns, rows(query, columns))
                          for name, query, columns in tables(conn, form, where, masked=masked)])
     out.seek(0)
     return _drain(out)
