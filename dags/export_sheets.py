@@ -6,11 +6,15 @@
 - **Writes**: the sheet (header, new rows appended in large chunks, edited rows in place) through the Airflow
   connection `google_sheets`; without a Google key (`make up`) the workbook `var/exports/<form>.xlsx`.
   Records the row map and watermark in `sheet_exports` / `sheet_rows`.
-- **Schedule**: every 5 minutes, one run at a time; one mapped task per form, never per response. All
-  exports share the pool `sheets_api` and a client-side limiter, and retry 429/5xx with backoff.
+- **Schedule**: every 5 minutes, one run at a time. `plan_groups` bin-packs the forms by pending responses
+  into at most 8 groups (`FIELDPIPE_PIPELINE_MAX_GROUPS`); one mapped `export_group` task per group
+  exports its forms one after another, with a numbered log line per form; never a task per form or per
+  response. All exports share the pool `sheets_api` and the Sheets rate limiter held in PostgreSQL, and
+  retry 429/5xx with backoff.
 - **Rerun / backfill**: a run exports whatever is missing or out of date, so just trigger the DAG again;
-  there is nothing to backfill. A form whose sheet was edited by hand beyond repair fails its task with
-  the reason (e.g. a renamed column) and no retries; fix the sheet and rerun. See docs/sheets.md.
+  there is nothing to backfill. A form whose sheet was edited by hand beyond repair is recorded in
+  `pipeline_failures` with the reason (e.g. a renamed column), the other forms are exported, and the
+  group's task fails at the end without retries; fix the sheet and rerun. See docs/sheets.md.
 """
 
 from datetime import timedelta
@@ -18,11 +22,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS, failing_at_once_on
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 from fieldpipe.pipelines.names import SHEETS_POOL
-
-FAIL_AT_ONCE = failing_at_once_on("fieldpipe.sheets.export.ExportBlocked",
-                                  "the sheet was edited by hand in a way only a person can fix")
 
 
 @dag(
@@ -37,30 +38,33 @@ FAIL_AT_ONCE = failing_at_once_on("fieldpipe.sheets.export.ExportBlocked",
 )
 def export_sheets():
     @task
-    def forms_to_export() -> list[dict]:
+    def plan_groups() -> list[dict]:
+        from fieldpipe.pipelines import groups
         from fieldpipe.pipelines.connections import app_database
-        from fieldpipe.sheets.jobs import forms_with_sheets
+        from fieldpipe.sheets.jobs import pending_exports
 
         with app_database() as conn:
-            forms = forms_with_sheets(conn)
-        print(f"{len(forms)} form(s) export to a sheet")
-        return forms
+            units = pending_exports(conn)
+        planned = groups.plan(units)
+        print(f"{len(units)} form(s) export to a sheet, in {len(planned)} group(s): "
+              + ("; ".join(group["label"] for group in planned) or "none"))
+        return planned
 
-    @task(pool=SHEETS_POOL, retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
-    def export_form(form: dict) -> dict:
+    @task(pool=SHEETS_POOL, map_index_template="{{ group_label }}")
+    def export_group(group: dict) -> dict:
         from airflow.sdk import get_current_context
 
+        from fieldpipe.pipelines import groups
         from fieldpipe.pipelines.connections import app_database, google_sheets
-        from fieldpipe.sheets.jobs import export_form_sheet
+        from fieldpipe.sheets.jobs import PIPELINE, export_form_sheet
 
-        get_current_context()["form_slug"] = form["slug"]  # names the mapped task instance in the UI
+        get_current_context()["group_label"] = group["label"]  # names the mapped task instance in the UI
+        sheets = google_sheets()
         with app_database() as conn:
             conn.autocommit = True  # the export commits its row map as it goes
-            report = export_form_sheet(conn, form["form_id"], google_sheets())
-        print(report["summary"])
-        return report
+            return groups.run_group(PIPELINE, group, lambda unit: export_form_sheet(conn, unit["key"], sheets)["summary"])
 
-    export_form.expand(form=forms_to_export())
+    export_group.expand(group=plan_groups())
 
 
 export_sheets()

@@ -8,15 +8,18 @@
   it; reruns upsert, fixed or superseded revisions close theirs, flags of rules no longer in force close
   as `rule_removed`) and the watermark, in one transaction per form. Publishes the asset
   `fieldpipe.flags`, which `flag_callbacks` is scheduled on.
-- **How**: `affected_forms` lists the form slugs with work to do; one mapped `validate_form` task per slug
-  (never per response) evaluates every expression rule in one SQL statement over the batch and runs
-  the column expectations with GX Core over it as a DataFrame.
+- **How**: `plan_groups` lists the form slugs with work to do and bin-packs them by pending responses into
+  at most 8 groups (`FIELDPIPE_PIPELINE_MAX_GROUPS`; small work shares one group); one mapped
+  `validate_group` task per group (never per form or response) validates its forms one after another,
+  each evaluating every expression rule in one SQL statement over its batch and running the column
+  expectations with GX Core over it as a DataFrame. The task log has one numbered line per form.
 - **Schedule**: every 3 minutes, one run at a time; a failed run leaves its watermark, so the next run
   picks its responses up.
-- **Failures**: rules that no longer fit their form's questions fail only that form, at once (no
-  retries), naming the form, the rule id and the problem; a rule that fails in PostgreSQL at run time is
-  reported as broken (the task fails after the other forms and rules were validated, naming the form and
-  rule). Save fixed rules (a new version); the next run revalidates the form.
+- **Failures**: rules that no longer fit their form's questions fail only that form, naming the form,
+  the rule id and the problem; a rule that fails in PostgreSQL at run time is reported as broken. Either
+  way the form is recorded in `pipeline_failures` (`GET /api/v1/pipeline-failures`), the other forms of
+  its group and of the run are validated, and the group's task fails at the end (no retries) naming each
+  failed form. Save fixed rules (a new version); the next run revalidates the form.
 - **Rerun / backfill**: trigger the DAG; there is nothing to backfill. To revalidate everything, save a
   new rules version or delete the form's row in `validation_watermarks`.
 """
@@ -27,10 +30,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from fieldpipe.pipelines.assets import FLAGS
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS, failing_at_once_on
-
-FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
-                                  "broken rules need a person to fix them")
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 
 
 @dag(
@@ -45,30 +45,32 @@ FAIL_AT_ONCE = failing_at_once_on("fieldpipe.rules.validate.ValidationFailed",
 )
 def validate_responses():
     @task
-    def affected_forms() -> list[str]:
+    def plan_groups() -> list[dict]:
+        from fieldpipe.pipelines import groups
         from fieldpipe.pipelines.connections import app_database
-        from fieldpipe.rules.validate import affected_slugs
+        from fieldpipe.rules.validate import pending_work
 
         with app_database() as conn:
-            slugs = affected_slugs(conn)
-        print(f"{len(slugs)} form slug(s) to validate: {', '.join(slugs) or 'none'}")
-        return slugs
+            units = pending_work(conn)
+        planned = groups.plan(units)
+        print(f"{len(units)} form slug(s) to validate in {len(planned)} group(s): "
+              + ("; ".join(group["label"] for group in planned) or "none"))
+        return planned
 
-    @task(outlets=[FLAGS], retry_policy=FAIL_AT_ONCE, map_index_template="{{ form_slug }}")
-    def validate_form(form_slug: str) -> list[str]:
+    @task(outlets=[FLAGS], map_index_template="{{ group_label }}")
+    def validate_group(group: dict) -> dict:
         from airflow.sdk import get_current_context
 
+        from fieldpipe.pipelines import groups
         from fieldpipe.pipelines.connections import app_database
-        from fieldpipe.rules.validate import validate_slug
+        from fieldpipe.rules.validate import PIPELINE, validate_slug
 
-        get_current_context()["form_slug"] = form_slug  # names the mapped task instance in the UI
+        get_current_context()["group_label"] = group["label"]  # names the mapped task instance in the UI
         with app_database() as conn:
-            results = validate_slug(conn, form_slug)
-        for result in results:
-            print(result.summary())
-        return [result.summary() for result in results]
+            return groups.run_group(PIPELINE, group, lambda unit: "; ".join(
+                result.summary() for result in validate_slug(conn, unit["key"])))
 
-    validate_form.expand(form_slug=affected_forms())
+    validate_group.expand(group=plan_groups())
 
 
 validate_responses()

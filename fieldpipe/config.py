@@ -38,6 +38,12 @@ class WebhookSettings:
     allow_nets: str  # FIELDPIPE_WEBHOOK_ALLOW_NETS: private networks webhooks may reach (tests, local runs)
 
 
+@dataclass(frozen=True)
+class PipelineSettings:
+    max_groups: int  # FIELDPIPE_PIPELINE_MAX_GROUPS: mapped task instances per form-by-form DAG run, at most
+    group_rows: int  # FIELDPIPE_PIPELINE_GROUP_ROWS: pending rows worth a task instance of their own
+
+
 WEBHOOK_SECRET_KEY_ENV = "FIELDPIPE_SECRET_KEY"
 WEBHOOK_ALLOW_NETS_ENV = "FIELDPIPE_WEBHOOK_ALLOW_NETS"
 
@@ -59,6 +65,7 @@ class Settings:
     # A rules dry run over more responses than this runs as a job (202 and a link to poll).
     rules_dry_run_sync_limit: int
     max_import_bytes: int
+    pipelines: PipelineSettings
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -89,6 +96,10 @@ class Settings:
             ),
             # Uploaded import files are spooled to disk, so they may be far larger than a JSON body.
             max_import_bytes=int(env("FIELDPIPE_MAX_IMPORT_BYTES", 1024 * 1024 * 1024)),
+            pipelines=PipelineSettings(
+                max_groups=max(1, int(env("FIELDPIPE_PIPELINE_MAX_GROUPS", 8))),
+                group_rows=max(1, int(env("FIELDPIPE_PIPELINE_GROUP_ROWS", 50_000))),
+            ),
         )
 
 

@@ -89,10 +89,11 @@ def test_a_poisoned_form_fails_alone_is_listed_and_is_repaired_by_the_documented
            answers={"monthly_income": int("9" * 401), "local_word": "bell\u0007"})
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps(
         {"conn_type": "generic", "extra": {"base_url": sheets_server.base_url}}))
+    monkeypatch.setenv("FIELDPIPE_PIPELINE_GROUP_ROWS", "1")  # each form is work enough for a group of its own
 
     run = run_dag("export_sheets", expect="failed")
 
-    states = {ti.map_index: ti.state for ti in run.get_task_instances() if ti.task_id == "export_form"}
+    states = {ti.map_index: ti.state for ti in run.get_task_instances() if ti.task_id == "export_group"}
     assert sorted(states.values()) == ["failed", "success"]
     assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server, "Second"))] == healthy
     listed = client.get("/api/v1/pipeline-failures", headers=auth(admin_key)).get_json()["items"]

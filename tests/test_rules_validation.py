@@ -4,7 +4,7 @@ reruns, edits, superseded revisions, the watermark, and broken rules."""
 import pytest
 
 from fieldpipe.rules.store import ruleset_for
-from fieldpipe.rules.validate import ValidationFailed, affected_slugs, validate_form, validate_slug
+from fieldpipe.rules.validate import ValidationFailed, pending_work, validate_form, validate_slug
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
 SAVINGS_RULES = """
@@ -58,7 +58,7 @@ def test_seed_case_warning_at_post_then_flag_after_the_run(client, conn, admin_k
     assert bad["warnings"] == [{"rule_id": "savings-within-income", "severity": "error",
                                 "message": "Savings 30000 exceed income 20000"}]
     assert good["warnings"] == []
-    assert affected_slugs(conn) == ["household-survey"]
+    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 2}]
 
     [result] = validate_slug(conn, "household-survey")
     assert (result.checked, result.opened) == (2, 1)

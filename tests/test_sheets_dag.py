@@ -1,4 +1,4 @@
-"""The `export_sheets` DAG end to end: one mapped task per form with a sheet, writing to the stand-in
+"""The `export_sheets` DAG end to end: forms with a sheet in a few mapped groups, writing to the stand-in
 through the `google_sheets` connection; forms without a sheet setting are left alone."""
 
 from __future__ import annotations
@@ -8,16 +8,18 @@ import json
 import pytest
 
 from fieldpipe import forms
-from fieldpipe.sheets.jobs import forms_with_sheets
+from fieldpipe.sheets.jobs import pending_exports
 from tests.sheets_support import (  # noqa: F401  (fixtures)
     SPREADSHEET, SURVEY_QUESTIONS, as_dicts, sheets_server, submit, survey, worksheet_values,
 )
 
 
-def test_only_forms_with_a_sheet_setting_are_exported(conn, survey):
+def test_only_forms_with_a_sheet_setting_are_exported_weighed_by_their_new_responses(conn, survey):
     forms.create_form(conn, survey["organization_id"], {"slug": "no-sheet", "title": "No sheet",
                                                         "questions": SURVEY_QUESTIONS})
-    assert forms_with_sheets(conn) == [{"form_id": survey["id"], "slug": "acme/survey"}]
+    submit(conn, forms.get_form_row(conn, survey["organization_id"], "no-sheet"), 3)
+    submit(conn, survey, 2)
+    assert pending_exports(conn) == [{"key": survey["id"], "name": "acme/survey", "rows": 2}]
 
 
 @pytest.mark.airflow
@@ -28,6 +30,6 @@ def test_the_dag_exports_each_form_to_its_sheet(conn, survey, sheets_server, run
 
     run = run_dag("export_sheets")
 
-    mapped = [ti for ti in run.get_task_instances() if ti.task_id == "export_form"]
+    mapped = [ti for ti in run.get_task_instances() if ti.task_id == "export_group"]
     assert len(mapped) == 1 and mapped[0].pool == "sheets_api"
     assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids

@@ -23,10 +23,3 @@ DEFAULT_ARGS = {
     ]),
 }
 
-
-def failing_at_once_on(exception: str, reason: str) -> ExceptionRetryPolicy:
-    """The default retry policy, plus one more error (by dotted name) that only a person can fix."""
-    return ExceptionRetryPolicy(rules=[
-        *DEFAULT_ARGS["retry_policy"].rules,
-        RetryRule(exception=exception, action=RetryAction.FAIL, reason=reason),
-    ])

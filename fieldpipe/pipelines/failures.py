@@ -5,8 +5,10 @@ A form that cannot be processed is recorded in `pipeline_failures` with its reas
 other forms' work commits. The reason names the error's class and where it was raised, or carries our own
 message for errors we raise on purpose; never an error's own text, which may quote submitted data.
 A failure a retry may cure (the database or the sheet's API unreachable) is re-raised as it is, for the
-task's retries, and so is one of ours marked `needs_a_person` (its DAG fails it at once); any other is
-raised as `FormFailed`, which the DAGs do not retry (the next run will).
+task's retries, and so is one of ours marked `needs_a_person`; any other is raised as `FormFailed`. The
+DAGs run forms in groups (`fieldpipe.pipelines.groups`), which let every form of the group have its turn
+and then fail the task with `FormFailed` (not retried: the next run tries the form again) unless a
+retry may cure one of the failures.
 """
 
 from __future__ import annotations

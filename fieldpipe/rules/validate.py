@@ -1,9 +1,9 @@
 """Set-based validation of the responses received or edited since the last run, form by form.
 
-`validate_slug` is what the `validate_responses` DAG runs once per affected form slug. For every form
-with that slug (one per organization) it reads that form's rules version in force from the database and
-checks it against the form's current questions, then in
-one REPEATABLE READ transaction: evaluates every expression rule in one SQL statement over the batch,
+`validate_slug` is what the `validate_responses` DAG runs for each affected form slug (`pending_work`),
+grouped into a few task instances by `fieldpipe.pipelines.groups`. For every form with that slug (one
+per organization) it reads that form's rules version in force from the database and checks it against
+the form's current questions, then in one REPEATABLE READ transaction: evaluates every expression rule in one SQL statement over the batch,
 runs the column expectations, writes and closes flags, and advances the watermark.
 """
 
@@ -155,20 +155,29 @@ def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidati
     return results
 
 
-AFFECTED_SQL = """
-SELECT DISTINCT f.slug
-  FROM forms f
-  LEFT JOIN validation_watermarks w ON w.form_id = f.id
- WHERE (f.rules_version IS NOT NULL OR w.form_id IS NOT NULL)
-   AND (w.form_id IS NULL
-        OR w.rules_fingerprint IS DISTINCT FROM coalesce('version:' || f.rules_version, 'none')
-        OR EXISTS (SELECT 1 FROM responses r WHERE r.form_id = f.id AND r.updated_at > w.validated_through))
- ORDER BY f.slug
+PENDING_SQL = """
+WITH watermarked AS (
+    SELECT f.id, f.slug, w.form_id IS NULL OR w.rules_fingerprint IS DISTINCT FROM
+                         coalesce('version:' || f.rules_version, 'none') AS everything, w.validated_through
+      FROM forms f
+      LEFT JOIN validation_watermarks w ON w.form_id = f.id
+     WHERE f.rules_version IS NOT NULL OR w.form_id IS NOT NULL
+)
+SELECT m.slug, sum(p.rows)::bigint AS rows
+  FROM watermarked m
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS rows FROM responses r
+        WHERE r.form_id = m.id
+          AND r.updated_at > CASE WHEN m.everything THEN '-infinity' ELSE m.validated_through END) p
+ GROUP BY m.slug
+HAVING bool_or(m.everything) OR sum(p.rows) > 0
+ ORDER BY m.slug
 """
 
 
-def affected_slugs(conn: psycopg.Connection) -> list[str]:
-    """Form slugs with responses received or edited since their watermark, or whose rules version changed."""
+def pending_work(conn: psycopg.Connection) -> list[dict]:
+    """Form slugs with responses received or edited since their watermark, or whose rules version changed,
+    as units of work for `fieldpipe.pipelines.groups`: {"key": slug, "name": slug, "rows": responses to check}."""
     with conn.transaction():
-        rows = conn.execute(AFFECTED_SQL).fetchall()
-    return [r["slug"] for r in rows]
+        rows = conn.execute(PENDING_SQL).fetchall()
+    return [{"key": r["slug"], "name": r["slug"], "rows": r["rows"]} for r in rows]

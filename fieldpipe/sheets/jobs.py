@@ -18,14 +18,20 @@ from fieldpipe.sheets.targets import open_target
 log = logging.getLogger(__name__)
 
 
-def forms_with_sheets(conn: psycopg.Connection) -> list[dict]:
-    """Every form whose settings name a sheet (`settings.sheet`), as {"form_id", "slug"}, in a stable order."""
+def pending_exports(conn: psycopg.Connection) -> list[dict]:
+    """Every form whose settings name a sheet (`settings.sheet`), in a stable order, as units of work for
+    `fieldpipe.pipelines.groups`: {"key": form id, "name": "org/slug", "rows": responses changed since its
+    export's watermark}. Forms with nothing new are listed too: a flag opened or closed changes their rows."""
     rows = conn.execute(
-        """SELECT f.id AS form_id, o.slug || '/' || f.slug AS slug
+        """SELECT f.id AS form_id, o.slug || '/' || f.slug AS name,
+                  (SELECT count(*) FROM responses r
+                    WHERE r.form_id = f.id
+                      AND r.updated_at > coalesce((SELECT min(e.watermark) FROM sheet_exports e WHERE e.form_id = f.id),
+                                                  '-infinity')) AS rows
              FROM forms f JOIN organizations o ON o.id = f.organization_id
             WHERE jsonb_typeof(f.settings -> 'sheet') = 'object'
             ORDER BY f.id""").fetchall()
-    return [dict(r) for r in rows]
+    return [{"key": r["form_id"], "name": r["name"], "rows": r["rows"]} for r in rows]
 
 
 PIPELINE = "export_sheets"
