@@ -87,10 +87,9 @@ def _archive_child(url: str, s3_url: str, queue) -> None:
     from fieldpipe.reporting.archive import archive_day
 
     store = default_store()
-    with connect(url) as conn:
-        started = time.perf_counter()
-        report = archive_day(conn, store, DAY)
-        seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    report = archive_day(url, store, DAY)
+    seconds = time.perf_counter() - started
     size = sum(info.size for info in store.list(""))
     queue.put((seconds, report.rows, size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 

@@ -43,12 +43,11 @@ def archive_responses():
 
     @task
     def archive_day(data_interval_start=None) -> dict:
-        from fieldpipe.pipelines.connections import app_database
         from fieldpipe.objectstore import default_store
+        from fieldpipe.pipelines.connections import app_database_url
         from fieldpipe.reporting.archive import archive_day as archive
 
-        with app_database() as conn:
-            report = archive(conn, default_store(), data_interval_start.date())
+        report = archive(app_database_url(), default_store(), data_interval_start.date())
         print(report.summary())
         if report.failed:
             raise RuntimeError(f"{len(report.failed)} form(s) could not be archived: "

@@ -38,12 +38,12 @@ def _table(store, key) -> pa.Table:
     return pq.read_table(io.BytesIO(store.get(key)))
 
 
-def test_a_day_becomes_one_typed_masked_partition_per_form(client, admin_key, conn, object_store, survey):
+def test_a_day_becomes_one_typed_masked_partition_per_form(client, admin_key, conn, clean_db, object_store, survey):
     first = _post(client, admin_key, _at(DAY, 9), conn)
     second = _post(client, admin_key, _at(DAY, 23), conn, income=7, problems=["dirty"])
     _post(client, admin_key, _at(DAY + dt.timedelta(days=1), 0), conn)  # the next day's
 
-    report = archive_day(conn, object_store, DAY)
+    report = archive_day(clean_db, object_store, DAY)
 
     key = partition_key("acme", "water-survey", DAY)
     assert key == "acme/water-survey/dt=2026-11-20/part.parquet"
@@ -63,33 +63,46 @@ def test_a_day_becomes_one_typed_masked_partition_per_form(client, admin_key, co
         assert value.encode() not in raw
 
 
-def test_a_rerun_rewrites_the_partition_byte_identical_and_an_edit_changes_it(client, admin_key, conn, object_store, survey):
+def test_a_rerun_rewrites_the_partition_byte_identical_and_an_edit_changes_it(client, admin_key, conn, clean_db, object_store, survey):
     sub = _post(client, admin_key, _at(DAY, 9), conn)
-    archive_day(conn, object_store, DAY)
+    archive_day(clean_db, object_store, DAY)
     key = partition_key("acme", "water-survey", DAY)
     before = object_store.get(key)
 
-    archive_day(conn, object_store, DAY)
+    archive_day(clean_db, object_store, DAY)
     assert object_store.get(key) == before
 
     edited = {**sub, "answers": {**ANSWERS, "income": 1}}
     assert client.patch(f"/api/v1/forms/water-survey/responses/{sub['submission_id']}", json=edited,
                       headers=auth(admin_key)).status_code == 200
     edit_day = conn.execute("SELECT (updated_at AT TIME ZONE 'UTC')::date AS d FROM responses").fetchone()["d"]
-    report = archive_day(conn, object_store, edit_day)  # the edit's day rewrites the partition it belongs to
+    report = archive_day(clean_db, object_store, edit_day)  # the edit's day rewrites the partition it belongs to
     assert key in report.written
     assert _table(object_store, key).column("income").to_pylist() == [1]
 
 
-def test_partitions_of_two_form_versions_read_as_one_table(client, admin_key, conn, object_store, survey):
+def test_slices_read_in_parallel_give_the_same_file_in_received_order(client, admin_key, conn, clean_db, object_store,
+                                                                       survey):
+    subs = [_post(client, admin_key, _at(DAY, hour), conn, income=hour) for hour in (23, 0, 12, 12, 5)]
+    key = partition_key("acme", "water-survey", DAY)
+    archive_day(clean_db, object_store, DAY, workers=1)
+    one_at_a_time = object_store.get(key)
+    archive_day(clean_db, object_store, DAY, workers=3)
+    assert object_store.get(key) == one_at_a_time
+    # received order; the two at 12:00 in the order they were stored
+    assert _table(object_store, key).column("submission_id").to_pylist() == [
+        subs[i]["submission_id"] for i in (1, 4, 2, 3, 0)]
+
+
+def test_partitions_of_two_form_versions_read_as_one_table(client, admin_key, conn, clean_db, object_store, survey):
     _post(client, admin_key, _at(DAY, 9), conn)
-    archive_day(conn, object_store, DAY)
+    archive_day(clean_db, object_store, DAY)
     questions = QUESTIONS + [{"key": "district", "label": "District", "type": "text"}]
     assert client.patch("/api/v1/forms/water-survey", json={"questions": questions},
                       headers=auth(admin_key)).status_code == 200
     later = DAY + dt.timedelta(days=1)
     _post(client, admin_key, _at(later, 9), conn, district="Pune")
-    archive_day(conn, object_store, later)
+    archive_day(clean_db, object_store, later)
 
     old, new = (_table(object_store, partition_key("acme", "water-survey", d)) for d in (DAY, later))
     assert "district" not in old.column_names and new.column_names[-1] == "district"
@@ -98,7 +111,7 @@ def test_partitions_of_two_form_versions_read_as_one_table(client, admin_key, co
     assert combined.column("form_version").to_pylist() == [1, 2]
 
 
-def test_a_form_that_cannot_be_archived_fails_alone_and_is_named(client, admin_key, conn, object_store, survey):
+def test_a_form_that_cannot_be_archived_fails_alone_and_is_named(client, admin_key, conn, clean_db, object_store, survey):
     other = {"slug": "other", "title": "Other", "questions": QUESTIONS}
     assert client.post("/api/v1/forms", json=other, headers=auth(admin_key)).status_code == 201
     bad = _post(client, admin_key, _at(DAY, 9), conn)
@@ -107,25 +120,25 @@ def test_a_form_that_cannot_be_archived_fails_alone_and_is_named(client, admin_k
     conn.execute("UPDATE responses SET answers = jsonb_set(answers, '{income}', ('1' || repeat('0', 400))::jsonb) "
                  "WHERE submission_id = %s", (bad["submission_id"],))
 
-    report = archive_day(conn, object_store, DAY)
+    report = archive_day(clean_db, object_store, DAY)
 
     assert list(report.failed) == ["acme/water-survey"]
     assert report.written == [partition_key("acme", "other", DAY)]
     assert "0000000000" not in report.summary()
 
 
-def test_the_dag_archives_the_interval_day(client, admin_key, conn, object_store, survey, run_dag):
+def test_the_dag_archives_the_interval_day(client, admin_key, conn, clean_db, object_store, survey, run_dag):
     _post(client, admin_key, _at(DAY, 9), conn)
     run_dag("archive_responses", logical_date=_at(DAY + dt.timedelta(days=1), 0))
     assert object_store.head(partition_key("acme", "water-survey", DAY)) is not None
 
 
-def test_the_demo_has_responses_from_yesterday_for_the_first_archive_run(conn, object_store):
+def test_the_demo_has_responses_from_yesterday_for_the_first_archive_run(conn, clean_db, object_store):
     from fieldpipe.dev.demo import YESTERDAYS_ANSWERS, load_demo
 
     load_demo(conn)
     load_demo(conn)  # idempotent: no second set
     yesterday = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date - 1 AS d").fetchone()["d"]
-    report = archive_day(conn, object_store, yesterday)
+    report = archive_day(clean_db, object_store, yesterday)
     assert report.written == [partition_key("demo", "household-survey", yesterday)]
     assert report.rows == len(YESTERDAYS_ANSWERS)

@@ -11,15 +11,19 @@ from fieldpipe.db import connect
 from fieldpipe.pipelines.names import APP_DB_CONN, GOOGLE_SHEETS_CONN
 
 
-def app_database(conn_id: str = APP_DB_CONN) -> psycopg.Connection:
-    """The application database through the named Airflow connection.
+def app_database_url(conn_id: str = APP_DB_CONN) -> str:
+    """The libpq URL of the application database's Airflow connection, for code that opens its own connections.
 
     A missing connection fails at once with Airflow's error naming `conn_id`, rather than hanging.
     """
     from airflow.sdk import BaseHook
 
-    uri = BaseHook.get_connection(conn_id).get_uri()
-    return connect(uri.replace("postgres://", "postgresql://", 1))
+    return BaseHook.get_connection(conn_id).get_uri().replace("postgres://", "postgresql://", 1)
+
+
+def app_database(conn_id: str = APP_DB_CONN) -> psycopg.Connection:
+    """The application database through the named Airflow connection."""
+    return connect(app_database_url(conn_id))
 
 
 def google_sheets() -> tuple[str | None, dict] | None:
