@@ -97,9 +97,19 @@ def _version_row(conn: psycopg.Connection, form_id: int, version: int) -> dict |
     return conn.execute("SELECT * FROM rules_versions WHERE form_id = %s AND version = %s", (form_id, version)).fetchone()
 
 
+# jsonb keeps no key order; documents are served (and pulled) in the order people write them.
+FIELD_ORDER = ("id", "description", "expression", "expectation", "kwargs", "message", "severity", "notify")
+
+
+def _in_writing_order(entry: dict) -> dict:
+    return dict(sorted(entry.items(), key=lambda item: FIELD_ORDER.index(item[0]) if item[0] in FIELD_ORDER else 99))
+
+
 def version_body(row: dict) -> dict:
+    document = row["document"]
     return {"version": row["version"], "created_at": row["created_at"], "created_by": row["created_by"],
-            "rules": row["document"].get("rules", []), "expectations": row["document"].get("expectations", [])}
+            "rules": [_in_writing_order(e) for e in document.get("rules", [])],
+            "expectations": [_in_writing_order(e) for e in document.get("expectations", [])]}
 
 
 def current(conn: psycopg.Connection, form: dict) -> dict:
@@ -167,7 +177,9 @@ def as_yaml(pulled: dict) -> str:
     """A pulled version as a rules file that `fieldpipe rules push` takes back unchanged."""
     header = (f"# rules of form {pulled['form']}, version {pulled['version']}, saved by {pulled['created_by']} "
               f"at {pulled['created_at']:%Y-%m-%d %H:%M} UTC (fieldpipe rules pull)\n")
-    document = {"form": pulled["form"], **pulled["document"]}
+    document = {"form": pulled["form"],
+                **{section: [_in_writing_order(e) for e in pulled["document"].get(section, [])]
+                   for section in ("rules", "expectations")}}
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
 
 
