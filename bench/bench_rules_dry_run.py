@@ -13,36 +13,23 @@ from __future__ import annotations
 
 import time
 
-from bench.bench_validation import GENERATE_SQL, QUESTIONS, RESPONSES, RULES, SAMPLE_EVERY, _python_loop
+from bench.bench_validation import RESPONSES, SAMPLE_EVERY, python_loop, generated_form
 from bench.common import figure, throwaway_database
-from fieldpipe import forms
 from fieldpipe.db import connect
-from fieldpipe.orgs import ensure_organization
 from fieldpipe.rules.dry_run import evaluate
-from fieldpipe.rules.loader import load_text
 
 TARGET = "<= 15 s"
 
 
 def run() -> dict:
     with throwaway_database() as url:
-        with connect(url) as conn:
-            organization_id = ensure_organization(conn, "bench", "Bench")
-            forms.create_form(conn, organization_id, {"slug": "bench-survey", "title": "Bench", "questions": QUESTIONS})
-            form = conn.execute(
-                """SELECT f.id, f.slug, 'bench' AS organization, v.id AS version_id, v.questions
-                     FROM forms f JOIN form_versions v ON v.form_id = f.id""").fetchone()
-            conn.execute(GENERATE_SQL, {"form_id": form["id"], "version_id": form["version_id"], "n": RESPONSES})
-            conn.commit()
-        ruleset = load_text(RULES, form["questions"], "bench-survey.yaml")
-        assert len(ruleset.rules) == 10
+        form, ruleset, _ = generated_form(url)
         with connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE responses")
             started = time.perf_counter()
             result = evaluate(conn, form, ruleset)
             seconds = time.perf_counter() - started
             assert conn.execute("SELECT count(*) AS n FROM flags").fetchone()["n"] == 0
-        sample_seconds, sample_violations = _python_loop(url, ruleset)
+        sample_seconds, sample_violations = python_loop(url, ruleset)
     assert result["responses_evaluated"] == RESPONSES, result
     baseline = sample_seconds * SAMPLE_EVERY
     would_flag = {r["id"]: r["would_flag"] for r in result["rules"]}

@@ -79,7 +79,7 @@ SELECT %(form_id)s, %(version_id)s, gen_random_uuid(), 'enum-' || (i %% 500), no
 """
 
 
-def _python_loop(url: str, ruleset) -> tuple[float, int]:
+def python_loop(url: str, ruleset) -> tuple[float, int]:
     """Seconds for the row-by-row loop over every SAMPLE_EVERY-th response, and the violations it found."""
     violations = 0
     with connect(url) as conn:
@@ -95,28 +95,36 @@ def _python_loop(url: str, ruleset) -> tuple[float, int]:
         return time.perf_counter() - started, violations
 
 
+def generated_form(url: str):
+    """(the bench form with RESPONSES generated responses, its 10 checked rules, seconds the generation took);
+    the responses vacuumed and analyzed. Shared with the `rules_dry_run` figure."""
+    with connect(url) as conn:
+        organization_id = ensure_organization(conn, "bench", "Bench")
+        forms.create_form(conn, organization_id, {"slug": "bench-survey", "title": "Bench", "questions": QUESTIONS})
+        form = conn.execute(
+            """SELECT f.id, f.slug, 'bench' AS organization, v.id AS version_id, v.questions
+                 FROM forms f JOIN form_versions v ON v.form_id = f.id""").fetchone()
+        generated_at = time.perf_counter()
+        conn.execute(GENERATE_SQL, {"form_id": form["id"], "version_id": form["version_id"], "n": RESPONSES})
+        conn.commit()
+        generation_seconds = time.perf_counter() - generated_at
+    ruleset = load_text(RULES, form["questions"], "bench-survey.yaml")
+    assert len(ruleset.rules) == 10
+    with connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE responses")
+    return form, ruleset, generation_seconds
+
+
 def run() -> dict:
     with throwaway_database() as url:
-        with connect(url) as conn:
-            org_id = ensure_organization(conn, "bench", "Bench")
-            forms.create_form(conn, org_id, {"slug": "bench-survey", "title": "Bench", "questions": QUESTIONS})
-            form = conn.execute(
-                """SELECT f.id, f.slug, 'bench' AS organization, v.id AS version_id, v.questions
-                     FROM forms f JOIN form_versions v ON v.form_id = f.id""").fetchone()
-            generated_at = time.perf_counter()
-            conn.execute(GENERATE_SQL, {"form_id": form["id"], "version_id": form["version_id"], "n": RESPONSES})
-            conn.commit()
-            generation_seconds = time.perf_counter() - generated_at
-        ruleset = load_text(RULES, form["questions"], "bench-survey.yaml")
-        assert len(ruleset.rules) == 10
+        form, ruleset, generation_seconds = generated_form(url)
         with connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE responses")
             started = time.perf_counter()
             result = validate_form(conn, form, ruleset)
             seconds = time.perf_counter() - started
             flags_written = conn.execute("SELECT count(*) AS n FROM flags").fetchone()["n"]
             rerun = validate_form(conn, form, ruleset)  # nothing new: only the revisit window
-        sample_seconds, sample_violations = _python_loop(url, ruleset)
+        sample_seconds, sample_violations = python_loop(url, ruleset)
     assert result.checked == RESPONSES and not result.broken, result
     baseline = sample_seconds * SAMPLE_EVERY
     return figure(seconds, "s", baseline, TARGET, higher_is_better=False,
