@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fieldpipe import attempts, domains
+from fieldpipe import domains, outbox
 from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.assessments import definitions, roster, submissions
 from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.problems import CATALOGUE
 from fieldpipe.responses import MAX_BATCH
 from fieldpipe.rules.loader import RULE_ID
-from fieldpipe.sms import outbox
+from fieldpipe.sms import outbox as sms_outbox
 from fieldpipe.webhooks import delivery, registry
 
 Text = Annotated[str, Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, pattern=r"\S",
@@ -236,12 +236,16 @@ class PipelineFailure(Out):
 
 # --- outbound: SMS and webhooks --------------------------------------------------------------------------------
 
+LEASE_UNTIL = ("While sending: when the claim runs out (past it, the worker that claimed it is taken to have "
+               "stopped)")
+
+
 class Attempt(Out):
     """One attempt at an SMS send or a webhook delivery (the same shape for both)."""
 
     attempt: int
     at: dt.datetime
-    outcome: Literal[attempts.OUTCOMES]  # type: ignore[valid-type]
+    outcome: Literal[outbox.OUTCOMES]  # type: ignore[valid-type]
     status_code: Optional[int] = Field(description="HTTP status the provider or endpoint answered")
     error_code: Optional[str] = Field(description="The SMS provider's own error code")
     error: Optional[str]
@@ -258,9 +262,10 @@ class Message(Out):
     template: Optional[str]
     encoding: str
     segments: int
-    status: Literal[outbox.STATUSES]  # type: ignore[valid-type]
+    status: Literal[sms_outbox.STATUSES]  # type: ignore[valid-type]
     attempts: int
     next_attempt_at: dt.datetime
+    lease_until: Optional[dt.datetime] = Field(description=LEASE_UNTIL)
     provider: Optional[str]
     provider_message_id: Optional[str]
     last_error: Optional[str]
@@ -305,6 +310,7 @@ class Delivery(Out):
     created_at: dt.datetime
     updated_at: dt.datetime
     next_attempt_at: dt.datetime
+    lease_until: Optional[dt.datetime] = Field(description=LEASE_UNTIL)
     give_up_at: dt.datetime
     delivered_at: Optional[dt.datetime]
     body: Optional[str] = Field(None, description="The exact JSON sent (one delivery only)")

@@ -1,7 +1,7 @@
 """Send SMS: claim due messages from the outbox and send them through the configured provider.
 
 - **Reads** (connection `fieldpipe_db`): `sms_messages` that are `queued` and due, and claims left
-  `sending` by a killed dispatcher (older than the lease, `FIELDPIPE_SMS_LEASE_S`, 10 minutes).
+  `sending` by a killed dispatcher (past its `lease_until`: claims are leased for `FIELDPIPE_SMS_LEASE_S`, 10 minutes).
 - **Writes**: each message's outcome (`sent`, `failed`, `unknown`, or `queued` again for a retry with
   backoff) and one `sms_attempts` row per attempt. Messages go out through `FIELDPIPE_SMS_PROVIDER`:
   `file` (var/sms/sent.jsonl, the local default), `sns` (connection `aws_default`) or `twilio`

@@ -232,11 +232,13 @@ def test_killed_mid_batch_with_twilio_then_rerun_sends_nothing_twice(conn, db_ur
     count = 300
     with FakeTwilio() as fake:
         queue(conn, count, org)
-        proc = _dispatch_in_subprocess(db_url, tmp_path, "twilio", {"AIRFLOW_CONN_TWILIO_DEFAULT": fake.connection_json()})
+        # the killed dispatcher's claims are leased for 0 s, so the rerun settles them at once
+        proc = _dispatch_in_subprocess(db_url, tmp_path, "twilio", {"AIRFLOW_CONN_TWILIO_DEFAULT": fake.connection_json(),
+                                                                    "FIELDPIPE_SMS_LEASE_S": "0"})
         _kill_when(proc, lambda: len(fake.messages) >= 60)
         assert conn.execute("SELECT count(*) n FROM sms_messages WHERE status = 'sending'").fetchone()["n"] > 0
 
-        dispatch(lambda: connect(db_url), twilio(fake), settings=fast("twilio", lease_s=0))
+        dispatch(lambda: connect(db_url), twilio(fake), settings=fast("twilio"))
         bodies = Counter(fake.bodies())
         assert max(bodies.values()) == 1  # nothing twice
         by_status = {s: {r["body"] for r in conn.execute("SELECT body FROM sms_messages WHERE status = %s", (s,))}
@@ -252,10 +254,10 @@ def test_killed_mid_batch_with_the_file_provider_then_rerun_sends_each_exactly_o
     count = 300
     sent_file = tmp_path / "sms" / "sent.jsonl"
     queue(conn, count, org)
-    proc = _dispatch_in_subprocess(db_url, tmp_path, "file", {})
+    proc = _dispatch_in_subprocess(db_url, tmp_path, "file", {"FIELDPIPE_SMS_LEASE_S": "0"})
     _kill_when(proc, lambda: sent_file.exists() and len(sent_file.read_bytes().splitlines()) >= 60)
 
-    dispatch(lambda: connect(db_url), FileProvider(sent_file), settings=fast("file", lease_s=0))
+    dispatch(lambda: connect(db_url), FileProvider(sent_file), settings=fast("file"))
     ids = Counter(json.loads(line)["message_id"] for line in sent_file.read_text().splitlines())
     assert len(ids) == count and max(ids.values()) == 1
     assert statuses(conn) == Counter(sent=count)  # the file says what was sent, so nothing stays unknown
@@ -346,3 +348,38 @@ def test_retry_is_the_replay_verb_of_both_outboxes_with_one_conflict_code(client
     delivery_id = conn.execute("SELECT id FROM webhook_deliveries").fetchone()["id"]
     not_failed = client.post(f"/api/v1/deliveries/{delivery_id}/retry", headers=auth(admin_key))
     assert not_failed.status_code == 409 and not_failed.get_json()["code"] == "409.3"
+
+
+def test_both_outboxes_show_a_claim_as_lease_until_and_release_it_when_recorded(client, admin_key, conn,
+                                                                                  monkeypatch, tmp_path):
+    """The lease is one word in both outboxes: set when a row is claimed (claim time + the lease), shown on the
+    message and the delivery, cleared when the attempt is recorded."""
+    from fieldpipe.sms.outbox import claim_due, record_outcomes
+    from fieldpipe.sms.providers import SendResult
+    from fieldpipe.webhooks.delivery import DeliveryPolicy, _claim
+
+    monkeypatch.setenv("FIELDPIPE_WEBHOOK_ALLOW_NETS", "127.0.0.0/8")
+    org = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
+    queue(conn, 1, org)
+    before = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
+    [claimed] = claim_due(conn, "file", 10, lease_s=120)
+    message = client.get(f"/api/v1/messages/{claimed['id']}", headers=auth(admin_key)).get_json()
+    lease_until = dt.datetime.fromisoformat(message["lease_until"])
+    assert message["status"] == "sending"
+    assert before + dt.timedelta(seconds=120) <= lease_until < before + dt.timedelta(seconds=180)
+    record_outcomes(conn, [(claimed, SendResult("sent"))], fast("file"))
+    message = client.get(f"/api/v1/messages/{claimed['id']}", headers=auth(admin_key)).get_json()
+    assert (message["status"], message["lease_until"]) == ("sent", None)
+
+    hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["flag.opened"]},
+                       headers=auth(admin_key)).get_json()
+    conn.execute("""INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
+                    VALUES (%s, 'flag.opened', 'k', '{}', now() + interval '1 day')""", (hook["id"],))
+    policy = DeliveryPolicy(timeout=10, batch_size=8, concurrency=8)  # lease: 10 s a round of sends + 60 s
+    [row] = _claim(conn, policy)
+    delivery = client.get(f"/api/v1/deliveries/{row['id']}", headers=auth(admin_key)).get_json()
+    assert delivery["status"] == "sending"
+    assert (before + dt.timedelta(seconds=70) <= dt.datetime.fromisoformat(delivery["lease_until"])
+            < before + dt.timedelta(seconds=130))
+    listed = client.get("/api/v1/deliveries", headers=auth(admin_key)).get_json()["items"]
+    assert [d["lease_until"] for d in listed] == [delivery["lease_until"]]

@@ -158,7 +158,7 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
     limiter = RateLimiter(conn_factory, f"sms:{provider.name}", settings.rate)
     with closing(conn_factory()) as conn, limiter, ThreadPoolExecutor(settings.concurrency, "sms-send") as pool:
         with conn.transaction():
-            report.abandoned = outbox.settle_abandoned(conn, settings.lease_s, provider)
+            report.abandoned = outbox.settle_abandoned(conn, provider)
         if any(report.abandoned.values()):
             log.warning("settled claims abandoned by a stopped dispatcher: %s", report.abandoned)
         pipeline = _Pipeline(conn, pool, provider, limiter, settings, batch_size, report)
@@ -167,7 +167,7 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
                 # claim no more than the time left allows at the configured rate
                 limit = int(max(1, min(batch_size, time_left() * settings.rate + 1)))
                 with conn.transaction():
-                    batch = outbox.claim_due(conn, provider.name, limit)
+                    batch = outbox.claim_due(conn, provider.name, limit, settings.lease_s)
                 if batch:
                     pipeline.add_batch(batch)
             if pipeline.waiting:

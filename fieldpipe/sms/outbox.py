@@ -6,8 +6,10 @@
                                   queued   (retryable error, at a later `next_attempt_at`)
 
 Producers call `enqueue` inside their own transaction; the dedupe key makes producing twice harmless.
-Dispatchers `claim_due` a batch (FOR UPDATE SKIP LOCKED, so two never take the same row), send, and
-`record_outcomes` for the batch in one statement; each attempt is also kept in `sms_attempts`.
+Dispatchers `claim_due` a batch (FOR UPDATE SKIP LOCKED, so two never take the same row) leased until
+`lease_until`, send, and `record_outcomes` for the batch in one statement; each attempt is also kept in
+`sms_attempts`. The words shared with the webhook deliveries (next attempt, lease, attempt history, `retry`)
+are `fieldpipe.outbox`'s.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from typing import Sequence
 
 import psycopg
 
-from fieldpipe import paging
+from fieldpipe import outbox, paging
 from fieldpipe.answers import AnswerError, normalize_phone
-from fieldpipe.attempts import attempt_body
 from fieldpipe.config import Settings, SmsSettings
-from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
 
@@ -81,25 +82,26 @@ def enqueue(conn: psycopg.Connection, messages: Sequence[NewMessage], max_segmen
     return conn.execute(ENQUEUE_SQL, columns).rowcount
 
 
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 WITH due AS (
     SELECT id FROM sms_messages
-     WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
+     WHERE {outbox.due()}
      ORDER BY next_attempt_at, id
      LIMIT %(limit)s
      FOR UPDATE SKIP LOCKED
 )
 UPDATE sms_messages m
-   SET status = 'sending', attempts = m.attempts + 1, claim_token = %(token)s, claimed_at = clock_timestamp(),
-       handed_at = NULL, provider = %(provider)s, updated_at = clock_timestamp()
+   SET {outbox.claim("m", "%(lease_s)s")}, claim_token = %(token)s, handed_at = NULL, provider = %(provider)s
   FROM due WHERE m.id = due.id
 RETURNING m.id, m.kind, m.recipient, m.body, m.attempts, m.claim_token
 """
 
 
-def claim_due(conn: psycopg.Connection, provider: str, limit: int) -> list[dict]:
-    """Move up to `limit` due messages to `sending` for this claim; commit before sending them."""
-    rows = conn.execute(CLAIM_SQL, {"limit": limit, "token": uuid.uuid4(), "provider": provider}).fetchall()
+def claim_due(conn: psycopg.Connection, provider: str, limit: int, lease_s: float) -> list[dict]:
+    """Move up to `limit` due messages to `sending` for this claim, leased for `lease_s` seconds; commit before
+    sending them."""
+    rows = conn.execute(CLAIM_SQL, {"limit": limit, "token": uuid.uuid4(), "provider": provider,
+                                    "lease_s": lease_s}).fetchall()
     return sorted(rows, key=lambda r: r["id"])
 
 
@@ -113,7 +115,7 @@ def mark_handed(conn: psycopg.Connection, messages: Sequence[dict]) -> None:
     )
 
 
-RECORD_SQL = """
+RECORD_SQL = f"""
 WITH outcome AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(statuses)s::text[], %(delays)s::float8[],
                          %(message_ids)s::text[], %(errors)s::text[])
@@ -121,9 +123,9 @@ WITH outcome AS (
 ), updated AS (
     UPDATE sms_messages m
        SET status = o.status,
-           next_attempt_at = CASE WHEN o.status = 'queued'
-                                  THEN clock_timestamp() + make_interval(secs => o.delay_s)
+           next_attempt_at = CASE WHEN o.status = 'queued' THEN {outbox.after("o.delay_s")}
                                   ELSE m.next_attempt_at END,
+           lease_until = NULL,
            provider_message_id = coalesce(o.provider_message_id, m.provider_message_id),
            last_error = o.error,
            sent_at = CASE WHEN o.status = 'sent' THEN clock_timestamp() END,
@@ -172,6 +174,7 @@ SETTLE_SQL = """
 WITH settled AS (
     UPDATE sms_messages m
        SET status = s.status, updated_at = clock_timestamp(), next_attempt_at = clock_timestamp(),
+           lease_until = NULL,
            -- an attempt that never reached the provider does not count
            attempts = m.attempts - CASE WHEN m.handed_at IS NULL THEN 1 ELSE 0 END,
            sent_at = CASE WHEN s.status = 'sent' THEN clock_timestamp() END,
@@ -188,17 +191,15 @@ SELECT id, attempts, provider, CASE status WHEN 'queued' THEN 'retry' ELSE statu
 """
 
 
-def settle_abandoned(conn: psycopg.Connection, lease_s: float, provider: Provider) -> dict[str, int]:
-    """Settle rows left `sending` longer than the lease (their dispatcher was killed), never resending blindly.
+def settle_abandoned(conn: psycopg.Connection, provider: Provider) -> dict[str, int]:
+    """Settle rows left `sending` past their lease (their dispatcher was killed), never resending blindly.
 
     A row not yet handed to the provider goes back to `queued`. A handed row is `sent` or `queued` when the
     provider can say whether it has it (`file`), and otherwise `unknown`, for an operator to check and resend.
     """
     rows = conn.execute(
-        """SELECT id, provider, handed_at FROM sms_messages
-            WHERE status = 'sending' AND claimed_at < clock_timestamp() - make_interval(secs => %s)
-            ORDER BY id FOR UPDATE SKIP LOCKED""",
-        (lease_s,),
+        f"""SELECT id, provider, handed_at FROM sms_messages WHERE {outbox.lease_expired()}
+             ORDER BY id FOR UPDATE SKIP LOCKED"""
     ).fetchall()
     handed = [r["id"] for r in rows if r["handed_at"] is not None and r["provider"] == provider.name]
     confirmed = provider.confirm(handed) if handed else set()
@@ -232,8 +233,7 @@ def retry_message(conn: psycopg.Connection, organization_id: int | None, message
     if row is None:
         raise not_found(f"message {message_id}")
     if row["status"] not in RETRYABLE:
-        raise Problem("not-retryable", f"message {message_id} is {row['status']}; "
-                      f"only {' or '.join(RETRYABLE)} messages can be retried")
+        raise outbox.not_retryable(f"message {message_id}", row["status"], f"{' or '.join(RETRYABLE)} messages")
     conn.execute(
         """INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
            SELECT id, attempts, provider, 'resend', %s FROM sms_messages WHERE id = %s""",
@@ -241,7 +241,7 @@ def retry_message(conn: psycopg.Connection, organization_id: int | None, message
     )
     conn.execute(
         """UPDATE sms_messages SET status = 'queued', attempts = 0, next_attempt_at = clock_timestamp(),
-                  claim_token = NULL, claimed_at = NULL, last_error = NULL, updated_at = clock_timestamp()
+                  claim_token = NULL, lease_until = NULL, last_error = NULL, updated_at = clock_timestamp()
             WHERE id = %s""",
         (message_id,),
     )
@@ -249,17 +249,18 @@ def retry_message(conn: psycopg.Connection, organization_id: int | None, message
 
 
 MESSAGE_COLUMNS = """id, dedupe_key, kind, recipient, body, template, encoding, segments, status, attempts,
-       next_attempt_at, provider, provider_message_id, last_error, created_at, updated_at, sent_at"""
+       next_attempt_at, lease_until, provider, provider_message_id, last_error, created_at, updated_at, sent_at"""
 MESSAGES = paging.Keyset("messages", int)
 
 
 def message_body(row: dict, history: list[dict] | None = None) -> dict:
     """The public shape of a message; `history` (its attempts, oldest first) only when reading one message."""
     body = {name: row[name] for name in ("id", "dedupe_key", "kind", "recipient", "body", "template", "encoding",
-                                         "segments", "status", "attempts", "next_attempt_at", "provider",
+                                         "segments", "status", "attempts", "next_attempt_at", "lease_until",
+                                         "provider",
                                          "provider_message_id", "last_error", "created_at", "updated_at", "sent_at")}
     if history is not None:
-        body["history"] = [attempt_body(a) for a in history]
+        body["history"] = [outbox.attempt_body(a) for a in history]
     return body
 
 

@@ -2,7 +2,9 @@
 
 Policy (docs/webhooks.md): a 2xx answer delivers. 5xx, 408, 429, timeouts and connection errors are retried
 with exponential backoff and jitter (Retry-After honoured) until `retry_window` after the event; any other
-answer (3xx, other 4xx) fails the delivery at once. Every attempt is a row in webhook_attempts.
+answer (3xx, other 4xx) fails the delivery at once. Every attempt is a row in webhook_attempts. A delivery
+claimed by a worker that stopped is taken again once its `lease_until` passes. The words shared with the SMS
+outbox (next attempt, lease, attempt history, `retry`) are `fieldpipe.outbox`'s.
 
 Circuit breaker per webhook: retryable failures add up in `consecutive_failures`; from `breaker_threshold`
 on, the endpoint is left alone until `open_until` (doubling, capped), then probed with one delivery per
@@ -24,9 +26,8 @@ from typing import Iterable
 
 import psycopg
 
-from fieldpipe import paging
-from fieldpipe.attempts import attempt_body
-from fieldpipe.problems import FieldError, Problem, invalid, not_found
+from fieldpipe import outbox, paging
+from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.ratelimit import RateLimiter
 from fieldpipe.retry import Backoff
 from fieldpipe.webhooks import transport
@@ -110,26 +111,23 @@ def _claim(conn: psycopg.Connection, policy: DeliveryPolicy) -> list[dict]:
     lease = policy.timeout * math.ceil(policy.batch_size / policy.concurrency) + 60
     with conn.transaction():
         return conn.execute(
-            """WITH due AS (
+            f"""WITH due AS (
                    SELECT d.id,
                           row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS nth,
                           w.consecutive_failures >= %(threshold)s AS probing
                    FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                   WHERE ((d.status = 'queued' AND d.next_attempt_at <= now())
-                          OR (d.status = 'sending' AND d.lease_until < now()))
+                   WHERE ({outbox.due("d")} OR {outbox.lease_expired("d")})
                      AND w.deleted_at IS NULL AND (w.open_until IS NULL OR w.open_until <= now())
                ), picked AS (
                    SELECT d.id FROM webhook_deliveries d JOIN due USING (id)
                    WHERE due.nth <= CASE WHEN due.probing THEN 1 ELSE %(per_endpoint)s END
-                     AND ((d.status = 'queued' AND d.next_attempt_at <= now())
-                          OR (d.status = 'sending' AND d.lease_until < now()))
+                     AND ({outbox.due("d")} OR {outbox.lease_expired("d")})
                    ORDER BY d.next_attempt_at, d.id
                    LIMIT %(batch)s
                    FOR UPDATE OF d SKIP LOCKED
                )
                UPDATE webhook_deliveries d
-               SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
-                   lease_until = now() + make_interval(secs => %(lease)s)
+               SET {outbox.claim("d", "%(lease)s")}
                FROM picked, webhooks w
                WHERE d.id = picked.id AND w.id = d.webhook_id
                RETURNING d.id, d.webhook_id, d.event, d.event_key, d.body, d.attempts, w.url, w.secret_sealed""",
@@ -185,21 +183,20 @@ def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: Deli
     Returns each attempt's recorded outcome: a retry past the retry window is recorded (and counted) failed."""
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
-            """WITH updated AS (
+            f"""WITH plan AS (SELECT {outbox.after("%(delay)s")} AS retry_at),
+               updated AS (
                    UPDATE webhook_deliveries SET
                        status = CASE WHEN %(outcome)s = 'delivered' THEN 'delivered'
-                                     WHEN %(outcome)s = 'retry'
-                                          AND now() + make_interval(secs => %(delay)s) <= give_up_at THEN 'queued'
+                                     WHEN %(outcome)s = 'retry' AND plan.retry_at <= give_up_at THEN 'queued'
                                      ELSE 'failed' END,
-                       next_attempt_at = now() + make_interval(secs => %(delay)s),
+                       next_attempt_at = plan.retry_at,
                        last_status_code = %(status_code)s,
-                       last_error = CASE WHEN %(outcome)s = 'retry'
-                                          AND now() + make_interval(secs => %(delay)s) > give_up_at
+                       last_error = CASE WHEN %(outcome)s = 'retry' AND plan.retry_at > give_up_at
                                      THEN %(error)s || ' (gave up: the retry window ended)' ELSE %(error)s END,
                        delivered_at = CASE WHEN %(outcome)s = 'delivered' THEN now() END,
                        lease_until = NULL, updated_at = now()
                    -- a worker whose lease ran out and whose row was claimed again does not overwrite the new state
-                   WHERE id = %(delivery_id)s AND status = 'sending' AND attempts = %(attempt)s
+                   FROM plan WHERE id = %(delivery_id)s AND status = 'sending' AND attempts = %(attempt)s
                    RETURNING status
                )
                INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
@@ -274,7 +271,8 @@ def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolic
 
 
 _DELIVERY_COLUMNS = """d.id, d.webhook_id, w.url, d.event, d.event_key, d.status, d.attempts, d.last_status_code,
-                       d.last_error, d.created_at, d.updated_at, d.next_attempt_at, d.give_up_at, d.delivered_at"""
+                       d.last_error, d.created_at, d.updated_at, d.next_attempt_at, d.lease_until, d.give_up_at,
+                       d.delivered_at"""
 DELIVERIES = paging.Keyset("deliveries", int)  # newest first: ORDER BY id DESC
 
 
@@ -283,10 +281,10 @@ def delivery_body(row: dict, history: list[dict] | None = None) -> dict:
     reading one delivery."""
     body = {name: row[name] for name in ("id", "webhook_id", "url", "event", "event_key", "status", "attempts",
                                          "last_status_code", "last_error", "created_at", "updated_at",
-                                         "next_attempt_at", "give_up_at", "delivered_at")}
+                                         "next_attempt_at", "lease_until", "give_up_at", "delivered_at")}
     if history is not None:
         body["body"] = row["body"]
-        body["history"] = [attempt_body(a) for a in history]
+        body["history"] = [outbox.attempt_body(a) for a in history]
     return body
 
 
@@ -343,6 +341,6 @@ def retry_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: 
     """Requeue one failed delivery of the organization (404 when not theirs, 409 when not failed)."""
     if not requeue_failed(conn, organization_id=organization_id, delivery_ids=[delivery_id]):
         current = get_delivery(conn, organization_id, delivery_id)
-        raise Problem("not-retryable", f"delivery {delivery_id} is {current['status']}; only a failed delivery "
-                                       "of a webhook that still exists can be retried")
+        raise outbox.not_retryable(f"delivery {delivery_id}", current["status"],
+                                   "a failed delivery of a webhook that still exists")
     return get_delivery(conn, organization_id, delivery_id)
