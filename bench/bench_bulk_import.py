@@ -119,8 +119,8 @@ def run() -> dict:
         from fieldpipe.objectstore import default_store
 
         with connect(url) as conn:
-            org_id = ensure_organization(conn, "bench")
-            forms.create_form(conn, org_id, FORM)
+            organization_id = ensure_organization(conn, "bench")
+            forms.create_form(conn, organization_id, FORM)
             conn.commit()
         path = Path(folder) / "responses.csv"
         write_csv(path, ROWS)

@@ -66,8 +66,8 @@ SELECT %(form_id)s, %(version_id)s, gen_random_uuid(), 'enum-' || (i %% 500), '+
 
 def _load(url: str) -> dict:
     with connect(url) as conn:
-        org_id = ensure_organization(conn, "bench", "Bench")
-        forms.create_form(conn, org_id, {"slug": "bench-survey", "title": "Bench", "questions": QUESTIONS})
+        organization_id = ensure_organization(conn, "bench", "Bench")
+        forms.create_form(conn, organization_id, {"slug": "bench-survey", "title": "Bench", "questions": QUESTIONS})
         form = conn.execute("SELECT f.id, v.id AS version_id FROM forms f JOIN form_versions v ON v.form_id = f.id"
                             ).fetchone()
         conn.execute(GENERATE_SQL, {"form_id": form["id"], "version_id": form["version_id"], "n": RESPONSES,

@@ -53,9 +53,9 @@ SELECT %(form)s, %(version)s, gen_random_uuid(), 'enum-' || (n %% 50), now() - n
 
 
 def _seed(conn) -> int:
-    org_id = orgs.ensure_organization(conn, "bench", "Bench")
-    forms.create_form(conn, org_id, {"slug": "bench-survey", "title": "Bench survey", "questions": QUESTIONS})
-    form = forms.get_form_row(conn, org_id, "bench-survey")
+    organization_id = orgs.ensure_organization(conn, "bench", "Bench")
+    forms.create_form(conn, organization_id, {"slug": "bench-survey", "title": "Bench survey", "questions": QUESTIONS})
+    form = forms.get_form_row(conn, organization_id, "bench-survey")
     conn.execute(SEED_SQL, {"form": form["id"], "version": form["version_id"], "count": RESPONSES})
     return form["id"]
 

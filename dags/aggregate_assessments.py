@@ -16,7 +16,8 @@ Daily school assessment summaries: for each assessment × item, the students ass
   marks for a deleted student or one of another class, cleared above present, answers to questions not in
   the exam) is left out of the summaries, listed in the log by `report_anomalies`, and fails
   `check_no_anomalies` (common-sql table check) for the interval it arrived in; `check_summary_rows` checks
-  the written summaries. It is never counted silently.
+  the written summaries (every school, block and district counts exactly the students of its classes). It is
+  never counted silently.
 - **Schedule**: daily data intervals, `CronDataIntervalTimetable("@daily", timezone="UTC")` (not
   `schedule="@daily"`, whose interval has zero length in Airflow 3), with catchup from
   `FIELDPIPE_ASSESSMENTS_START_DATE` (environment, YYYY-MM-DD, default 2026-11-01).
@@ -39,6 +40,7 @@ from airflow.providers.common.sql.operators.sql import (
 )
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from fieldpipe.assessments.aggregate import summary_checks
 from fieldpipe.config import Settings
 from fieldpipe.pipelines.assets import ASSESSMENT_SUMMARIES
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS
@@ -111,15 +113,7 @@ def aggregate_assessments():
     # Table checks rather than column min/max checks: a day with no marks yet has no rows, and must pass.
     check_summary_rows = SQLTableCheckOperator(
         task_id="check_summary_rows", conn_id=APP_DB_CONN, table="assessment_summaries",
-        partition_clause=SUMMARY_DAY,
-        checks={
-            "counts_not_negative": {"check_statement":
-                "COUNT(*) FILTER (WHERE students_assessed < 0 OR students_present < 0 OR students_passing < 0) = 0"},
-            "passing_within_present_within_assessed": {"check_statement":
-                "COUNT(*) FILTER (WHERE students_passing > students_present "
-                "OR students_present > students_assessed) = 0"},
-            "marks_not_negative": {"check_statement": "COUNT(*) FILTER (WHERE mean_marks < 0 OR median_marks < 0) = 0"},
-        },
+        partition_clause=SUMMARY_DAY, checks=summary_checks(),
     )
 
     summaries = summarize()

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Callable
 
 from fieldpipe.db import connect, migrate
+
+
+def _operator_change(change: Callable[[Any], Any]) -> Any:
+    """Run `change(conn)` in one transaction on the configured database. A refusal (a Problem such as not found
+    or not retryable) prints its detail and returns None, having changed nothing."""
+    from fieldpipe.dev.local_db import database_url
+    from fieldpipe.problems import Problem
+
+    with connect(database_url()) as conn:
+        try:
+            result = change(conn)
+        except Problem as problem:
+            print(problem.detail, file=sys.stderr)
+            return None
+        conn.commit()
+    return result
 
 
 def _cmd_db_start(args: argparse.Namespace) -> int:
@@ -73,17 +90,11 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from fieldpipe.dev.local_db import database_url
     from fieldpipe.orgs import KEY_CACHE_SECONDS, revoke_key
-    from fieldpipe.problems import Problem
 
-    with connect(database_url()) as conn:
-        try:
-            key = revoke_key(conn, None, args.id)
-        except Problem as problem:
-            print(problem.detail, file=sys.stderr)
-            return 1
-        conn.commit()
+    key = _operator_change(lambda conn: revoke_key(conn, None, args.id))
+    if key is None:
+        return 1
     print(f"revoked key {key['id']} ({key['prefix']}..., {key['role']} of {key['organization']!r}) at "
           f"{key['revoked_at']:%Y-%m-%d %H:%M:%S %Z}; running API processes stop accepting it within "
           f"{KEY_CACHE_SECONDS} s")
@@ -198,17 +209,11 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_sms_retry(args: argparse.Namespace) -> int:
-    from fieldpipe.dev.local_db import database_url
-    from fieldpipe.problems import Problem
     from fieldpipe.sms.outbox import retry_message
 
-    with connect(database_url()) as conn:
-        try:
-            message = retry_message(conn, None, args.id)
-        except Problem as problem:
-            print(problem.detail, file=sys.stderr)
-            return 1
-        conn.commit()
+    message = _operator_change(lambda conn: retry_message(conn, None, args.id))
+    if message is None:
+        return 1
     print(f"message {message['id']} to {message['recipient']} is queued again")
     return 0
 

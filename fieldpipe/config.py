@@ -115,7 +115,6 @@ class SmsSettings:
 
     provider: str
     rate: float  # messages per second for `provider`, never exceeded
-    max_segments: int
     max_attempts: int
     batch_size: int
     concurrency: int  # sender threads, so a provider's latency does not limit the rate
@@ -136,7 +135,6 @@ class SmsSettings:
         return cls(
             provider=name,
             rate=float(env(f"FIELDPIPE_SMS_RATE_{name.upper()}", SMS_DEFAULT_RATES[name])),
-            max_segments=Settings.from_env().sms_max_segments,
             max_attempts=int(env("FIELDPIPE_SMS_MAX_ATTEMPTS", 8)),
             batch_size=int(env("FIELDPIPE_SMS_BATCH_SIZE", 500)),
             concurrency=int(env("FIELDPIPE_SMS_CONCURRENCY", 16)),

@@ -261,12 +261,12 @@ def stream(key: str, chunk: int = 64 * 1024) -> Iterator[bytes]:
             yield data
 
 
-def store_form_media(conn: psycopg.Connection, org_id: int, form: dict, uploads: list[Upload]) -> int:
+def store_form_media(conn: psycopg.Connection, organization_id: int, form: dict, uploads: list[Upload]) -> int:
     """Keep the files a form shows (sent beside its XLSForm); a file of the same name replaces the earlier one."""
     uploads = _checked_uploads(uploads, max_file_bytes=2**63)
     for upload in uploads:
         digest = hashlib.sha256(upload.data).hexdigest()
-        key = f"form-media/{org_id}/{form['id']}/{digest}"
+        key = f"form-media/{organization_id}/{form['id']}/{digest}"
         content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
         default_store().put(key, upload.data, content_type=content_type)
         conn.execute(

@@ -79,25 +79,26 @@ def key_body(row: dict) -> dict:
             "prefix": row["display_prefix"], "created_at": row["created_at"], "revoked_at": row["revoked_at"]}
 
 
-def list_keys(conn: psycopg.Connection, org: int | None, page: paging.Page) -> dict:
-    """A page of keys (revoked ones too), oldest first; of one organization, or of all when `org` is None."""
+def list_keys(conn: psycopg.Connection, organization_id: int | None, page: paging.Page) -> dict:
+    """A page of keys (revoked ones too), oldest first; of one organization, or of all when `organization_id`
+    is None."""
     rows = conn.execute(
         f"""SELECT {_KEY_COLUMNS} FROM api_keys k JOIN organizations o ON o.id = k.organization_id
              WHERE (%(org)s::bigint IS NULL OR k.organization_id = %(org)s) AND k.id > %(after)s
              ORDER BY k.id LIMIT %(fetch)s""",
-        {"org": org, "after": page.after[0] if page.after else 0, "fetch": page.fetch},
+        {"org": organization_id, "after": page.after[0] if page.after else 0, "fetch": page.fetch},
     ).fetchall()
     return page.answer(rows, key=lambda r: (r["id"],), shape=key_body)
 
 
-def revoke_key(conn: psycopg.Connection, org: int | None, key_id: int) -> dict:
+def revoke_key(conn: psycopg.Connection, organization_id: int | None, key_id: int) -> dict:
     """Revoke a key (idempotent: the first revocation time is kept); 404 for another organization's key."""
     row = conn.execute(
         f"""WITH revoked AS (
                 UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
                  WHERE id = %(id)s AND (%(org)s::bigint IS NULL OR organization_id = %(org)s) RETURNING *)
             SELECT {_KEY_COLUMNS} FROM revoked k JOIN organizations o ON o.id = k.organization_id""",
-        {"id": key_id, "org": org},
+        {"id": key_id, "org": organization_id},
     ).fetchone()
     if row is None:
         raise not_found(f"key {key_id}")

@@ -52,10 +52,10 @@ def as_dicts(values: list[list[str]]) -> list[dict[str, str]]:
 
 @pytest.fixture
 def survey(conn):
-    org_id = orgs.ensure_organization(conn, "acme", "Acme")
-    forms.create_form(conn, org_id, {"slug": "survey", "title": "Survey", "questions": SURVEY_QUESTIONS,
+    organization_id = orgs.ensure_organization(conn, "acme", "Acme")
+    forms.create_form(conn, organization_id, {"slug": "survey", "title": "Survey", "questions": SURVEY_QUESTIONS,
                                      "settings": {"sheet": {"spreadsheet_id": SPREADSHEET, "worksheet": "Responses"}}})
-    return forms.get_form_row(conn, org_id, "survey")
+    return forms.get_form_row(conn, organization_id, "survey")
 
 
 def submit(conn, form: dict, count: int = 1, **answers) -> list[str]:

@@ -195,3 +195,38 @@ def test_the_demo_school_has_an_assessment_with_marks_and_tsp_per_learning_outco
     # LO1 /10 pass 4: 9, 6, 3, 10, 5 -> 4 of 5 present; LO2 /5 pass 2: 4, 2, 1, 5, 3 -> 4; LO3: 5, 3, 4, 5, 1 -> 4
     assert [(r["item"], r["students_assessed"], r["students_present"], r["students_passing"]) for r in body["rows"]] == [
         ("LO1", 6, 5, 4), ("LO2", 6, 5, 4), ("LO3", 6, 5, 4)]
+
+
+def failed_summary_checks(conn, summary_date) -> list[str]:
+    """The DAG's check_summary_rows for one day, run as common-sql's SQLTableCheckOperator runs it."""
+    failed = []
+    for name, check in aggregate.summary_checks().items():
+        row = conn.execute(f"""SELECT min(ok) AS ok FROM (
+                                   SELECT CASE WHEN {check['check_statement']} THEN 1 ELSE 0 END AS ok
+                                     FROM assessment_summaries WHERE summary_date = %s) checked""",
+                           (summary_date,)).fetchone()
+        if row["ok"] != 1:
+            failed.append(name)
+    return failed
+
+
+def test_the_summary_check_passes_a_true_day_and_an_empty_one_and_fails_a_roll_up_that_loses_a_class(conn, district):
+    c1, c2, c3 = district["classes"]
+    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
+    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})
+    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})
+    _post_marks(conn, district, c3, {c[0]: 7})
+    end = _now(conn) + DAY
+    aggregate.summarize_interval(conn, end - DAY, end)
+    day = (end - DAY).date()
+    assert failed_summary_checks(conn, day) == []
+    assert failed_summary_checks(conn, day - DAY) == []  # no rows that day
+    # a school that lost class 5B in its roll-up: 3 assessed instead of 5, 2 present instead of 4, 2 passing of 3
+    conn.execute("""UPDATE assessment_summaries SET students_assessed = 3, students_present = 2, students_passing = 2
+                     WHERE level = 'school' AND entity = '02010100101'""")
+    assert failed_summary_checks(conn, day) == ["students_assessed_same_at_every_level",
+                                                "students_present_same_at_every_level",
+                                                "students_passing_same_at_every_level"]
+    conn.execute("""UPDATE assessment_summaries SET students_assessed = 5, students_present = 4
+                     WHERE level = 'school' AND entity = '02010100101'""")
+    assert failed_summary_checks(conn, day) == ["students_passing_same_at_every_level"]

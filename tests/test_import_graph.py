@@ -97,3 +97,35 @@ def test_the_checker_sees_environment_reads():
 def test_settings_are_the_only_reader_of_the_environment():
     readers = sorted(p.relative_to(REPO).as_posix() for p in production_modules() if reads_the_environment(p.read_text()))
     assert readers == ["fieldpipe/config.py"]
+
+
+def organization_argument_problems(source: str) -> list[str]:
+    """Functions that name the organization `org_id`, or take `organization_id` anywhere but right after
+    `conn` (first when there is no connection): the domain's one argument order is (conn, organization_id, ...)."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        names = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+        if "org_id" in names:
+            problems.append(f"{node.name}: org_id")
+        elif "organization_id" in names:
+            expected = ["conn", "organization_id"] if "conn" in names else ["organization_id"]
+            if names[:len(expected)] != expected:
+                problems.append(f"{node.name}: ({', '.join(names)})")
+    return problems
+
+
+def test_the_checker_sees_organization_arguments_out_of_order():
+    assert organization_argument_problems("def f(conn, org_id): pass") == ["f: org_id"]
+    assert organization_argument_problems("def f(conn, page, organization_id): pass") == \
+        ["f: (conn, page, organization_id)"]
+    assert organization_argument_problems("def f(organization_id, conn): pass") == ["f: (organization_id, conn)"]
+    assert organization_argument_problems("def f(conn, organization_id, page): pass\n"
+                                          "def key(organization_id, name): pass") == []
+
+
+def test_the_domain_takes_conn_then_organization_id():
+    offenders = {p.relative_to(REPO).as_posix(): organization_argument_problems(p.read_text())
+                 for p in production_modules() + sorted((REPO / "fieldpipe" / "dev").rglob("*.py"))}
+    assert {path: found for path, found in offenders.items() if found} == {}

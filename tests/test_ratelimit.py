@@ -19,10 +19,12 @@ WORKER = """
 import json, sys, time
 from fieldpipe.db import connect
 from fieldpipe.ratelimit import RateLimiter
-url, name, rate, count, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+url, name, rate, count = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 granted = []
 with RateLimiter(lambda: connect(url), name, rate) as limiter:
     limiter.acquire()  # connect before the common start, so both processes compete from the same instant
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())  # the parent sends it once both are ready
     time.sleep(max(0.0, start_at - time.time()))
     for _ in range(count):
         limiter.acquire()
@@ -42,13 +44,20 @@ def limiter(db_url: str, name: str, rate: float, burst: int = 1) -> RateLimiter:
 
 def test_two_processes_share_one_budget(clean_db):
     rate, each = 20.0, 20
-    start_at = time.time() + 3.0  # both interpreters are up by then, even on a busy machine
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, clean_db, "shared-by-two", str(rate), str(each),
-                                 str(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, clean_db, "shared-by-two", str(rate), str(each)],
+                                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    # A start barrier rather than a guessed delay: both start together however slowly their interpreters came up,
+    # so limiters with budgets of their own would overlap fully and fail the checks below.
+    assert [w.stdout.readline() for w in workers] == ["ready\n", "ready\n"]
+    start_at = time.time() + 0.5
+    for w in workers:
+        w.stdin.write(f"{start_at}\n")
+        w.stdin.flush()
     outputs = [w.communicate(timeout=120)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0]
-    granted = sorted(t for out in outputs for t in json.loads(out))
-    assert len(granted) == 2 * each
+    by_process = [json.loads(out) for out in outputs]
+    granted = sorted(t for times in by_process for t in times)
+    assert len(granted) == 2 * each and all(min(times) >= start_at for times in by_process)
     # Two limiters with budgets of their own would finish in about (each - 1) / rate = 0.95 s.
     assert granted[-1] - granted[0] >= (2 * each - 2) / rate
     # In any one second, never more than the rate (plus the one token a full bucket holds) across both.

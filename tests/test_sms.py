@@ -34,7 +34,7 @@ RECEIPT_SETTINGS = {"sms_receipt": {"phone_question": "phone",
 def fast(provider: str, **overrides) -> SmsSettings:
     """High rates and tiny backoffs, so the tests take seconds."""
     base = dict(rate=2000.0, backoff_base_s=0.01, backoff_cap_s=0.05, lease_s=600.0, batch_size=100,
-                concurrency=8, max_attempts=5, max_segments=4)
+                concurrency=8, max_attempts=5)
     return dataclasses.replace(SmsSettings.from_env(provider), **{**base, **overrides})
 
 
@@ -42,8 +42,8 @@ def phone(i: int) -> str:
     return f"+919876{i:06d}"
 
 
-def queue(conn, count: int, org_id: int, prefix: str = "announcement:1") -> None:
-    enqueue(conn, [NewMessage(f"{prefix}:{phone(i)}", "announcement", org_id, phone(i), f"{prefix} message {i}")
+def queue(conn, count: int, organization_id: int, prefix: str = "announcement:1") -> None:
+    enqueue(conn, [NewMessage(f"{prefix}:{phone(i)}", "announcement", organization_id, phone(i), f"{prefix} message {i}")
                    for i in range(count)])
 
 

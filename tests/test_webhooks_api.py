@@ -29,7 +29,7 @@ def post_hook(client, key, url, events=("flag.opened",)):
     return client.post("/api/v1/webhooks", json={"url": url, "events": list(events)}, headers=auth(key))
 
 
-def org_id(conn, slug="acme"):
+def organization_id(conn, slug="acme"):
     return conn.execute("SELECT id FROM organizations WHERE slug = %s", (slug,)).fetchone()["id"]
 
 
@@ -84,7 +84,7 @@ def test_only_admins_of_the_same_organization(client, admin_key, collector_key, 
 
 def test_removing_a_webhook_cancels_its_queued_deliveries(client, conn, admin_key, receiver):
     hook = post_hook(client, admin_key, receiver.url()).get_json()
-    enqueue(conn, [{"organization_id": org_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
+    enqueue(conn, [{"organization_id": organization_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
     client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth(admin_key))
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     assert receiver.requests == []
@@ -100,7 +100,7 @@ def test_secrets_at_rest_and_signing(client, conn, admin_key, receiver, monkeypa
     stored = conn.execute("SELECT secret_sealed FROM webhooks").fetchone()["secret_sealed"]
     assert stored.startswith("fernet:" if secret_key else "plain:")
     assert (secret not in stored) == bool(secret_key)
-    enqueue(conn, [{"organization_id": org_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
+    enqueue(conn, [{"organization_id": organization_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     [request] = receiver.requests
     assert verify_signature(secret, request.headers[SIGNATURE_HEADER], request.body)
@@ -114,7 +114,7 @@ def test_production_refuses_to_store_secrets_in_the_clear(client, admin_key, mon
 
 def test_failed_deliveries_are_listed_and_replayed(client, conn, db_url, admin_key, receiver):
     post_hook(client, admin_key, receiver.url())
-    enqueue(conn, [{"organization_id": org_id(conn), "event": "flag.opened", "event_key": f"k{n}", "data": {}}
+    enqueue(conn, [{"organization_id": organization_id(conn), "event": "flag.opened", "event_key": f"k{n}", "data": {}}
                    for n in range(3)])
     receiver.answer(400)
     deliver_due(conn, DeliveryPolicy(timeout=1.0))

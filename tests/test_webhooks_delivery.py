@@ -27,16 +27,16 @@ def receiver():
 
 
 @pytest.fixture
-def org_id(conn):
+def organization_id(conn):
     return conn.execute("INSERT INTO organizations (slug, name) VALUES ('acme', 'Acme') RETURNING id").fetchone()["id"]
 
 
-def register(conn, org_id, url, events=("flag.opened", "flag.resolved"), **kwargs):
-    return register_webhook(conn, org_id, {"url": url, "events": list(events)}, **kwargs)
+def register(conn, organization_id, url, events=("flag.opened", "flag.resolved"), **kwargs):
+    return register_webhook(conn, organization_id, {"url": url, "events": list(events)}, **kwargs)
 
 
-def event(org_id, key="flag.opened:1:1", kind="flag.opened"):
-    return {"organization_id": org_id, "event": kind, "event_key": key,
+def event(organization_id, key="flag.opened:1:1", kind="flag.opened"):
+    return {"organization_id": organization_id, "event": kind, "event_key": key,
             "data": {"form": "household-survey", "submission_id": "0b3c", "revision": 1}}
 
 
@@ -57,10 +57,10 @@ def deliver_until(conn, done, policy=FAST, seconds=5.0, **kwargs):
         time.sleep(0.05)
 
 
-def test_signed_delivery_arrives_once_and_reruns_add_nothing(conn, org_id, receiver):
-    hook = register(conn, org_id, receiver.url())
-    assert enqueue(conn, [event(org_id)]) == 1
-    assert enqueue(conn, [event(org_id)]) == 0  # the same fact produced again
+def test_signed_delivery_arrives_once_and_reruns_add_nothing(conn, organization_id, receiver):
+    hook = register(conn, organization_id, receiver.url())
+    assert enqueue(conn, [event(organization_id)]) == 1
+    assert enqueue(conn, [event(organization_id)]) == 0  # the same fact produced again
     counts = deliver_due(conn, FAST)
     assert counts["delivered"] == 1
     deliver_due(conn, FAST)
@@ -79,17 +79,17 @@ def test_signed_delivery_arrives_once_and_reruns_add_nothing(conn, org_id, recei
     assert attempt["outcome"] == "delivered" and attempt["status_code"] == 200 and attempt["duration_ms"] >= 0
 
 
-def test_only_webhooks_wanting_the_event_get_it(conn, org_id, receiver):
-    register(conn, org_id, receiver.url("/opened"), events=["flag.opened"])
-    register(conn, org_id, receiver.url("/resolved"), events=["flag.resolved"])
-    enqueue(conn, [event(org_id, "flag.resolved:1:2", "flag.resolved")])
+def test_only_webhooks_wanting_the_event_get_it(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url("/opened"), events=["flag.opened"])
+    register(conn, organization_id, receiver.url("/resolved"), events=["flag.resolved"])
+    enqueue(conn, [event(organization_id, "flag.resolved:1:2", "flag.resolved")])
     deliver_due(conn, FAST)
     assert [r.path for r in receiver.requests] == ["/resolved"]
 
 
-def test_receiver_down_then_erroring_gets_the_delivery_once_it_is_back(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_receiver_down_then_erroring_gets_the_delivery_once_it_is_back(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     receiver.stop()
     deliver_due(conn, FAST)
     [row] = delivery(conn)
@@ -109,9 +109,9 @@ def test_receiver_down_then_erroring_gets_the_delivery_once_it_is_back(conn, org
 
 @pytest.mark.parametrize("status, outcome", [(400, "failed"), (404, "failed"), (410, "failed"), (301, "failed"),
                                              (408, "queued"), (429, "queued"), (500, "queued"), (502, "queued")])
-def test_which_answers_are_retried(conn, org_id, receiver, status, outcome):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_which_answers_are_retried(conn, organization_id, receiver, status, outcome):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     receiver.answer(status)
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     [row] = delivery(conn)
@@ -119,18 +119,18 @@ def test_which_answers_are_retried(conn, org_id, receiver, status, outcome):
     assert f"HTTP {status}" in row["last_error"]
 
 
-def test_retry_after_is_honoured(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_retry_after_is_honoured(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     receiver.answer(429, retry_after="120")
     deliver_due(conn, DeliveryPolicy(timeout=1.0, backoff_base=1.0))
     [row] = delivery(conn)
     assert row["next_attempt_at"] - row["updated_at"] >= timedelta(seconds=119)
 
 
-def test_slow_receiver_is_cut_off_at_the_total_timeout(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_slow_receiver_is_cut_off_at_the_total_timeout(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     receiver.answer(200, delay=10)
     started = time.monotonic()
     deliver_due(conn, DeliveryPolicy(timeout=0.5))
@@ -140,9 +140,9 @@ def test_slow_receiver_is_cut_off_at_the_total_timeout(conn, org_id, receiver):
     assert 400 <= attempts(conn)[0]["duration_ms"] < 2000
 
 
-def test_huge_answer_is_read_only_up_to_the_cap(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_huge_answer_is_read_only_up_to_the_cap(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     receiver.answer(200, body_bytes=500 * 1024 * 1024)
     started = time.monotonic()
     deliver_due(conn, DeliveryPolicy(timeout=5.0, max_response_bytes=64 * 1024))
@@ -150,9 +150,9 @@ def test_huge_answer_is_read_only_up_to_the_cap(conn, org_id, receiver):
     assert delivery(conn)[0]["status"] == "delivered"
 
 
-def test_retrying_stops_when_the_window_ends(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)], DeliveryPolicy(retry_window=timedelta(seconds=1)))
+def test_retrying_stops_when_the_window_ends(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)], DeliveryPolicy(retry_window=timedelta(seconds=1)))
     receiver.answer(500)
     counts = deliver_due(conn, DeliveryPolicy(timeout=1.0, backoff_base=5.0))
     [row] = delivery(conn)
@@ -160,11 +160,11 @@ def test_retrying_stops_when_the_window_ends(conn, org_id, receiver):
     assert (counts["failed"], counts["retry"]) == (1, 0)  # counted and logged as what it became
 
 
-def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn, org_id, receiver):
+def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn, organization_id, receiver):
     dead = WebhookReceiver()  # never started: connection refused
-    dead_hook = register(conn, org_id, dead.url())
-    live_hook = register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id, f"flag.opened:{n}:1") for n in range(12)])
+    dead_hook = register(conn, organization_id, dead.url())
+    live_hook = register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id, f"flag.opened:{n}:1") for n in range(12)])
     policy = DeliveryPolicy(timeout=1.0, backoff_base=0.01, backoff_cap=0.01, breaker_threshold=3,
                             breaker_base=0.5, breaker_cap=0.5, batch_size=4, per_endpoint=2)
     deliver_due(conn, policy)
@@ -189,9 +189,9 @@ def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn
         dead.stop()
 
 
-def test_delivery_time_check_refuses_an_address_that_is_no_longer_allowed(conn, org_id, receiver, monkeypatch):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_delivery_time_check_refuses_an_address_that_is_no_longer_allowed(conn, organization_id, receiver, monkeypatch):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     monkeypatch.delenv(ALLOW_NETS_ENV)
     deliver_due(conn, FAST)
     [row] = delivery(conn)
@@ -199,26 +199,26 @@ def test_delivery_time_check_refuses_an_address_that_is_no_longer_allowed(conn, 
     assert receiver.requests == []
 
 
-def test_connection_is_pinned_to_the_checked_address(conn, org_id, receiver):
+def test_connection_is_pinned_to_the_checked_address(conn, organization_id, receiver):
     # The name does not exist in any DNS: the request can only arrive if the sender connects to the
     # address that was checked, while still naming the host in the Host header.
     resolver = lambda host, port: ["127.0.0.1"]  # noqa: E731
-    register(conn, org_id, f"http://hooks.fieldpipe.invalid:{receiver.port}/x", resolver=resolver)
-    enqueue(conn, [event(org_id)])
+    register(conn, organization_id, f"http://hooks.fieldpipe.invalid:{receiver.port}/x", resolver=resolver)
+    enqueue(conn, [event(organization_id)])
     deliver_due(conn, FAST, resolver=resolver)
     [request] = receiver.requests
     assert request.headers["Host"] == f"hooks.fieldpipe.invalid:{receiver.port}"
     # the same name rebound to a metadata address at delivery time is refused
-    enqueue(conn, [event(org_id, "flag.opened:2:1")])
+    enqueue(conn, [event(organization_id, "flag.opened:2:1")])
     deliver_due(conn, FAST, resolver=lambda host, port: ["169.254.169.254"])
     assert delivery(conn)[1]["status"] == "failed" and "metadata" in delivery(conn)[1]["last_error"]
 
 
-def test_concurrent_claims_never_take_the_same_delivery(conn, org_id, receiver, db_url):
+def test_concurrent_claims_never_take_the_same_delivery(conn, organization_id, receiver, db_url):
     from fieldpipe.db import connect
 
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id, f"flag.opened:{n}:1") for n in range(10)])
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id, f"flag.opened:{n}:1") for n in range(10)])
     policy = DeliveryPolicy(batch_size=7, per_endpoint=100)
     with connect(db_url) as first, connect(db_url) as second:
         first.execute("SELECT 1")  # an open transaction: the first claim stays uncommitted, its rows locked
@@ -230,18 +230,18 @@ def test_concurrent_claims_never_take_the_same_delivery(conn, org_id, receiver, 
     assert len(ids_first) == 7 and len(ids_second) == 3
 
 
-def test_abandoned_sending_delivery_is_taken_again_after_its_lease(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id)])
+def test_abandoned_sending_delivery_is_taken_again_after_its_lease(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id)])
     conn.execute("UPDATE webhook_deliveries SET status = 'sending', attempts = 1, lease_until = now() - interval '1 s'")
     deliver_due(conn, FAST)
     [row] = delivery(conn)
     assert row["status"] == "delivered" and row["attempts"] == 2
 
 
-def test_one_endpoint_gets_no_more_than_its_rate(conn, org_id, receiver):
-    register(conn, org_id, receiver.url())
-    enqueue(conn, [event(org_id, key=f"e{i}") for i in range(6)])
+def test_one_endpoint_gets_no_more_than_its_rate(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id, key=f"e{i}") for i in range(6)])
     started = time.monotonic()
     deliver_due(conn, DeliveryPolicy(timeout=1.0, endpoint_rate=5.0, per_endpoint=10))
     assert [r["status"] for r in delivery(conn)] == ["delivered"] * 6

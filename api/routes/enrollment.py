@@ -114,7 +114,7 @@ def rotate_key(conn, caller):
            tag="enrollment")
 @endpoint(admin=True)
 def revoke_key(conn, caller, kid):
-    return signing.revoke(conn, caller.organization_id, kid, caller.key_id)
+    return signing.revoke(conn, caller.organization_id, caller.key_id, kid)
 
 
 @bp.get(f"{API}/transfers")

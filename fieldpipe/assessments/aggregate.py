@@ -27,6 +27,21 @@ LEVELS = ("class", "school", "block", "district")
 AGGREGATION_WORK_MEM = "512MB"
 
 
+def _same_at_every_level(count: str) -> str:
+    totals = [f"sum({count}) FILTER (WHERE level = '{level}')" for level in LEVELS]
+    return " AND ".join(f"{totals[0]} IS NOT DISTINCT FROM {total}" for total in totals[1:])
+
+
+# What a day's written summaries must satisfy (common-sql table checks, the DAG's `check_summary_rows`): every
+# school, block and district counts exactly the students of the classes it rolls up, so a roll-up that drops or
+# doubles a class fails. (Bounds such as "counts are not negative" or "passing <= present" hold by construction
+# in effective_counts.sql, so as checks they could never fail.) An empty day passes.
+def summary_checks() -> dict[str, dict]:
+    """A fresh mapping each time: the operator writes each check's result into it."""
+    return {f"{count}_same_at_every_level": {"check_statement": _same_at_every_level(count)}
+            for count in ("students_assessed", "students_present", "students_passing")}
+
+
 def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 

@@ -26,40 +26,40 @@ DEMO_STUDENT = {"name": "Anjali Kaushal", "date_of_birth": "2015-06-14", "gender
                 "admission_number": "M-2021-044", "admitted_on": "2021-04-01"}
 
 
-def _class_id(conn: psycopg.Connection, org_id: int, udise: str) -> int:
+def _class_id(conn: psycopg.Connection, organization_id: int, udise: str) -> int:
     return conn.execute(
         """SELECT c.id FROM classes c JOIN schools s ON s.id = c.school_id
             WHERE s.organization_id = %s AND s.udise = %s AND c.grade = 5 AND c.section = 'A'""",
-        (org_id, udise)).fetchone()["id"]
+        (organization_id, udise)).fetchone()["id"]
 
 
-def load_demo_schools(conn: psycopg.Connection, org_id: int) -> None:
+def load_demo_schools(conn: psycopg.Connection, organization_id: int) -> None:
     """The second demo school with a class 5A, for transfers."""
     try:
         with conn.transaction():
-            roster.create_school(conn, org_id, {"udise": SECOND_UDISE, "name": "GSSS Demo, Theog",
+            roster.create_school(conn, organization_id, {"udise": SECOND_UDISE, "name": "GSSS Demo, Theog",
                                                 "district": "Shimla", "block": "Theog"})
-            roster.create_class(conn, org_id, SECOND_UDISE, {"grade": 5, "section": "A"})
+            roster.create_class(conn, organization_id, SECOND_UDISE, {"grade": 5, "section": "A"})
     except Problem as problem:
         if problem.slug != "already-exists":
             raise
 
 
-def load_demo_transfer(conn: psycopg.Connection, org_id: int) -> str:
+def load_demo_transfer(conn: psycopg.Connection, organization_id: int) -> str:
     """Register the demo student, issue their certificate and transfer them; return the certificate id."""
     try:
         with conn.transaction():
-            student = records.enroll(conn, org_id, None, {**DEMO_STUDENT, "class_id": _class_id(conn, org_id, DEMO_UDISE)})
+            student = records.enroll(conn, organization_id, None, {**DEMO_STUDENT, "class_id": _class_id(conn, organization_id, DEMO_UDISE)})
     except Problem as problem:
         if problem.slug != "duplicate-student":
             raise
-        student = records.get_student(conn, org_id, problem.extra["existing_student"]["id"])
+        student = records.get_student(conn, organization_id, problem.extra["existing_student"]["id"])
     if not student["certificates"]:
-        certificate = records.leave(conn, org_id, None, student["id"], {
+        certificate = records.leave(conn, organization_id, None, student["id"], {
             "reason": "Family moved to Theog / परिवार थियोग चला गया", "date": dt.date.today().isoformat()})["slc"]
-        records.enroll(conn, org_id, None, {"class_id": _class_id(conn, org_id, SECOND_UDISE),
+        records.enroll(conn, organization_id, None, {"class_id": _class_id(conn, organization_id, SECOND_UDISE),
                                             "slc_qr_payload": certificate["qr_payload"]})
-        student = records.get_student(conn, org_id, student["id"])
+        student = records.get_student(conn, organization_id, student["id"])
     log.info("demo student %d: certificate %s, now in %s", student["id"], student["certificates"][0]["id"],
              student["school"])
     return student["certificates"][0]["id"]

@@ -98,9 +98,9 @@ def _roll_number(payload: dict, errors: list[FieldError]) -> str | None:
     return roll.strip() if roll else None
 
 
-def _class(conn: psycopg.Connection, org_id: int, payload: dict, errors: list[FieldError]) -> dict | None:
+def _class(conn: psycopg.Connection, organization_id: int, payload: dict, errors: list[FieldError]) -> dict | None:
     try:
-        return get_class_row(conn, org_id, payload.get("class_id"))
+        return get_class_row(conn, organization_id, payload.get("class_id"))
     except Problem:
         errors.append(FieldError("class_id", "unknown", "is not a class of this organization"))
         return None
@@ -113,12 +113,12 @@ _STUDENT = """SELECT st.*, c.grade, c.section, c.school_id, sc.udise, sc.name AS
                 FROM students st JOIN classes c ON c.id = st.class_id JOIN schools sc ON sc.id = c.school_id"""
 
 
-def _student_row(conn: psycopg.Connection, org_id: int, student_id: Any, lock: bool = False) -> dict:
+def _student_row(conn: psycopg.Connection, organization_id: int, student_id: Any, lock: bool = False) -> dict:
     row = None
     if (row_id := parse_row_id(student_id)) is not None:
         row = conn.execute(
             _STUDENT + " WHERE st.id = %s AND sc.organization_id = %s AND st.deleted_at IS NULL"
-            + (" FOR UPDATE OF st" if lock else ""), (row_id, org_id)).fetchone()
+            + (" FOR UPDATE OF st" if lock else ""), (row_id, organization_id)).fetchone()
     if row is None:
         raise not_found(f"student {student_id!r}")
     return row
@@ -148,8 +148,8 @@ def student_body(conn: psycopg.Connection, row: dict, with_history: bool = True)
     return body
 
 
-def get_student(conn: psycopg.Connection, org_id: int, student_id: Any) -> dict:
-    return student_body(conn, _student_row(conn, org_id, student_id))
+def get_student(conn: psycopg.Connection, organization_id: int, student_id: Any) -> dict:
+    return student_body(conn, _student_row(conn, organization_id, student_id))
 
 
 def _certificate_summary(row: dict) -> dict:
@@ -164,12 +164,12 @@ def pdf_path(certificate_id: Any) -> str:
 
 # --- enrolling -------------------------------------------------------------------------------------------------
 
-def enroll(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payload: Any) -> dict:
+def enroll(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, payload: Any) -> dict:
     """A new student, a transfer within the state (`slc_qr_payload`) or from another state (`out_of_state`)."""
     payload = _object(payload)
     if "slc_qr_payload" in payload:
-        return _transfer_in_state(conn, org_id, api_key_id, payload)
-    return _admit(conn, org_id, api_key_id, payload)
+        return _transfer_in_state(conn, organization_id, api_key_id, payload)
+    return _admit(conn, organization_id, api_key_id, payload)
 
 
 def _parse_out_of_state(value: Any, errors: list[FieldError]) -> dict | None:
@@ -191,9 +191,9 @@ def _parse_out_of_state(value: Any, errors: list[FieldError]) -> dict | None:
     return {**document, "issued_on": issued_on.isoformat(), "document_url": url}
 
 
-def _admit(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payload: dict) -> dict:
+def _admit(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, payload: dict) -> dict:
     errors = _unknown_fields(payload, NEW_STUDENT_FIELDS)
-    klass = _class(conn, org_id, payload, errors)
+    klass = _class(conn, organization_id, payload, errors)
     name = _text(payload, "name", errors)
     birth = _date(payload, "date_of_birth", errors)
     gender = payload.get("gender")
@@ -215,7 +215,7 @@ def _admit(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payloa
 
     phones = [g["phone"] for g in guardians if g["phone"]]
     # Serialise enrollments of namesakes born the same day, so two identical registrations cannot both pass.
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", (f"student:{birth}", org_id))
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", (f"student:{birth}", organization_id))
     existing = conn.execute(
         _STUDENT + """ WHERE sc.organization_id = %(org)s AND st.deleted_at IS NULL AND st.date_of_birth = %(birth)s
                          AND lower(regexp_replace(btrim(st.name), '\\s+', ' ', 'g'))
@@ -223,7 +223,7 @@ def _admit(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payloa
                          AND (st.parent_phone = ANY(%(phones)s)
                               OR EXISTS (SELECT 1 FROM guardians g WHERE g.student_id = st.id AND g.phone = ANY(%(phones)s)))
                        ORDER BY st.id LIMIT 1""",
-        {"org": org_id, "birth": birth, "name": name, "phones": phones}).fetchone()
+        {"org": organization_id, "birth": birth, "name": name, "phones": phones}).fetchone()
     if existing is not None:
         raise Problem("duplicate-student",
                       f"student {existing['id']} has the same name, date of birth and a guardian phone",
@@ -244,11 +244,11 @@ def _admit(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payloa
         review = conn.execute(
             """INSERT INTO out_of_state_transfers (organization_id, student_id, enrollment_id, document)
                VALUES (%s, %s, %s, %s) RETURNING id""",
-            (org_id, student["id"], enrollment_id, Jsonb(document))).fetchone()
+            (organization_id, student["id"], enrollment_id, Jsonb(document))).fetchone()
         details["transfer_review_id"] = review["id"]
-    audit.record(conn, org_id, api_key_id, "student.transferred_from_other_state" if document else "student.enrolled",
+    audit.record(conn, organization_id, api_key_id, "student.transferred_from_other_state" if document else "student.enrolled",
                  f"student:{student['id']}", details)
-    body = get_student(conn, org_id, student["id"])
+    body = get_student(conn, organization_id, student["id"])
     if document:
         body["transfer_review"] = {"id": details["transfer_review_id"], "status": "pending", "document": document}
     return body
@@ -277,10 +277,10 @@ def _open_enrollment(conn: psycopg.Connection, student_id: int, klass: dict, sta
 
 # --- leaving ---------------------------------------------------------------------------------------------------
 
-def leave(conn: psycopg.Connection, org_id: int, api_key_id: int | None, student_id: Any, payload: Any) -> dict:
+def leave(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, student_id: Any, payload: Any) -> dict:
     """End the student's enrollment on the leaving date and issue the signed certificate (PDF in object storage)."""
     payload = _object(payload)
-    student = _student_row(conn, org_id, student_id, lock=True)
+    student = _student_row(conn, organization_id, student_id, lock=True)
     errors = _unknown_fields(payload, {"reason", "date"})
     reason = _text(payload, "reason", errors)
     leaving_date = _date(payload, "date", errors)
@@ -300,7 +300,7 @@ def leave(conn: psycopg.Connection, org_id: int, api_key_id: int | None, student
     fields = {"c": str(certificate_id), "s": student["id"], "n": student["name"],
               "b": student["date_of_birth"] and student["date_of_birth"].isoformat(), "u": student["udise"],
               "g": f"{student['grade']}{student['section']}", "l": leaving_date.isoformat()}
-    kid, message, signature = signing.sign(conn, org_id, lambda key_id: certificate.message_for({**fields, "k": key_id}))
+    kid, message, signature = signing.sign(conn, organization_id, lambda key_id: certificate.message_for({**fields, "k": key_id}))
     qr_payload = f"{message.decode()}.{signing.b64url(signature)}"
     guardians = guardians_of(conn, [student["id"]])[student["id"]]
     pdf = certificate.render_pdf({
@@ -312,52 +312,52 @@ def leave(conn: psycopg.Connection, org_id: int, api_key_id: int | None, student
         "class": f"{student['grade']} {student['section']}", "leaving_date": leaving_date, "reason": reason,
         "issued_on": dt.date.today(),
     }, qr_payload)
-    pdf_key = f"slc/{org_id}/{certificate_id}.pdf"
+    pdf_key = f"slc/{organization_id}/{certificate_id}.pdf"
     objectstore.default_store().put(pdf_key, pdf, content_type="application/pdf")
     row = conn.execute(
         """INSERT INTO school_leaving_certificates (id, organization_id, student_id, enrollment_id, kid, reason,
                                                     leaving_date, qr_payload, pdf_key)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *""",
-        (certificate_id, org_id, student["id"], current["id"], kid, reason, leaving_date, qr_payload, pdf_key),
+        (certificate_id, organization_id, student["id"], current["id"], kid, reason, leaving_date, qr_payload, pdf_key),
     ).fetchone()
-    audit.record(conn, org_id, api_key_id, "student.left", f"student:{student['id']}",
+    audit.record(conn, organization_id, api_key_id, "student.left", f"student:{student['id']}",
                  {"slc_id": str(certificate_id), "kid": kid, "date": leaving_date.isoformat(), "reason": reason,
                   "enrollment_id": current["id"]})
-    return {"student": get_student(conn, org_id, student["id"]),
+    return {"student": get_student(conn, organization_id, student["id"]),
             "slc": {**_certificate_summary(row), "qr_payload": qr_payload}}
 
 
 # --- certificates ----------------------------------------------------------------------------------------------
 
-def _certificate_row(conn: psycopg.Connection, org_id: int, certificate_id: Any) -> dict:
+def _certificate_row(conn: psycopg.Connection, organization_id: int, certificate_id: Any) -> dict:
     try:
         key = uuid.UUID(str(certificate_id))
     except ValueError:
         raise not_found(f"certificate {certificate_id!r}") from None
     row = conn.execute("SELECT * FROM school_leaving_certificates WHERE id = %s AND organization_id = %s",
-                       (key, org_id)).fetchone()
+                       (key, organization_id)).fetchone()
     if row is None:
         raise not_found(f"certificate {certificate_id!r}")
     return row
 
 
-def get_certificate(conn: psycopg.Connection, org_id: int, certificate_id: Any) -> dict:
-    row = _certificate_row(conn, org_id, certificate_id)
+def get_certificate(conn: psycopg.Connection, organization_id: int, certificate_id: Any) -> dict:
+    row = _certificate_row(conn, organization_id, certificate_id)
     return {**_certificate_summary(row), "student_id": row["student_id"], "qr_payload": row["qr_payload"]}
 
 
-def certificate_pdf(conn: psycopg.Connection, org_id: int, certificate_id: Any) -> bytes:
-    row = _certificate_row(conn, org_id, certificate_id)  # first: an unknown certificate is a 404 without storage
+def certificate_pdf(conn: psycopg.Connection, organization_id: int, certificate_id: Any) -> bytes:
+    row = _certificate_row(conn, organization_id, certificate_id)  # first: an unknown certificate is a 404 without storage
     return objectstore.default_store().get(row["pdf_key"])
 
 
-def revoke_certificate(conn: psycopg.Connection, org_id: int, api_key_id: int | None, certificate_id: Any) -> dict:
+def revoke_certificate(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, certificate_id: Any) -> dict:
     """A certificate issued in error: refused from now on (a used one stays used: the transfer happened)."""
-    row = _certificate_row(conn, org_id, certificate_id)
+    row = _certificate_row(conn, organization_id, certificate_id)
     conn.execute("UPDATE school_leaving_certificates SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s",
                  (row["id"],))
-    audit.record(conn, org_id, api_key_id, "slc.revoked", f"student:{row['student_id']}", {"slc_id": str(row["id"])})
-    return get_certificate(conn, org_id, row["id"])
+    audit.record(conn, organization_id, api_key_id, "slc.revoked", f"student:{row['student_id']}", {"slc_id": str(row["id"])})
+    return get_certificate(conn, organization_id, row["id"])
 
 
 def verify(conn: psycopg.Connection, qr_payload: Any) -> dict:
@@ -400,9 +400,9 @@ def _verify(conn: psycopg.Connection, qr_payload: str) -> tuple[dict, dict | Non
     return result, row
 
 
-def _transfer_in_state(conn: psycopg.Connection, org_id: int, api_key_id: int | None, payload: dict) -> dict:
+def _transfer_in_state(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, payload: dict) -> dict:
     errors = _unknown_fields(payload, TRANSFER_FIELDS)
-    klass = _class(conn, org_id, payload, errors)
+    klass = _class(conn, organization_id, payload, errors)
     roll = _roll_number(payload, errors)
     admission_number = _text(payload, "admission_number", errors, required=False)
     admitted_on = _date(payload, "admitted_on", errors, required=False, default=dt.date.today())
@@ -417,7 +417,7 @@ def _transfer_in_state(conn: psycopg.Connection, org_id: int, api_key_id: int | 
     if not check["valid"]:
         raise Problem("certificate-invalid", f"the certificate is not acceptable: {check['reason']}",
                       extra={"reason": check["reason"]})
-    if row["organization_id"] != org_id:
+    if row["organization_id"] != organization_id:
         raise Problem("certificate-invalid", "the certificate was issued in another organization (state): enroll "
                                              "the student as a transfer from another state with its details",
                       extra={"reason": "other-organization"})
@@ -429,7 +429,7 @@ def _transfer_in_state(conn: psycopg.Connection, org_id: int, api_key_id: int | 
     if admitted_on < cert["leaving_date"]:
         raise invalid([FieldError("admitted_on", "before_leaving",
                                   f"must not be before the leaving date {cert['leaving_date']}")])
-    student = _student_row(conn, org_id, cert["student_id"], lock=True)
+    student = _student_row(conn, organization_id, cert["student_id"], lock=True)
     if student["left_on"] is None:
         raise Problem("student-enrolled", f"student {student['id']} is already enrolled in class {student['class_id']}")
     roll = _free_roll_number(conn, klass, roll)
@@ -440,10 +440,10 @@ def _transfer_in_state(conn: psycopg.Connection, org_id: int, api_key_id: int | 
         (klass["id"], roll, admission_number, f"{student['school_name']} ({student['udise']})", student["id"]))
     conn.execute("UPDATE school_leaving_certificates SET used_by_enrollment_id = %s WHERE id = %s",
                  (enrollment_id, cert["id"]))
-    audit.record(conn, org_id, api_key_id, "student.transferred", f"student:{student['id']}",
+    audit.record(conn, organization_id, api_key_id, "student.transferred", f"student:{student['id']}",
                  {"slc_id": str(cert["id"]), "kid": cert["kid"], "from_class_id": student["class_id"],
                   "class_id": klass["id"], "enrollment_id": enrollment_id})
-    return get_student(conn, org_id, student["id"])
+    return get_student(conn, organization_id, student["id"])
 
 
 # --- transfers from other states -------------------------------------------------------------------------------
@@ -453,22 +453,22 @@ def _transfer_body(row: dict) -> dict:
             "review_note": row["review_note"], "reviewed_at": row["reviewed_at"], "created_at": row["created_at"]}
 
 
-def list_transfers(conn: psycopg.Connection, org_id: int, page: paging.Page, status: str | None) -> dict:
+def list_transfers(conn: psycopg.Connection, organization_id: int, page: paging.Page, status: str | None) -> dict:
     if status is not None and status not in ("pending", *REVIEW_DECISIONS):
         raise invalid([FieldError("status", "enum", "must be pending, accepted or rejected")])
     rows = conn.execute(
         """SELECT * FROM out_of_state_transfers
             WHERE organization_id = %s AND (%s::text IS NULL OR status = %s) AND id > %s ORDER BY id LIMIT %s""",
-        (org_id, status, status, page.after[0] if page.after else 0, page.fetch)).fetchall()
+        (organization_id, status, status, page.after[0] if page.after else 0, page.fetch)).fetchall()
     return page.answer(rows, key=lambda r: (r["id"],), shape=_transfer_body)
 
 
-def review_transfer(conn: psycopg.Connection, org_id: int, api_key_id: int | None, transfer_id: Any,
+def review_transfer(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, transfer_id: Any,
                     payload: Any) -> dict:
     row = None
     if (row_id := parse_row_id(transfer_id)) is not None:
         row = conn.execute("SELECT * FROM out_of_state_transfers WHERE id = %s AND organization_id = %s FOR UPDATE",
-                           (row_id, org_id)).fetchone()
+                           (row_id, organization_id)).fetchone()
     if row is None:
         raise not_found(f"transfer {transfer_id!r}")
     payload = _object(payload)
@@ -484,6 +484,6 @@ def review_transfer(conn: psycopg.Connection, org_id: int, api_key_id: int | Non
     row = conn.execute(
         """UPDATE out_of_state_transfers SET status = %s, review_note = %s, reviewed_at = now(), reviewed_by = %s
             WHERE id = %s RETURNING *""", (decision, note, api_key_id, row["id"])).fetchone()
-    audit.record(conn, org_id, api_key_id, f"transfer.{decision}", f"student:{row['student_id']}",
+    audit.record(conn, organization_id, api_key_id, f"transfer.{decision}", f"student:{row['student_id']}",
                  {"transfer_id": row["id"], "note": note})
     return _transfer_body(row)

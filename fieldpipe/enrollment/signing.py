@@ -48,9 +48,9 @@ def published_keys(conn: psycopg.Connection) -> list[dict]:
     return [key_body(r) for r in conn.execute(_KEYS + " ORDER BY o.slug, k.created_at, k.kid")]
 
 
-def organization_keys(conn: psycopg.Connection, org_id: int, page: paging.Page) -> dict:
+def organization_keys(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(_KEYS + " WHERE k.organization_id = %s AND k.kid > %s ORDER BY k.kid LIMIT %s",
-                        (org_id, page.after[0] if page.after else "", page.fetch)).fetchall()
+                        (organization_id, page.after[0] if page.after else "", page.fetch)).fetchall()
     return page.answer(rows, key=lambda r: (r["kid"],), shape=key_body)
 
 
@@ -58,30 +58,30 @@ def _key(conn: psycopg.Connection, kid: str) -> dict:
     return key_body(conn.execute(_KEYS + " WHERE k.kid = %s", (kid,)).fetchone())
 
 
-def _create_key(conn: psycopg.Connection, org_id: int) -> dict:
+def _create_key(conn: psycopg.Connection, organization_id: int) -> dict:
     private = Ed25519PrivateKey.generate()
     raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return conn.execute(
         """INSERT INTO slc_signing_keys (kid, organization_id, public_key, private_key) VALUES (%s, %s, %s, %s)
            RETURNING *""",
-        (secrets.token_hex(4), org_id, public, seal(b64url(raw))),
+        (secrets.token_hex(4), organization_id, public, seal(b64url(raw))),
     ).fetchone()
 
 
-def _active_key(conn: psycopg.Connection, org_id: int) -> dict:
+def _active_key(conn: psycopg.Connection, organization_id: int) -> dict:
     # The lock makes two first certificates of an organization share one new key rather than race for it.
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('slc-key', %s))", (org_id,))
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('slc-key', %s))", (organization_id,))
     row = conn.execute(
         "SELECT * FROM slc_signing_keys WHERE organization_id = %s AND retired_at IS NULL AND revoked_at IS NULL",
-        (org_id,),
+        (organization_id,),
     ).fetchone()
-    return row or _create_key(conn, org_id)
+    return row or _create_key(conn, organization_id)
 
 
-def sign(conn: psycopg.Connection, org_id: int, make_message) -> tuple[str, bytes, bytes]:
+def sign(conn: psycopg.Connection, organization_id: int, make_message) -> tuple[str, bytes, bytes]:
     """Sign `make_message(kid)` with the organization's signing key; return (kid, message, signature)."""
-    key = _active_key(conn, org_id)
+    key = _active_key(conn, organization_id)
     message = make_message(key["kid"])
     private = Ed25519PrivateKey.from_private_bytes(b64url_decode(unseal(key["private_key"])))
     return key["kid"], message, private.sign(message)
@@ -99,24 +99,24 @@ def check_signature(conn: psycopg.Connection, kid: str, message: bytes, signatur
     return "key-revoked" if row["revoked_at"] is not None else None
 
 
-def rotate(conn: psycopg.Connection, org_id: int, api_key_id: int | None) -> dict:
+def rotate(conn: psycopg.Connection, organization_id: int, api_key_id: int | None) -> dict:
     """Retire the signing key (its certificates still verify) and make a new one."""
-    old = _active_key(conn, org_id)
+    old = _active_key(conn, organization_id)
     conn.execute("UPDATE slc_signing_keys SET retired_at = now() WHERE kid = %s", (old["kid"],))
-    new = _create_key(conn, org_id)
-    audit.record(conn, org_id, api_key_id, "slc_key.rotated", f"slc_key:{new['kid']}", {"retired": old["kid"]})
+    new = _create_key(conn, organization_id)
+    audit.record(conn, organization_id, api_key_id, "slc_key.rotated", f"slc_key:{new['kid']}", {"retired": old["kid"]})
     return _key(conn, new["kid"])
 
 
-def revoke(conn: psycopg.Connection, org_id: int, kid: str, api_key_id: int | None) -> dict:
+def revoke(conn: psycopg.Connection, organization_id: int, api_key_id: int | None, kid: str) -> dict:
     """Refuse every certificate the key signed from now on; the next certificate gets a new key."""
     row = conn.execute(
         """UPDATE slc_signing_keys SET revoked_at = coalesce(revoked_at, now())
             WHERE kid = %s AND organization_id = %s RETURNING kid""",
-        (kid, org_id),
+        (kid, organization_id),
     ).fetchone()
     if row is None:
         raise not_found(f"signing key {kid!r}")
-    audit.record(conn, org_id, api_key_id, "slc_key.revoked", f"slc_key:{kid}")
+    audit.record(conn, organization_id, api_key_id, "slc_key.revoked", f"slc_key:{kid}")
     return _key(conn, kid)
 

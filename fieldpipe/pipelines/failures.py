@@ -98,8 +98,8 @@ PIPELINES = ("validate_responses", "export_sheets")
 FAILURES = paging.Keyset("pipeline-failures", str, str)  # ORDER BY pipeline, form slug
 
 
-def list_failures(conn: psycopg.Connection, org_id: int, page: paging.Page) -> dict:
-    clauses, params = ["f.organization_id = %s"], [org_id]
+def list_failures(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
+    clauses, params = ["f.organization_id = %s"], [organization_id]
     if page.after:
         clauses.append("(p.pipeline, f.slug) > (%s, %s)")
         params += page.after

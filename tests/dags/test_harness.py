@@ -35,8 +35,8 @@ def {dag_id}():
             return ensure_organization(conn, "{slug}", "Probe")
 
     @task
-    def check(org_id: int) -> None:
-        assert org_id > 0
+    def check(organization_id: int) -> None:
+        assert organization_id > 0
 
     check(upsert_organization())
 
