@@ -6,7 +6,8 @@
   backoff) and one `sms_attempts` row per attempt. Messages go out through `FIELDPIPE_SMS_PROVIDER`:
   `file` (var/sms/sent.jsonl, the local default), `sns` (connection `aws_default`) or `twilio`
   (connection `twilio_default`), never faster than `FIELDPIPE_SMS_RATE_<PROVIDER>` messages a second.
-- **Schedule**: every minute, and at once when a producer updates the `fieldpipe.sms_outbox` asset.
+- **Schedule**: within seconds of messages being queued (the `fieldpipe.sms_outbox` asset, updated by the
+  database's events through the triggerer and by `flag_callbacks`), and every minute as a safety net.
   One run at a time, in the `sms` pool; a run sends for at most 50 s, then the next run continues.
 - **Rerun / backfill**: a run sends what is due now, whatever its interval, so a rerun, a retried task
   or a backfill sends only what has not been sent: claims are `FOR UPDATE SKIP LOCKED`, outcomes are

@@ -13,7 +13,9 @@
   `validate_group` task per group (never per form or response) validates its forms one after another,
   each evaluating every expression rule in one SQL statement over its batch and running the column
   expectations with GX Core over it as a DataFrame. The task log has one numbered line per form.
-- **Schedule**: every 3 minutes, one run at a time; a failed run leaves its watermark, so the next run
+- **Schedule**: within seconds of new or edited responses or a new rules version (the `fieldpipe.responses`
+  asset, which the database's events update through the triggerer; a burst makes one or two runs), and
+  every 3 minutes as a safety net. One run at a time; a failed run leaves its watermark, so the next run
   picks its responses up.
 - **Failures**: rules that no longer fit their form's questions fail only that form, naming the form,
   the rule id and the problem; a rule that fails in PostgreSQL at run time is reported as broken. Either
@@ -27,15 +29,16 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from fieldpipe.pipelines.assets import FLAGS
+from fieldpipe.pipelines.assets import FLAGS, RESPONSES
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 
 
 @dag(
     doc_md=__doc__,
-    schedule="*/3 * * * *",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/3 * * * *", timezone="UTC"),
+                                 assets=[RESPONSES]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

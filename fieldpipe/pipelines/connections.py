@@ -11,6 +11,10 @@ from fieldpipe.db import connect
 from fieldpipe.pipelines.names import APP_DB_CONN, GOOGLE_SHEETS_CONN
 
 
+def _database_url(connection) -> str:
+    return connection.get_uri().replace("postgres://", "postgresql://", 1)
+
+
 def app_database_url(conn_id: str = APP_DB_CONN) -> str:
     """The libpq URL of the application database's Airflow connection, for code that opens its own connections.
 
@@ -18,12 +22,24 @@ def app_database_url(conn_id: str = APP_DB_CONN) -> str:
     """
     from airflow.sdk import BaseHook
 
-    return BaseHook.get_connection(conn_id).get_uri().replace("postgres://", "postgresql://", 1)
+    return _database_url(BaseHook.get_connection(conn_id))
 
 
 def app_database(conn_id: str = APP_DB_CONN) -> psycopg.Connection:
     """The application database through the named Airflow connection."""
     return connect(app_database_url(conn_id))
+
+
+async def app_database_async(conn_id: str = APP_DB_CONN) -> psycopg.AsyncConnection:
+    """An autocommit asyncio connection to the application database (for triggers in the triggerer's event loop).
+
+    TCP keepalives make a connection whose server vanished without a word fail within about a minute.
+    """
+    from airflow.sdk import BaseHook
+
+    return await psycopg.AsyncConnection.connect(
+        _database_url(await BaseHook.aget_connection(conn_id)), autocommit=True, connect_timeout=10,
+        keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
 
 
 def google_sheets() -> tuple[str | None, dict] | None:
