@@ -84,3 +84,10 @@ ENROLLMENT = {  # into the first class
 RULES = {"rules": [{"id": "working-point-serves-someone", "expression": "not working or households >= 1",
                     "message": "A working water point serving {households} households?", "severity": "warning",
                     "notify": "collector"}]}
+
+TASK = {"kind": "webhook", "config": {"url": "https://example.org/fieldpipe-hooks",
+                                      "events": ["response.created", "response.updated", "flag.opened"]}}
+SHEET_TASK = {"kind": "sheet_export", "config": {"spreadsheet_id": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms",
+                                                 "worksheet": "Responses"}}
+REPLAY = {"from": "2026-11-29T00:00:00+05:30", "to": "2026-11-30T00:00:00+05:30"}
+TASK_PATCH = {"enabled": False}

@@ -22,6 +22,8 @@ from fieldpipe.problems import CATALOGUE
 from fieldpipe.responses import MAX_BATCH
 from fieldpipe.rules.loader import RULE_ID
 from fieldpipe.sms import outbox as sms_outbox
+from fieldpipe.tasks import ledger as task_ledger
+from fieldpipe.tasks.kinds import RESPONSE_EVENTS
 from fieldpipe.webhooks import delivery, registry
 
 Text = Annotated[str, Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, pattern=r"\S",
@@ -155,6 +157,20 @@ class CollectorOut(Out):
     phone: Optional[str]
 
 
+class TaskNotRun(Out):
+    task_id: int
+    kind: str
+    reason: Literal["timeout", "error", "not_installed"] = Field(
+        description="timeout: still running when the submission's time budget ended; error: it raised")
+
+
+class SyncTasksOut(Out):
+    """What the form's sync tasks gave for a new submission; the submission is stored whatever they did."""
+
+    results: dict[str, Any] = Field(description="Each finished task's output, by task id")
+    not_run: list[TaskNotRun] = Field(description="The tasks that did not run, and why")
+
+
 class Response(Out):
     submission_id: str
     form: str
@@ -167,6 +183,7 @@ class Response(Out):
     answers: dict[str, Any]
     warnings: Optional[list[dict[str, Any]]] = Field(None, description="Warning-severity rules this response breaks")
     flags: Optional[list[dict[str, Any]]] = Field(None, description="Open flags (GET of one response)")
+    tasks: Optional[SyncTasksOut] = Field(None, description="The form's sync tasks on this submission (a new one)")
 
 
 class BatchSummary(Out):
@@ -301,7 +318,7 @@ class Delivery(Out):
     id: int
     webhook_id: int
     url: str
-    event: Literal[registry.EVENTS]  # type: ignore[valid-type]
+    event: Literal[registry.EVENTS + RESPONSE_EVENTS]  # type: ignore[valid-type]
     event_key: str
     status: Literal[delivery.STATUSES]  # type: ignore[valid-type]
     attempts: int
@@ -315,6 +332,79 @@ class Delivery(Out):
     delivered_at: Optional[dt.datetime]
     body: Optional[str] = Field(None, description="The exact JSON sent (one delivery only)")
     history: Optional[list[Attempt]] = Field(None, description="Every attempt, oldest first (one delivery only)")
+
+
+# --- post-submission tasks per form ---------------------------------------------------------------------------
+
+class TaskInput(BaseModel):
+    kind: str = Field(min_length=1, max_length=100, description="An installed task kind: sms_receipt, sheet_export, "
+                      "webhook, or one a plugin adds (entry point group fieldpipe.tasks)")
+    config: dict[str, Any] = Field(default_factory=dict, description="Checked against the kind's JSON Schema")
+    enabled: bool = True
+    mode: Optional[Literal["sync", "async"]] = Field(None, description="Fixed by the kind; may be omitted")
+
+
+class TaskPatch(BaseModel):
+    config: Optional[dict[str, Any]] = Field(None, description="Replaces the whole configuration")
+    enabled: Optional[bool] = None
+
+
+class Task(Out):
+    id: int
+    kind: str
+    mode: Literal["sync", "async"]
+    config: dict[str, Any]
+    events: list[Literal[RESPONSE_EVENTS]] = Field(  # type: ignore[valid-type]
+        description="The response events an async task runs on")
+    enabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class TaskCreated(Task):
+    secret: Optional[str] = Field(None, description="A webhook task's signing secret, shown only in this answer")
+
+
+class TaskRun(Out):
+    id: int
+    submission_id: str
+    revision: int
+    status: Literal[task_ledger.STATUSES]  # type: ignore[valid-type]
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: Optional[str]
+    outcome: Optional[Any]
+    replay_id: Optional[int]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: Optional[dt.datetime]
+
+
+class ReplayInput(BaseModel):
+    from_: Timestamp = Field(alias="from", description="Responses received at or after this time")
+    to: Timestamp = Field(description="... and before this time")
+
+
+class ReplayRuns(Out):
+    queued: int
+    sending: int
+    done: int
+    skipped: int
+    failed: int
+
+
+class Replay(Out):
+    id: int
+    task_id: int
+    from_: dt.datetime = Field(alias="from")
+    to: dt.datetime
+    status: Literal["pending", "running", "done"] = Field(
+        description="pending until the run_tasks pipeline starts it; done when none of its runs is left to run")
+    responses: int = Field(description="Responses received in the range")
+    queued_by_replay: Optional[int] = Field(description="Runs the replay queued (the others had run already)")
+    runs: ReplayRuns = Field(description="The task's runs for the range's responses, by status")
+    created_at: dt.datetime
+    started_at: Optional[dt.datetime]
 
 
 # --- schools and assessments ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Export each form's responses to its Google Sheet (or local workbook): one row per response, kept current.
 
-- **Reads**: `forms` whose settings name a sheet (`settings.sheet = {spreadsheet_id, worksheet}`), their
+- **Reads**: `forms` with an enabled `sheet_export` task (`{spreadsheet_id, worksheet}`; docs/tasks.md), their
   `responses`, open `flags`, and the export state `sheet_exports` / `sheet_rows`; the sheet's header and id
   column through the Sheets API.
 - **Writes**: the sheet (header, new rows appended in large chunks, edited rows in place) through the Airflow
@@ -11,6 +11,8 @@
   exports its forms one after another, with a numbered log line per form; never a task per form or per
   response. All exports share the pool `sheets_api` and the Sheets rate limiter held in PostgreSQL, and
   retry 429/5xx with backoff.
+- **With `run_tasks`**: that DAG exports a form as soon as its new responses' runs come due; this one keeps
+  every sheet current on a schedule as well (edits, open flag counts, layout changes).
 - **Rerun / backfill**: a run exports whatever is missing or out of date, so just trigger the DAG again;
   there is nothing to backfill. A form whose sheet was edited by hand beyond repair is recorded in
   `pipeline_failures` with the reason (e.g. a renamed column), the other forms are exported, and the

@@ -142,3 +142,31 @@ class SmsSettings:
             backoff_cap_s=float(env("FIELDPIPE_SMS_BACKOFF_CAP_S", 6 * 3600)),
             lease_s=float(env("FIELDPIPE_SMS_LEASE_S", 600)),
         )
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Post-submission tasks per form (docs/tasks.md)."""
+
+    sync_budget_ms: int  # a submission's sync tasks together; one still running then is reported as not run
+    max_attempts: int  # an async run that failed this many times stays failed (replay or retry it)
+    batch_size: int  # runs handed to a kind at once
+    lease_s: float  # a run 'sending' for longer than this was abandoned by a killed worker
+    backoff_base_s: float
+    backoff_cap_s: float
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_base_s, self.backoff_cap_s)
+
+    @classmethod
+    def from_env(cls) -> "TaskSettings":
+        env = os.environ.get
+        return cls(
+            sync_budget_ms=int(env("FIELDPIPE_TASKS_SYNC_BUDGET_MS", 2000)),
+            max_attempts=int(env("FIELDPIPE_TASKS_MAX_ATTEMPTS", 8)),
+            batch_size=int(env("FIELDPIPE_TASKS_BATCH_SIZE", 2000)),
+            lease_s=float(env("FIELDPIPE_TASKS_LEASE_S", 600)),
+            backoff_base_s=float(env("FIELDPIPE_TASKS_BACKOFF_BASE_S", 30)),
+            backoff_cap_s=float(env("FIELDPIPE_TASKS_BACKOFF_CAP_S", 6 * 3600)),
+        )

@@ -50,7 +50,7 @@ WITH candidates AS (
      ORDER BY f.response_id
      LIMIT %(limit)s
 ), """ + ANNOUNCE + """
-SELECT fm.organization_id, a.response_id, a.revision, rv.collector_phone,
+SELECT fm.organization_id, fm.id AS form_id, a.response_id, a.revision, rv.collector_phone,
        'flag.opened:' || a.response_id || ':' || a.revision AS event_key,
        'Please fix ' || fm.slug || ' response ' || left(r.submission_id::text, 8) || ' (revision ' || a.revision
            || '): ' || array_to_string((array_agg(f.message ORDER BY f.severity, f.rule_id))[1:%(listed)s], '; ')
@@ -70,7 +70,7 @@ SELECT fm.organization_id, a.response_id, a.revision, rv.collector_phone,
   JOIN response_revisions rv ON rv.response_id = a.response_id AND rv.revision = a.revision
   JOIN flags f ON f.response_id = a.response_id AND f.revision = a.revision
               AND f.status = 'open' AND f.notify = 'collector'
- GROUP BY fm.organization_id, fm.slug, a.response_id, a.revision, r.submission_id, rv.collector_phone,
+ GROUP BY fm.organization_id, fm.id, fm.slug, a.response_id, a.revision, r.submission_id, rv.collector_phone,
           rv.collector_id
 """
 
@@ -86,7 +86,7 @@ WITH candidates AS (
      ORDER BY n.response_id
      LIMIT %(limit)s
 ), """ + ANNOUNCE + """
-SELECT fm.organization_id, a.response_id, a.revision,
+SELECT fm.organization_id, fm.id AS form_id, a.response_id, a.revision,
        'flag.resolved:' || a.response_id || ':' || a.revision AS event_key,
        jsonb_build_object(
            'form', fm.slug, 'submission_id', r.submission_id, 'flagged_revision', a.revision,
@@ -99,13 +99,13 @@ SELECT fm.organization_id, a.response_id, a.revision,
   JOIN responses r ON r.id = a.response_id
   JOIN forms fm ON fm.id = r.form_id
   JOIN flags f ON f.response_id = a.response_id AND f.revision = a.revision AND f.notify = 'collector'
- GROUP BY fm.organization_id, fm.slug, a.response_id, a.revision, r.submission_id, r.revision
+ GROUP BY fm.organization_id, fm.id, fm.slug, a.response_id, a.revision, r.submission_id, r.revision
 """
 
 
 def _events(rows: list[dict], event: str) -> list[dict]:
-    return [{"organization_id": r["organization_id"], "event": event, "event_key": r["event_key"],
-             "data": r["data"]} for r in rows]
+    return [{"organization_id": r["organization_id"], "form_id": r["form_id"], "event": event,
+             "event_key": r["event_key"], "data": r["data"]} for r in rows]
 
 
 def enqueue_flag_notices(conn: psycopg.Connection, batch: int = 5000,

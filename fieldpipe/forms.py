@@ -19,6 +19,7 @@ from fieldpipe.domains import TITLE_MAX_LENGTH, text_problem
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 from fieldpipe.xforms import XLSFORM_SUFFIXES, XForm, parse_xform, with_version, xlsform_to_xform
 from fieldpipe.reporting.views import refresh_form_view
+from fieldpipe.tasks.store import TASKS_AS_SETTINGS, adopt_settings, split_settings, tasks_as_settings
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FORMS = paging.Keyset("forms", str)  # ORDER BY slug
@@ -126,12 +127,13 @@ def check_settings(settings: Any, questions: list[dict], phone_types: tuple[str,
     return errors
 
 
-def _form_body(row: dict, questions: list[dict]) -> dict:
+def _form_body(row: dict, questions: list[dict], task_settings: dict | None = None) -> dict:
+    """`task_settings`: the form's receipt and sheet tasks shown as settings (from the row when not given)."""
     body = {
         "slug": row["slug"],
         "title": row["title"],
         "version": row["current_version"],
-        "settings": row["settings"],
+        "settings": {**row["settings"], **(row["task_settings"] if task_settings is None else task_settings)},
         "questions": questions,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -177,6 +179,7 @@ def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XFo
     errors += check_settings(settings, questions, XFORM_PHONE_TYPES)
     if errors:
         raise invalid(errors)
+    settings, as_tasks = split_settings(settings)
     row = conn.execute(
         """INSERT INTO forms (organization_id, slug, title, settings, xform_id) VALUES (%s, %s, %s, %s, %s)
            ON CONFLICT DO NOTHING
@@ -185,19 +188,21 @@ def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XFo
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} or XForm id {xform.form_id!r} already exists")
+    adopt_settings(conn, row, as_tasks, replaced=False)
     version = xform.version or "1"
     conn.execute(
         "INSERT INTO form_versions (form_id, version, questions, xform, xform_version) VALUES (%s, 1, %s, %s, %s)",
         (row["id"], Jsonb(questions), with_version(xform.xml, version).decode(), version),
     )
-    return _form_body(row, questions)
+    return _form_body(row, questions, as_tasks)
 
 
 def _lock_form(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
     """The form with its current version, locked until the caller's transaction ends (a form changes one
     edit at a time); 404 for another organization's form too."""
     row = conn.execute(
-        f"""SELECT f.*, v.questions, v.xform, v.xform_version FROM {CURRENT_FORMS}
+        f"""SELECT f.*, v.questions, v.xform, v.xform_version, {TASKS_AS_SETTINGS} AS task_settings
+              FROM {CURRENT_FORMS}
              WHERE f.organization_id = %s AND f.slug = %s FOR UPDATE OF f""",
         (organization_id, slug),
     ).fetchone()
@@ -214,10 +219,14 @@ def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str,
                                                       f"the upload's is {xform.form_id!r}")])
     questions = _xform_questions(xform)
     title = fields.get("title") or row["title"]
-    settings = upload_fields(fields, xform)[2] if fields.get("settings") else row["settings"]
+    replaced = bool(fields.get("settings"))
+    settings = upload_fields(fields, xform)[2] if replaced else {**row["settings"], **row["task_settings"]}
     errors = check_settings(settings, questions, XFORM_PHONE_TYPES)
     if errors:
         raise invalid(errors)
+    settings, as_tasks = split_settings(settings)
+    if replaced:
+        adopt_settings(conn, row, as_tasks, replaced=True)
     version = row["current_version"]
     new_version = xform.version or str(version + 1)
     if with_version(xform.xml, new_version).decode() != row["xform"]:
@@ -237,7 +246,7 @@ def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str,
             WHERE id = %s RETURNING *""",
         (title, Jsonb(settings), version, row["id"]),
     ).fetchone()
-    return _form_body(updated, questions)
+    return _form_body(updated, questions, tasks_as_settings(conn, row["id"]))
 
 
 def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
@@ -256,6 +265,7 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
     errors += q_errors + (check_settings(settings, questions) if not q_errors else [])
     if errors:
         raise invalid(errors)
+    settings, as_tasks = split_settings(settings)
     row = conn.execute(
         """INSERT INTO forms (organization_id, slug, title, settings) VALUES (%s, %s, %s, %s)
            ON CONFLICT (organization_id, slug) DO NOTHING
@@ -264,8 +274,9 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} already exists")
+    adopt_settings(conn, row, as_tasks, replaced=False)
     _add_version(conn, row["id"], 1, questions)
-    return _form_body(row, questions)
+    return _form_body(row, questions, as_tasks)
 
 
 def _add_version(conn: psycopg.Connection, form_id: int, version: int, questions: list[dict]) -> None:
@@ -277,7 +288,7 @@ def _add_version(conn: psycopg.Connection, form_id: int, version: int, questions
 def get_form_row(conn: psycopg.Connection, organization_id: int, slug: str) -> dict:
     """The form with its current version's questions; 404 for another organization's form too."""
     row = conn.execute(
-        f"""SELECT f.*, v.id AS version_id, v.questions FROM {CURRENT_FORMS}
+        f"""SELECT f.*, v.id AS version_id, v.questions, {TASKS_AS_SETTINGS} AS task_settings FROM {CURRENT_FORMS}
              WHERE f.organization_id = %s AND f.slug = %s""",
         (organization_id, slug),
     ).fetchone()
@@ -299,7 +310,7 @@ def get_version(conn: psycopg.Connection, form_id: int, version: int) -> dict | 
 
 def list_forms(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(
-        f"""SELECT f.*, v.questions FROM {CURRENT_FORMS}
+        f"""SELECT f.*, v.questions, {TASKS_AS_SETTINGS} AS task_settings FROM {CURRENT_FORMS}
              WHERE f.organization_id = %s AND f.slug > %s ORDER BY f.slug LIMIT %s""",
         (organization_id, page.after[0] if page.after else "", page.fetch),
     ).fetchall()
@@ -323,11 +334,15 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
         errors.append(FieldError("title", "required", "must be a non-empty string"))
     elif problem := text_problem(title, TITLE_MAX_LENGTH):
         errors.append(FieldError("title", *problem))
-    settings = payload.get("settings", row["settings"])
+    replaced = "settings" in payload
+    settings = payload["settings"] if replaced else {**row["settings"], **row["task_settings"]}
     if not errors:
         errors += check_settings(settings, questions, XFORM_PHONE_TYPES if row["xform_id"] else ("phone",))
     if errors:
         raise invalid(errors)
+    settings, as_tasks = split_settings(settings)
+    if replaced:
+        adopt_settings(conn, row, as_tasks, replaced=True)
     version = row["current_version"]
     if questions != row["questions"]:
         version += 1
@@ -337,4 +352,4 @@ def update_form(conn: psycopg.Connection, organization_id: int, slug: str, paylo
             WHERE id = %s RETURNING *""",
         (title, Jsonb(settings), version, row["id"]),
     ).fetchone()
-    return _form_body(updated, questions)
+    return _form_body(updated, questions, tasks_as_settings(conn, row["id"]))

@@ -22,7 +22,7 @@ from fieldpipe.answers import (
 from fieldpipe.forms import get_version
 from fieldpipe import paging
 from fieldpipe.problems import FieldError, invalid, not_found
-from fieldpipe.sms.receipts import enqueue_receipts
+from fieldpipe.tasks import hooks as task_hooks
 
 MAX_BATCH = 1000
 RESPONSES = paging.Keyset("responses", dt.datetime, int)  # ORDER BY received_at, id
@@ -241,8 +241,7 @@ def settle(conn: psycopg.Connection, form: dict, outcomes: list[Outcome], valid:
     if not valid:
         return outcomes
     created, existing = store(conn, form["id"], [s for _, s in valid])
-    if send_receipts:
-        enqueue_receipts(conn, form, created, [s for _, s in valid])  # same transaction as the responses
+    task_hooks.on_created(conn, form, created, [s for _, s in valid], send_receipts)  # same transaction
     claimed: set[uuid.UUID] = set()
     for index, sub in valid:
         outcome = outcomes[index]
@@ -342,6 +341,7 @@ def edit_response(conn: psycopg.Connection, form: dict, submission_id: str, payl
         (row["id"], row["revision"], sub.form_version_id, sub.collector_id, sub.collector_phone, sub.submitted_at,
          Jsonb(sub.answers), row["updated_at"]),
     )
+    task_hooks.on_updated(conn, form["id"], row["id"], row["revision"])
     return record_body(form["slug"], {**row, "form_version": sub.form_version}), True
 
 

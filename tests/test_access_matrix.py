@@ -112,6 +112,10 @@ def world(client, conn, admin_key, make_form, object_store):
     dry_run = conn.execute("""INSERT INTO rules_dry_runs (form_id, document, created_by, lease_until)
                               SELECT id, '{}', 'test', now() + interval '1 hour' FROM forms RETURNING id""").fetchone()
     an_import = register_import(conn, "acme", form["slug"], "w.csv", incoming_key("acme", form["slug"], "w.csv"), "upload")
+    task = client.post(f"/api/v1/forms/{form['slug']}/tasks", json={"kind": "sheet_export", "config": {
+        "spreadsheet_id": "s"}}, headers=h).get_json()
+    replay = client.post(f"/api/v1/forms/{form['slug']}/tasks/{task['id']}/replay", headers=h, json={
+        "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}).get_json()
     return {
         "slug": form["slug"], "submission_id": response["submission_id"], "udise": UDISE, "class_id": klass["id"],
         "student_id": student["id"], "assessment_id": assessment.get_json()["id"],
@@ -121,7 +125,7 @@ def world(client, conn, admin_key, make_form, object_store):
         "version": 1, "job_id": dry_run["id"],
         "name": "photo.jpg",
         "transfer_id": newcomer["transfer_review"]["id"], "certificate_id": certificate["id"], "kid": certificate["kid"],
-        "import_id": an_import["id"],
+        "import_id": an_import["id"], "task_id": task["id"], "replay_id": replay["id"],
         "key_id": conn.execute("SELECT min(id) AS id FROM api_keys WHERE role = 'admin'").fetchone()["id"],
     }
 

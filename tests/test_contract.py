@@ -209,6 +209,8 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
     post_examples("/api/v1/forms", 201)
     walker.call("post", "/api/v1/forms", key=a, json={**examples.FORM, "slug": "village-water-points-2"}, expect=201)
     slug = examples.FORM["slug"]
+    for task in (examples.SHEET_TASK, {**examples.TASK, "config": {**examples.TASK["config"], "url": HOOK_URL}}):
+        walker.call("post", "/api/v1/forms/{slug}/tasks", key=a, json=task, expect=201, path_values={"slug": slug})
     post_examples("/api/v1/forms/{slug}/responses", 201, slug=slug)
     post_examples("/api/v1/forms/{slug}/responses/batch", 200, slug=slug)
     post_examples("/api/v1/schools", 201)
@@ -245,9 +247,10 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
                      "class_id": 1, "student_id": 2, "assessment_id": 1, "webhook_id": 2, "delivery_id": 1,
                      "message_id": 3, "key_id": spare_id, "filename": "swagger-ui.css", "version": 1, "job_id": 1,
                      "certificate_id": 1, "kid": "k1", "transfer_id": 1, "org": "acme", "xform_id": "x", "import_id": 1,
-                     "name": "a.jpg"}
+                     "name": "a.jpg", "task_id": 1, "replay_id": 1}
     walker.call("patch", "/api/v1/forms/{slug}/responses/{submission_id}", key=collector_key,
                 json=examples.RESPONSE_EDIT, expect=200)
+    walker.call("post", "/api/v1/forms/{slug}/tasks/{task_id}/replay", key=a, json=examples.REPLAY, expect=202)
     return walker, doc, a, collector_key, spare_key
 
 
@@ -332,7 +335,13 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     wait_for_job(app, job["id"])
     monkeypatch.setenv("FIELDPIPE_ENV", "production")
     call("post", "/api/v1/webhooks", key=admin, json=examples.WEBHOOK, expect=503)
+    call("post", "/api/v1/forms/{slug}/tasks", key=admin, expect=503,
+         json={**examples.TASK, "config": {**examples.TASK["config"], "url": HOOK_URL}})
     monkeypatch.delenv("FIELDPIPE_ENV")
+    call("get", "/api/v1/forms/{slug}/tasks/{task_id}", key=admin, expect=200)
+    call("patch", "/api/v1/forms/{slug}/tasks/{task_id}", key=admin, json=examples.TASK_PATCH, expect=200)
+    call("get", "/api/v1/forms/{slug}/tasks/{task_id}/replays/{replay_id}", key=admin, expect=200)
+    call("delete", "/api/v1/forms/{slug}/tasks/{task_id}", key=admin, expect=204, path_values={"task_id": 2})
     for path in ("/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/assets/{filename}"):
         call("get", path, expect=200)
 

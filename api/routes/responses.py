@@ -11,13 +11,15 @@ from fieldpipe import flags, openrosa, paging, responses
 from fieldpipe.forms import get_form_row
 from fieldpipe.problems import FieldError, Problem, invalid
 from fieldpipe.rules import warnings_for
+from fieldpipe.tasks.runner import after_submission
 
 bp = Blueprint("responses", __name__, url_prefix="/api/v1/forms/<slug>/responses")
 
 
 @bp.post("")
 @operation("Post one submission: 201 when new, 200 when the same submission was already received (a retry), "
-           "409 when its id was used for different answers", body=schemas.Submission, returns=schemas.Response,
+           "409 when its id was used for different answers. A new submission is stored first; then the form's sync "
+           "tasks run within a time budget and `tasks` says what each gave or that it did not run", body=schemas.Submission, returns=schemas.Response,
            status=201, problems=("submission-conflict",), examples={"water point": examples.SUBMISSION},
            extra_responses={"200": {"description": "Already received (a retry): the stored response", "content": {
                "application/json": {"schema": {"$ref": "#/components/schemas/Response"}}}}})
@@ -34,6 +36,11 @@ def post_response(conn, caller, slug):
     location = f"/api/v1/forms/{slug}/responses/{outcome.submission_id}"
     status = 201 if outcome.status == "created" else 200
     body = {**outcome.record, "warnings": warnings_for(conn, form, [outcome.record["answers"]])[0]}
+    if outcome.status == "created":
+        conn.commit()  # stored, whatever the sync tasks do next
+        sync = after_submission(conn, form, outcome.record)
+        if sync is not None:
+            body["tasks"] = sync
     return body, status, {"Location": location}
 
 

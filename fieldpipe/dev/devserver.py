@@ -250,6 +250,7 @@ def run_up() -> int:
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Reporting DB    {reporting_url}   (schema reporting, read-only; see README "Reporting")
   Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
+  Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
   Logs            var/log/
 """, flush=True)
         while True:

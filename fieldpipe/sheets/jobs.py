@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def pending_exports(conn: psycopg.Connection) -> list[dict]:
-    """Every form whose settings name a sheet (`settings.sheet`), in a stable order, as units of work for
+    """Every form with an enabled `sheet_export` task, in a stable order, as units of work for
     `fieldpipe.pipelines.groups`: {"key": form id, "name": "org/slug", "rows": responses changed since its
     export's watermark}. Forms with nothing new are listed too: a flag opened or closed changes their rows."""
     rows = conn.execute(
@@ -29,7 +29,8 @@ def pending_exports(conn: psycopg.Connection) -> list[dict]:
                       AND r.updated_at > coalesce((SELECT min(e.watermark) FROM sheet_exports e WHERE e.form_id = f.id),
                                                   '-infinity')) AS rows
              FROM forms f JOIN organizations o ON o.id = f.organization_id
-            WHERE jsonb_typeof(f.settings -> 'sheet') = 'object'
+            WHERE EXISTS (SELECT 1 FROM form_tasks t WHERE t.form_id = f.id AND t.kind = 'sheet_export'
+                                                     AND t.enabled)
             ORDER BY f.id""").fetchall()
     return [{"key": r["form_id"], "name": r["name"], "rows": r["rows"]} for r in rows]
 
@@ -41,10 +42,13 @@ def export_form_sheet(conn: psycopg.Connection, form_id: int,
                       connection: tuple[str | None, dict] | None) -> dict:
     """Export one form to its target (Google, or var/exports/<slug>.xlsx); return the report as a dict.
 
-    The form's settings are read now, not when the run listed the forms: a form deleted or no longer
+    The form's `sheet_export` task is read now, not when the run listed the forms: a form deleted or no longer
     exporting to a sheet since then is skipped. A failure is recorded for the form (pipeline_failures)."""
-    form = conn.execute("SELECT slug, settings FROM forms WHERE id = %s", (form_id,)).fetchone()
-    sheet_settings = (form["settings"] or {}).get("sheet") if form else None
+    form = conn.execute(
+        """SELECT f.slug, t.config FROM forms f
+             JOIN form_tasks t ON t.form_id = f.id AND t.kind = 'sheet_export' AND t.enabled
+            WHERE f.id = %s ORDER BY t.id LIMIT 1""", (form_id,)).fetchone()
+    sheet_settings = form["config"] if form else None
     if not isinstance(sheet_settings, dict):
         summary = f"form {form_id}: no longer exports to a sheet (deleted or settings changed since the run began); skipped"
         log.info(summary)

@@ -1,6 +1,6 @@
 """Receipts: an SMS to the respondent quoting their answers, queued in the same transaction as the response.
 
-A form opts in with settings `sms_receipt: {phone_question, template}`. The template quotes answers as
+A form opts in with an `sms_receipt` task (fieldpipe/tasks): `{phone_question, template}`. The template quotes answers as
 `{key}` (a choice answer by its label) and may use `{submission_id}`; an empty answer quotes as nothing.
 The dedupe key `receipt:<response id>` makes the receipt once per response: a duplicate post stores no
 response, an edit changes a response without creating one, so neither produces another receipt.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import psycopg
 
@@ -56,27 +56,23 @@ def _phone_number(answer: Any) -> str | None:
         return None
 
 
-def enqueue_receipts(conn: psycopg.Connection, form: dict, created: Mapping[uuid.UUID, dict],
-                     submissions: Sequence[Any]) -> int:
-    """Queue one receipt per newly created response of `form` that has a phone answer; return how many.
-
-    `created` maps submission ids to the rows `responses.store` inserted; `submissions` are the checked
-    submissions (with `.submission_id` and `.answers`). One INSERT for the whole batch.
-    """
-    receipt = (form.get("settings") or {}).get("sms_receipt")
-    if not receipt or not created:
-        return 0
-    phone_key, template = receipt["phone_question"], receipt["template"]
-    messages, seen = [], set()
-    for sub in submissions:
-        row = created.get(sub.submission_id)
-        phone = _phone_number(sub.answers.get(phone_key))
-        if row is None or not phone or row["id"] in seen:
+def receipt_messages(organization_id: int, config: Mapping[str, str], questions: list[dict],
+                     responses: Iterable[tuple[int, Any, dict]]) -> dict[int, NewMessage | None]:
+    """The receipt of each (response id, submission id, answers), or None when the response has no phone
+    answer to send it to; one per response id (dedupe key `receipt:<response id>`)."""
+    phone_key, template = config["phone_question"], config["template"]
+    messages: dict[int, NewMessage | None] = {}
+    for response_id, submission_id, answers in responses:
+        phone = _phone_number(answers.get(phone_key))
+        if response_id in messages:
             continue
-        seen.add(row["id"])
-        messages.append(NewMessage(
-            dedupe_key=f"receipt:{row['id']}", kind=RECEIPT_KIND, organization_id=form["organization_id"],
-            recipient=phone, body=render(template, sub.answers, form["questions"], sub.submission_id),
-            template=template,
-        ))
-    return enqueue(conn, messages)
+        messages[response_id] = None if not phone else NewMessage(
+            dedupe_key=f"receipt:{response_id}", kind=RECEIPT_KIND, organization_id=organization_id,
+            recipient=phone, body=render(template, answers, questions, submission_id), template=template,
+        )
+    return messages
+
+
+def enqueue_receipts(conn: psycopg.Connection, messages: dict[int, NewMessage | None]) -> int:
+    """Queue the receipts (one INSERT for the whole batch); return how many are new."""
+    return enqueue(conn, [m for m in messages.values() if m is not None])

@@ -80,30 +80,55 @@ class AttemptResult:
         return self.outcome != "retry"
 
 
+# The body of a delivery, fixed once when it is queued: the exact bytes signed and sent on every attempt.
+_BODY_SQL = """jsonb_build_object('id', e.event_key, 'type', e.event,
+                                  'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                  'data', e.data)::text"""
+
+
 def enqueue(conn: psycopg.Connection, events: Iterable[dict], policy: DeliveryPolicy = DeliveryPolicy()) -> int:
     """One delivery per (event, live webhook of its organization that wants it); returns how many are new.
 
-    Each event is {organization_id, event, event_key, data}; `event_key` is stable for the same fact, so
-    producing an event again (a rerun, a retried task) adds nothing. The body is fixed here, once.
+    Each event is {organization_id, event, event_key, data} and, for an event about one form, `form_id`: a
+    webhook of a form's task (a `webhook` task) gets only its form's events, while that task is enabled.
+    `event_key` is stable for the same fact, so producing an event again (a rerun, a retried task) adds
+    nothing. The body is fixed here, once.
     """
-    events = list(events)
+    events = [{"form_id": None, **e} for e in events]
     if not events:
         return 0
     cur = conn.execute(
-        """INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
-           SELECT w.id, e.event, e.event_key,
-                  jsonb_build_object('id', e.event_key, 'type', e.event,
-                                     'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                                     'data', e.data)::text,
-                  now() + %(window)s
+        f"""INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
+           SELECT w.id, e.event, e.event_key, {_BODY_SQL}, now() + %(window)s
            FROM jsonb_to_recordset(%(events)s::jsonb)
-                AS e(organization_id bigint, event text, event_key text, data jsonb)
+                AS e(organization_id bigint, form_id bigint, event text, event_key text, data jsonb)
            JOIN webhooks w ON w.organization_id = e.organization_id AND w.deleted_at IS NULL
                           AND e.event = ANY (w.events)
+           WHERE w.task_id IS NULL OR EXISTS (SELECT 1 FROM form_tasks t WHERE t.id = w.task_id AND t.enabled
+                                                                           AND t.form_id = e.form_id)
            ON CONFLICT (webhook_id, event_key) DO NOTHING""",
         {"events": json.dumps(events, default=str), "window": policy.retry_window},
     )
     return cur.rowcount
+
+
+def enqueue_for_tasks(conn: psycopg.Connection, events: list[dict],
+                      policy: DeliveryPolicy = DeliveryPolicy()) -> dict[str, int]:
+    """One delivery per event to the webhook of its `task_id` (a `webhook` task); returns the delivery id of
+    each event key, new or queued before (the same key is never delivered twice)."""
+    if not events:
+        return {}
+    rows = conn.execute(
+        f"""INSERT INTO webhook_deliveries (webhook_id, event, event_key, body, give_up_at)
+           SELECT w.id, e.event, e.event_key, {_BODY_SQL}, now() + %(window)s
+           FROM jsonb_to_recordset(%(events)s::jsonb) AS e(task_id bigint, event text, event_key text, data jsonb)
+           JOIN webhooks w ON w.task_id = e.task_id AND w.deleted_at IS NULL
+           ORDER BY w.id, e.event_key
+           ON CONFLICT (webhook_id, event_key) DO UPDATE SET event_key = excluded.event_key
+           RETURNING id, event_key""",
+        {"events": json.dumps(events, default=str), "window": policy.retry_window},
+    ).fetchall()
+    return {r["event_key"]: r["id"] for r in rows}
 
 
 def _claim(conn: psycopg.Connection, policy: DeliveryPolicy) -> list[dict]:

@@ -1,4 +1,7 @@
-"""Register, list and remove an organization's webhooks. The signing secret is returned once, at registration."""
+"""Register, list and remove an organization's webhooks. The signing secret is returned once, at registration.
+
+A form's `webhook` task owns a webhook of its own (fieldpipe/tasks/builtin.py), managed through the task.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ def register_webhook(conn: psycopg.Connection, organization_id: int, payload: An
 
 def list_webhooks(conn: psycopg.Connection, organization_id: int, page: paging.Page) -> dict:
     rows = conn.execute(
-        f"""SELECT {_PUBLIC_COLUMNS} FROM webhooks WHERE organization_id = %s AND deleted_at IS NULL AND id > %s
+        f"""SELECT {_PUBLIC_COLUMNS} FROM webhooks WHERE organization_id = %s AND deleted_at IS NULL AND task_id IS NULL AND id > %s
              ORDER BY id LIMIT %s""",
         (organization_id, page.after[0] if page.after else 0, page.fetch),
     ).fetchall()
@@ -69,7 +72,7 @@ def delete_webhook(conn: psycopg.Connection, organization_id: int, webhook_id: i
     """Remove the webhook; deliveries not yet made are cancelled, past ones stay readable."""
     row = conn.execute(
         """UPDATE webhooks SET deleted_at = now()
-           WHERE id = %s AND organization_id = %s AND deleted_at IS NULL RETURNING id""",
+           WHERE id = %s AND organization_id = %s AND deleted_at IS NULL AND task_id IS NULL RETURNING id""",
         (webhook_id, organization_id),
     ).fetchone()
     if row is None:
