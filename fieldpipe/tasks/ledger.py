@@ -1,6 +1,6 @@
 """The ledger of task runs: one row per (task, response revision), done exactly once, with its outcome.
 
-For async tasks it is also the outbox, with the outboxes' vocabulary:
+For async tasks it is also the outbox, with the outboxes' vocabulary and SQL (fieldpipe/outbox.py):
 
     queued --claim--> sending --> done     (the kind's outcome recorded)
                                   skipped  (nothing to do for this response, e.g. no phone answer)
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fieldpipe import paging
+from fieldpipe import outbox, paging
 from fieldpipe.config import TaskSettings
 from fieldpipe.problems import FieldError, invalid
 
@@ -66,19 +66,15 @@ def record_finished(conn: psycopg.Connection, task_id: int, kind: str,
     )
 
 
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 WITH due AS (
     SELECT c.id FROM task_runs c JOIN form_tasks t ON t.id = c.task_id
-     WHERE c.kind = %(kind)s AND t.enabled
-       AND ((c.status = 'queued' AND c.next_attempt_at <= now())
-            OR (c.status = 'sending' AND c.lease_until < now()))
+     WHERE c.kind = %(kind)s AND t.enabled AND ({outbox.due("c")} OR {outbox.lease_expired("c")})
      ORDER BY c.next_attempt_at, c.id
      LIMIT %(limit)s
      FOR UPDATE OF c SKIP LOCKED
 ), claimed AS (
-    UPDATE task_runs c
-       SET status = 'sending', attempts = c.attempts + 1, lease_until = now() + make_interval(secs => %(lease)s),
-           updated_at = now()
+    UPDATE task_runs c SET {outbox.claim("c", "%(lease)s")}
       FROM due WHERE c.id = due.id
     RETURNING c.id, c.task_id, c.response_id, c.revision, c.attempts
 )
@@ -114,13 +110,12 @@ def claim(conn: psycopg.Connection, kind: str, limit: int, lease_s: float) -> li
     return items
 
 
-RECORD_SQL = """
+RECORD_SQL = f"""
 UPDATE task_runs c
    SET status = o.status,
-       next_attempt_at = CASE WHEN o.status = 'queued' THEN now() + make_interval(secs => o.delay_s)
-                              ELSE c.next_attempt_at END,
-       outcome = o.outcome, last_error = o.error, lease_until = NULL, updated_at = now(),
-       finished_at = CASE WHEN o.status = 'queued' THEN NULL ELSE now() END
+       next_attempt_at = CASE WHEN o.status = 'queued' THEN {outbox.after("o.delay_s")} ELSE c.next_attempt_at END,
+       outcome = o.outcome, last_error = o.error, lease_until = NULL, updated_at = clock_timestamp(),
+       finished_at = CASE WHEN o.status = 'queued' THEN NULL ELSE clock_timestamp() END
   FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[], %(delays)s::float8[],
               %(outcomes)s::jsonb[], %(errors)s::text[]) AS o(id, attempts, status, delay_s, outcome, error)
  -- a worker whose lease ran out and whose run was claimed again does not overwrite the new claim's state
@@ -154,10 +149,9 @@ def record(conn: psycopg.Connection, items: Sequence[dict], results: dict[int, t
 def due_kinds(conn: psycopg.Connection) -> list[str]:
     """The kinds with runs due now (what a pipeline run has to hand out)."""
     rows = conn.execute(
-        """SELECT DISTINCT c.kind FROM task_runs c JOIN form_tasks t ON t.id = c.task_id
-            WHERE t.enabled AND ((c.status = 'queued' AND c.next_attempt_at <= now())
-                                 OR (c.status = 'sending' AND c.lease_until < now()))
-            ORDER BY c.kind""").fetchall()
+        f"""SELECT DISTINCT c.kind FROM task_runs c JOIN form_tasks t ON t.id = c.task_id
+             WHERE t.enabled AND ({outbox.due("c")} OR {outbox.lease_expired("c")})
+             ORDER BY c.kind""").fetchall()
     return [r["kind"] for r in rows]
 
 

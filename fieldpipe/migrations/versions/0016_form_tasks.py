@@ -1,14 +1,14 @@
 """Post-submission tasks per form (issue 16): the task list, the ledger of runs, replays; the form settings
 `sms_receipt` and `sheet` move into tasks, and a webhook may belong to one form's task.
 
-Revision ID: 0015_form_tasks
-Revises: 0014_pipeline_failures
+Revision ID: 0016_form_tasks
+Revises: 0015_outbox_lease
 """
 
 from alembic import op
 
-revision = "0015_form_tasks"
-down_revision = "0014_pipeline_failures"
+revision = "0016_form_tasks"
+down_revision = "0015_outbox_lease"
 branch_labels = None
 depends_on = None
 
