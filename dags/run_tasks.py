@@ -10,7 +10,10 @@
   kinds with due runs; one mapped `run_kind` task per kind (never per form or response) claims that kind's
   runs of every form in batches and hands each batch to the kind. A batch that raises is rerun one run at a
   time, so a run that poisons its kind fails alone, recorded and retried, and the other runs proceed.
-- **Schedule**: every minute, one run at a time. Receipts do not wait for it: they are queued at ingestion.
+- **Schedule**: within seconds of new or edited responses (the `fieldpipe.responses` asset, which the
+  database's notifications wake; fieldpipe/pipelines/events.py), and every minute as a safety net (which is
+  also when replays and retries that came due start); one run at a time. Receipts do not wait for it: they
+  are queued at ingestion.
 - **Rerun / backfill**: a run does what is due now, and a (task, response revision) is run once (the
   ledger's unique key), so rerunning adds nothing. To send history through a task, replay it:
   `POST /api/v1/forms/{slug}/tasks/{id}/replay {"from", "to"}`. Failed runs: `GET .../tasks/{id}/runs?status=failed`.
@@ -19,9 +22,9 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from fieldpipe.pipelines.assets import SMS_OUTBOX
+from fieldpipe.pipelines.assets import RESPONSES, SMS_OUTBOX
 from fieldpipe.pipelines.defaults import DEFAULT_ARGS
 
 RUN_SECONDS = 240  # per kind and run; what is left waits for the next run
@@ -29,7 +32,8 @@ RUN_SECONDS = 240  # per kind and run; what is left waits for the next run
 
 @dag(
     doc_md=__doc__,
-    schedule="* * * * *",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="UTC"),
+                                 assets=[RESPONSES]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -1,4 +1,4 @@
-"""Migration 0016 moves what forms configured in settings (`sms_receipt`, `sheet`) into tasks, losing nothing."""
+"""Migration 0017 moves what forms configured in settings (`sms_receipt`, `sheet`) into tasks, losing nothing."""
 
 from alembic import command
 from psycopg.types.json import Jsonb
@@ -12,7 +12,7 @@ SHEET = {"spreadsheet_id": "sheet-1", "worksheet": "Rows", "cell_limit_share": 0
 
 def test_settings_become_tasks_and_come_back_on_downgrade(pg_server):
     url = _create_database(pg_server[0], "fieldpipe_tasks_migration")
-    command.upgrade(alembic_config(url), "0015_outbox_lease")
+    command.upgrade(alembic_config(url), "0016_pipeline_events")
     with connect(url) as conn:
         org = conn.execute("INSERT INTO organizations (slug, name) VALUES ('acme', 'Acme') RETURNING id").fetchone()["id"]
         for slug, settings in (("both", {"sms_receipt": RECEIPT, "sheet": SHEET, "imports": {"receipts": False}}),
@@ -30,7 +30,7 @@ def test_settings_become_tasks_and_come_back_on_downgrade(pg_server):
         ("both", "sms_receipt", "async", RECEIPT, ["response.created"], True),
         ("sheet-only", "sheet_export", "async", SHEET, ["response.created", "response.updated"], True)]
     assert settings == {"both": {"imports": {"receipts": False}}, "plain": {}, "sheet-only": {}}
-    command.downgrade(alembic_config(url), "0015_outbox_lease")
+    command.downgrade(alembic_config(url), "0016_pipeline_events")
     with connect(url) as conn:
         settings = {r["slug"]: r["settings"] for r in conn.execute("SELECT slug, settings FROM forms")}
     assert settings == {"both": {"sms_receipt": RECEIPT, "sheet": SHEET, "imports": {"receipts": False}},

@@ -199,7 +199,7 @@ def adopt_settings(conn: psycopg.Connection, form: dict, moved: dict, replaced: 
         )
 
 
-# What used to be a form setting and the task kind it is now (migration 0016 moved the stored ones).
+# What used to be a form setting and the task kind it is now (migration 0017 moved the stored ones).
 SETTINGS_KINDS = (("sms_receipt", "sms_receipt"), ("sheet", "sheet_export"))
 
 # A form's enabled receipt and sheet tasks shown as the settings they replace (`f` is the form), so a form

@@ -1,14 +1,14 @@
 """Post-submission tasks per form (issue 16): the task list, the ledger of runs, replays; the form settings
 `sms_receipt` and `sheet` move into tasks, and a webhook may belong to one form's task.
 
-Revision ID: 0016_form_tasks
-Revises: 0015_outbox_lease
+Revision ID: 0017_form_tasks
+Revises: 0016_pipeline_events
 """
 
 from alembic import op
 
-revision = "0016_form_tasks"
-down_revision = "0015_outbox_lease"
+revision = "0017_form_tasks"
+down_revision = "0016_pipeline_events"
 branch_labels = None
 depends_on = None
 
