@@ -17,7 +17,8 @@ from flask import current_app, request
 
 from api.spec import check_query
 from fieldpipe.domains import BodyProblem, body_problems, parse_json
-from fieldpipe.orgs import KEY_CACHE_SECONDS, Caller, authenticate, hash_key
+from fieldpipe.assessments import signin
+from fieldpipe.orgs import KEY_CACHE_SECONDS, KEY_PREFIX, Caller, authenticate, hash_key
 from fieldpipe.problems import FieldError, Problem, invalid
 
 log = logging.getLogger("fieldpipe.api")
@@ -73,27 +74,66 @@ def endpoint(admin: bool = False) -> Callable:
             key = _api_key()
             if key is None:
                 raise Problem("unauthenticated", "send the API key as 'Authorization: Bearer <key>'")
-            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-                try:
-                    with current_app.extensions["fieldpipe_pool"].connection() as conn:
-                        caller = _cached_caller(conn, key)
-                        if caller is None:
-                            raise Problem("unauthenticated", "the API key is not valid")
-                        if admin and not caller.is_admin:
-                            raise Problem("forbidden", "this route needs an admin key")
-                        check_query()
-                        return view(conn, caller, *args, **kwargs)
-                except RETRIED_ERRORS as err:
-                    log.warning("%s on %s %s (attempt %d of %d)", type(err).__name__, request.method,
-                                request.url_rule, attempt, TRANSACTION_ATTEMPTS)
-                    if attempt == TRANSACTION_ATTEMPTS:
-                        raise Problem("unavailable", "the database is busy; retry shortly") from None
-                    time.sleep(0.02 * attempt)
+            if signin.looks_like_token(key):
+                if signin.verify_token(key) is None:
+                    raise Problem("unauthenticated", "the token is not valid or has expired")
+                raise Problem("forbidden", "a student token reaches only the student's own exams "
+                                           "(/api/v1/students/<id>/exams); this route needs an API key")
+
+            def run(conn):
+                caller = _cached_caller(conn, key)
+                if caller is None:
+                    raise Problem("unauthenticated", "the API key is not valid")
+                if admin and not caller.is_admin:
+                    raise Problem("forbidden", "this route needs an admin key")
+                check_query()
+                return view(conn, caller, *args, **kwargs)
+
+            return _in_transaction(run)
 
         wrapper.fieldpipe_auth = "admin" if admin else "key"
         return wrapper
 
     return decorate
+
+
+def student_endpoint() -> Callable:
+    """A route for a signed-in student: the student token is checked without the database (signature and
+    expiry), then the view runs in one transaction with the token's `Student`. API keys are refused."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            token = _api_key()
+            if token is None:
+                raise Problem("unauthenticated", "send the student token as 'Authorization: Bearer <token>' "
+                                                 "(POST /api/v1/auth/student)")
+            student = signin.verify_token(token) if signin.looks_like_token(token) else None
+            if student is None:
+                if token.startswith(KEY_PREFIX):
+                    raise Problem("forbidden", "this route is for a signed-in student's token, not an API key")
+                raise Problem("unauthenticated", "the student token is not valid or has expired; sign in again")
+            check_query()
+            return _in_transaction(lambda conn: view(conn, student, *args, **kwargs))
+
+        wrapper.fieldpipe_auth = "student"
+        return wrapper
+
+    return decorate
+
+
+def _in_transaction(work: Callable) -> Any:
+    """Run `work(conn)` in one transaction of a pooled connection, again after a lost race."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            with current_app.extensions["fieldpipe_pool"].connection() as conn:
+                return work(conn)
+        except RETRIED_ERRORS as err:
+            log.warning("%s on %s %s (attempt %d of %d)", type(err).__name__, request.method,
+                        request.url_rule, attempt, TRANSACTION_ATTEMPTS)
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise Problem("unavailable", "the database is busy; retry shortly") from None
+            time.sleep(0.02 * attempt)
 
 
 def json_body() -> Any:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fieldpipe import domains, outbox
 from fieldpipe.answers import QUESTION_TYPES
-from fieldpipe.assessments import definitions, roster, submissions
+from fieldpipe.assessments import definitions, results, roster, submissions
 from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.problems import CATALOGUE
 from fieldpipe.responses import MAX_BATCH
@@ -510,6 +510,8 @@ class AssessmentPatch(BaseModel):
     deadline: Optional[Timestamp] = None
     class_ids: Optional[list[Id]] = Field(None, min_length=1)
     sheet: Optional[SheetTarget] = None
+    answer_keys: Optional[dict[str, str]] = Field(None, description="Exams: question key to the corrected choice; "
+                                                  "regrades exactly the answers graded against the old key")
 
 
 class Assessment(Out):
@@ -527,6 +529,7 @@ class Assessment(Out):
     deadline: Optional[dt.datetime]
     sheet: Optional[dict[str, Any]]
     updated_at: dt.datetime
+    closed_at: Optional[dt.datetime] = Field(None, description="Exams: when the exam was closed to answers and graded")
     classes: Optional[list[dict[str, Any]]] = Field(None, description="In listings: each class with its submission count")
 
 
@@ -576,6 +579,114 @@ class SubmissionReceipt(Out):
     entries: int
     submitted_at: dt.datetime
     received_at: dt.datetime
+
+
+class StudentMarksReadBack(Out):
+    """A student's current marks (Marks evaluation) or grades (Grade evaluation), as the app last sent them."""
+
+    student_id: int
+    class_id: int
+    is_present: bool = Field(description="Present for at least one item")
+    marks: Optional[dict[str, float]] = Field(None, description="Marks evaluation: item key to marks, items present")
+    grades: Optional[dict[str, str]] = Field(None, description="Grade evaluation: item key to grade, items present")
+    submission_id: str = Field(description="The batch that last changed this student's marks")
+    received_at: dt.datetime
+
+
+class ClassResultReadBack(Out):
+    class_id: int
+    item: str
+    present: int
+    cleared: int
+    submission_id: str = Field(description="The batch that sent these numbers")
+    received_at: dt.datetime
+
+
+class StudentResult(Out):
+    """One student's result as of an instant (fieldpipe/assessments/results.py)."""
+
+    student_id: int
+    class_id: int
+    roll_number: str
+    name: str
+    status: Literal[results.STATUSES] = Field(  # type: ignore[valid-type]
+        description="assessed; absent (absent on every item, or an exam with no answer); not_assessed (no marks yet)")
+    marks: dict[str, Optional[float]] = Field(description="Per item key: the marks counted (null when absent, "
+                                                          "not marked or not yet graded)")
+    grades: dict[str, Optional[str]] = Field(description="Per item key: the grade given or earned")
+    total_marks: Optional[float] = Field(description="Marks of the items present; null when absent or graded")
+    max_marks: Optional[float] = Field(description="The sum of every item's maximum (null for Grade evaluation)")
+    percentage: Optional[float] = Field(description="total_marks / max_marks × 100, two decimals")
+    grade: Optional[str] = Field(description="From the assessment's grade scale")
+    passed: Optional[bool] = Field(description="Meets the pass criterion; false when absent, null when not assessed")
+
+
+class ExamClosed(Out):
+    id: int
+    closed_at: dt.datetime
+    answers_graded: int = Field(description="Answers graded by this close (answers graded before are not counted)")
+    students_answered: int
+    results: str = Field(description="Where the results are listed")
+
+
+class PinIssue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    student_ids: Optional[list[Id]] = Field(None, min_length=1, description="Default: every current student of the class")
+
+
+class PinSlip(Out):
+    student_id: int
+    roll_number: str
+    name: str
+    pin: str = Field(description="Shown once; only a hash is stored")
+
+
+class PinSlips(Out):
+    class_id: int
+    school: str
+    grade: int
+    section: str
+    expires_at: Optional[dt.datetime] = Field(description="When these PINs stop working")
+    slips: list[PinSlip]
+
+
+class StudentSignIn(BaseModel):
+    class_id: Id = Field(description="Printed on the slip")
+    roll_number: str = Field(min_length=1, max_length=64)
+    pin: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class StudentToken(Out):
+    token: str = Field(description="Send as 'Authorization: Bearer <token>' to the student routes")
+    token_type: Literal["Bearer"]
+    expires_at: dt.datetime
+    student: dict[str, Any]
+
+
+class StudentAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer_id: Uuid = Field(description="Made on the device for this answer: a retried post is stored once")
+    question: str
+    answer: str = Field(description="One of the question's choices")
+
+
+class AnswerReceipt(Out):
+    answer_id: str
+    assessment_id: int
+    question: str
+    answer: str
+    received_at: dt.datetime
+
+
+class StudentExam(Assessment):
+    answers: dict[str, str] = Field(description="The student's latest answer per question so far")
+
+
+class OwnAnswers(Out):
+    assessment_id: int
+    student_id: int
+    closed: bool
+    answers: dict[str, str]
 
 
 class Summary(Out):

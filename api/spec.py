@@ -165,7 +165,7 @@ def _problems(view: Callable, op: Operation, rule: str) -> list[str]:
     auth = getattr(view, "fieldpipe_auth", None)
     if auth:
         slugs.append("unauthenticated")
-    if auth == "admin":
+    if auth in ("admin", "student"):
         slugs.append("forbidden")
     if "<" in rule:
         slugs.append("not-found")
@@ -206,9 +206,12 @@ def _operation_object(view: Callable, op: Operation, rule: str, method: str, mod
     description = [op.description] if op.description else []
     if auth == "admin":
         description.append("Needs an admin key.")
+    if auth == "student":
+        description.append("Needs a signed-in student's token (POST /api/v1/auth/student), for that student only.")
     if description:
         doc["description"] = "\n\n".join(description)
-    doc["security"] = [{"apiKey": []}] if auth else [{"openRosa": []}] if op.protocol else []
+    doc["security"] = ([{"studentToken": []}] if auth == "student" else [{"apiKey": []}] if auth
+                       else [{"openRosa": []}] if op.protocol else [])
     doc["parameters"] = _path_parameters(rule) + [
         {"name": q.name.rstrip("*") + ("{key}" if q.name.endswith("*") else ""), "in": "query",
          "required": q.required, "schema": q.schema, "description": q.description} for q in op.all_query]
@@ -289,6 +292,8 @@ def document(app: Flask) -> dict:
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "An fpk_... API key"},
+                "studentToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                 "description": "A student's token from POST /api/v1/auth/student"},
                 "openRosa": {"type": "http", "scheme": "basic",
                              "description": "Any user name (it names the device); an API key of the organization "
                                             "as the password"}},

@@ -11,7 +11,9 @@ Daily school assessment summaries: for each assessment × item, the students ass
   `assessment_summary_runs`. SQL: `include/sql/assessments/`, parameterised by the data interval.
   Then writes the day's summaries to the `Summary` tab of each assessment's sheet (`sheet.spreadsheet_id`)
   through the Sheets export's `write_table` (connection `google_sheets`; without it,
-  `var/exports/assessment-<id>.xlsx`), in the pool `sheets_api`. The tab is replaced as a whole.
+  `var/exports/assessment-<id>.xlsx`), in the pool `sheets_api`. The tab is replaced as a whole. Likewise
+  the `Results` tab (one row per student, as of the end of the interval; `export_results` also writes it
+  within a minute of a change).
 - **Checks**: data that the API would have rejected but came in by another path (marks above the maximum,
   marks for a deleted student or one of another class, cleared above present, answers to questions not in
   the exam) is left out of the summaries, listed in the log by `report_anomalies`, and fails
@@ -102,6 +104,15 @@ def aggregate_assessments():
             written = export_summaries(conn, day_start(data_interval_start, dag_run).date(), google_sheets())
         return {str(k): v for k, v in written.items()}
 
+    @task(pool=SHEETS_POOL)
+    def export_results_tabs(data_interval_end=None, dag_run=None) -> dict:
+        from fieldpipe.assessments.export import export_results_as_of
+        from fieldpipe.pipelines.connections import app_database, google_sheets
+
+        with app_database() as conn:
+            written = export_results_as_of(conn, day_end(data_interval_end, dag_run), google_sheets())
+        return {str(k): v for k, v in written.items()}
+
     report_anomalies = SQLExecuteQueryOperator(
         task_id="report_anomalies", conn_id=APP_DB_CONN, sql="assessments/anomalies.sql",
         parameters={"interval_end": "{{ day_end(data_interval_end | default(none), dag_run) }}"}, show_return_value_in_logs=True,
@@ -117,7 +128,7 @@ def aggregate_assessments():
     )
 
     summaries = summarize()
-    grade_exam_answers() >> summaries >> [check_summary_rows, export_summary_tabs()]
+    grade_exam_answers() >> summaries >> [check_summary_rows, export_summary_tabs(), export_results_tabs()]
     report_anomalies >> check_no_anomalies
 
 

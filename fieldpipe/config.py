@@ -49,6 +49,19 @@ WEBHOOK_ALLOW_NETS_ENV = "FIELDPIPE_WEBHOOK_ALLOW_NETS"
 
 
 @dataclass(frozen=True)
+class StudentSignInSettings:
+    """Students' sign-in to sit exams (fieldpipe/assessments/signin.py)."""
+
+    # FIELDPIPE_STUDENT_TOKEN_KEY signs the tokens (HS256); when unset, one derived from FIELDPIPE_SECRET_KEY;
+    # outside production, without either, a fixed development key.
+    token_key: str | None
+    token_minutes: int  # a token's life
+    pin_days: int  # a printed PIN's life
+    max_failures: int  # wrong PINs in a row before the student's sign-in locks
+    lock_minutes: int
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str | None
     max_body_bytes: int
@@ -66,6 +79,7 @@ class Settings:
     rules_dry_run_sync_limit: int
     max_import_bytes: int
     pipelines: PipelineSettings
+    student_sign_in: StudentSignInSettings
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -99,6 +113,13 @@ class Settings:
             pipelines=PipelineSettings(
                 max_groups=max(1, int(env("FIELDPIPE_PIPELINE_MAX_GROUPS", 8))),
                 group_rows=max(1, int(env("FIELDPIPE_PIPELINE_GROUP_ROWS", 50_000))),
+            ),
+            student_sign_in=StudentSignInSettings(
+                token_key=env("FIELDPIPE_STUDENT_TOKEN_KEY") or None,
+                token_minutes=int(env("FIELDPIPE_STUDENT_TOKEN_MINUTES", 180)),
+                pin_days=int(env("FIELDPIPE_STUDENT_PIN_DAYS", 30)),
+                max_failures=int(env("FIELDPIPE_STUDENT_PIN_MAX_FAILURES", 5)),
+                lock_minutes=int(env("FIELDPIPE_STUDENT_PIN_LOCK_MINUTES", 15)),
             ),
         )
 

@@ -43,6 +43,7 @@ CATALOGUE = _catalogue(
     ("415.1", "unsupported-media-type", "The request body must be application/json"),
     ("422.1", "validation-failed", "The request did not pass validation"),
     ("422.20", "certificate-invalid", "The school leaving certificate's QR payload is not acceptable"),
+    ("429.1", "sign-in-locked", "Too many wrong PINs: this student's sign-in is locked for a while"),
     ("431.1", "headers-too-large", "A request header, or all of them together, is too large"),
     ("500.1", "internal-error", "An unexpected error occurred; it has been logged"),
     ("503.1", "unavailable", "A dependency of this service is unavailable"),

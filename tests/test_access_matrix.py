@@ -7,7 +7,9 @@ fingerprinted before and after.
 - a collector key on an admin route: 403;
 - a collector key on any other route: never 403 (so an admin-only flag set by mistake is caught too);
 - no key: 401;
-- another organization's admin key with this organization's ids: 404, for every route that takes an id.
+- another organization's admin key with this organization's ids: 404, for every route that takes an id;
+- a student's token (issue 25) on every route that takes an API key: 403; on the student routes, an API key:
+  403, no token: 401, another student's id: 403, another organization's student: 403 or 404.
 """
 
 from __future__ import annotations
@@ -32,15 +34,18 @@ def loopback_allowed(monkeypatch):
     monkeypatch.setenv(ALLOW_NETS_ENV, "127.0.0.0/8")
 
 
-def api_routes(app) -> list[tuple[str, str, str]]:
-    """(method, Flask rule, OpenAPI path) for every authenticated route: everything under /api/v1 but the docs."""
+def api_routes(app, auth_kind: tuple[str, ...] = ("admin", "key")) -> list[tuple[str, str, str]]:
+    """(method, Flask rule, OpenAPI path) for every route under /api/v1 but the docs that takes an API key
+    (or, with `auth_kind=("student",)`, a student's token)."""
     routes = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/") or rule.endpoint.startswith("docs."):
             continue
+        if getattr(app.view_functions[rule.endpoint], "fieldpipe_auth", None) not in auth_kind:
+            continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         routes += [(method, rule.rule, path) for method in sorted(rule.methods & set(METHODS))]
-    assert len(routes) > 20, "the route table looks empty"
+    assert len(routes) > (20 if "key" in auth_kind else 2), "the route table looks empty"
     return routes
 
 
@@ -211,3 +216,63 @@ def test_a_submission_id_of_another_form_is_404_not_a_leak(client, world, admin_
     resp = client.get(f"/api/v1/forms/{other['slug']}/responses/{world['submission_id']}", headers=auth(admin_key))
     assert resp.status_code == 404
     assert client.get(f"/api/v1/forms/{world['slug']}/responses/{uuid.uuid4()}", headers=auth(admin_key)).status_code == 404
+
+
+def student_token(client, admin_key, class_id: int, roll_number: str) -> tuple[str, int]:
+    slips = client.post(f"/api/v1/classes/{class_id}/student-signins", json={}, headers=auth(admin_key)).get_json()
+    slip = next(s for s in slips["slips"] if s["roll_number"] == roll_number)
+    token = client.post("/api/v1/auth/student", json={"class_id": class_id, "roll_number": roll_number,
+                                                      "pin": slip["pin"]}).get_json()["token"]
+    return token, slip["student_id"]
+
+
+@pytest.fixture
+def exam_world(client, world, admin_key, other_org_admin_key):
+    """The world, plus an exam for its class, two signed-in students of it, and one of another organization."""
+    h = auth(admin_key)
+    client.post(f"/api/v1/classes/{world['class_id']}/students", headers=h,
+                json={"students": [{"roll_number": "7", "name": "Ravi"}]})
+    exam = client.post("/api/v1/assessments", headers=h, json={
+        "title": "Quiz", "type": "Question", "evaluation": "Marks", "outcome": "TSP", "level": "exam",
+        "items": [{"key": "q1", "max_marks": 1, "choices": ["a", "b"], "answer_key": "a"}],
+        "pass_criterion": {"min_percent": 50}, "class_ids": [world["class_id"]]}).get_json()
+    mine, my_id = student_token(client, admin_key, world["class_id"], "1")
+    theirs, their_id = student_token(client, admin_key, world["class_id"], "7")
+    o = auth(other_org_admin_key)
+    client.post("/api/v1/schools", json={"udise": "02010100888", "name": "Other", "district": "Shimla",
+                                         "block": "Theog"}, headers=o)
+    other_class = client.post("/api/v1/schools/02010100888/classes", json={"grade": 5}, headers=o).get_json()
+    client.post(f"/api/v1/classes/{other_class['id']}/students", headers=o,
+                json={"students": [{"roll_number": "1", "name": "Other"}]})
+    stranger, _ = student_token(client, other_org_admin_key, other_class["id"], "1")
+    return {**world, "assessment_id": exam["id"], "student_id": my_id, "token": mine, "classmate": their_id,
+            "classmate_token": theirs, "stranger_token": stranger}
+
+
+def test_a_student_token_gets_403_on_every_key_route_and_changes_nothing(app, client, conn, exam_world):
+    before = fingerprint(conn)
+    wrong = []
+    for method, rule, _ in api_routes(app):
+        resp = call(client, method, fill(rule, exam_world), exam_world["token"])
+        if resp.status_code != 403 or resp.get_json()["code"] != "403.1":
+            wrong.append(f"{method} {rule}: {resp.status_code}")
+    assert wrong == []
+    assert fingerprint(conn) == before
+
+
+def test_the_student_routes_take_only_that_students_token(app, client, conn, exam_world, admin_key, collector_key):
+    before = fingerprint(conn)
+    wrong = []
+    for method, rule, _ in api_routes(app, ("student",)):
+        url = fill(rule, exam_world)
+        for who, key, expected in (("no token", None, {401}), ("admin key", admin_key, {403}),
+                                   ("collector key", collector_key, {403}),
+                                   ("classmate", exam_world["classmate_token"], {403}),
+                                   ("another organization's student", exam_world["stranger_token"], {403, 404})):
+            status = call(client, method, url, key).status_code
+            if status not in expected:
+                wrong.append(f"{method} {rule} with {who}: {status}")
+        if method == "GET" and (status := call(client, method, url, exam_world["token"]).status_code) != 200:
+            wrong.append(f"{method} {rule} with the student's own token: {status}")
+    assert wrong == []
+    assert fingerprint(conn) == before

@@ -136,7 +136,8 @@ class Walker:
         items, cursor, pages = [], None, 0
         while True:
             query = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-            page = self.call("get", path, key=key, query_string=query, expect=200).get_json()
+            page = self.call("get", path, key=key, query_string=query, expect=200,
+                             path_values=WALK_VALUES.get(path)).get_json()
             items += page["items"]
             pages += 1
             cursor = page["next_cursor"]
@@ -173,7 +174,14 @@ ELSEWHERE = {
     "/api/v1/forms/{slug}/imports/{import_id}": "tests/test_imports.py",
     "/openrosa/{org}/forms/{xform_id}/form.xml": "tests/test_openrosa.py",
     "/openrosa/{org}/submission": "tests/test_openrosa.py",
+    "/api/v1/classes/{class_id}/student-signins": "tests/test_exams.py",
+    "/api/v1/auth/student": "tests/test_exams.py",
+    "/api/v1/assessments/{assessment_id}/close": "tests/test_exams.py",
+    "/api/v1/students/{student_id}/exams": "tests/test_exams.py",
+    "/api/v1/students/{student_id}/exams/{assessment_id}/answers": "tests/test_exams.py",
 }
+# Listings walked with other path values than the world's defaults: the class results of the class assessment.
+WALK_VALUES = {"/api/v1/assessments/{assessment_id}/submissions/class": {"assessment_id": 2}}
 GET_STUDENT = ("/api/v1/students/{student_id}", "get")  # the enrollment record; tests/test_enrollment.py
 
 
@@ -226,6 +234,12 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
     post_examples("/api/v1/assessments/{assessment_id}/submissions/student", 201, assessment_id=1)
     post_examples("/api/v1/assessments/{assessment_id}/submissions/class", 201, assessment_id=2)
     post_examples("/api/v1/assessments/{assessment_id}/answers", 201, assessment_id=3)
+    # the class assessment in a second class too, so its read-back has two pages
+    walker.call("patch", "/api/v1/assessments/{assessment_id}", key=a, json={"class_ids": [1, 2]}, expect=200,
+                path_values={"assessment_id": 2})
+    walker.call("post", "/api/v1/assessments/{assessment_id}/submissions/class", key=a, expect=201,
+                json={**examples.CLASS_RESULTS, "class_id": 2, "submission_id": "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a64"},
+                path_values={"assessment_id": 2})
     for _ in range(2):
         walker.call("post", "/api/v1/webhooks", key=a, json={**examples.WEBHOOK, "url": HOOK_URL}, expect=201)
     org = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
@@ -251,6 +265,9 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
     walker.call("patch", "/api/v1/forms/{slug}/responses/{submission_id}", key=collector_key,
                 json=examples.RESPONSE_EDIT, expect=200)
     walker.call("post", "/api/v1/forms/{slug}/tasks/{task_id}/replay", key=a, json=examples.REPLAY, expect=202)
+    slips = client.post("/api/v1/classes/1/student-signins", json={"student_ids": [1]}, headers=auth(a)).get_json()
+    walker.student_token = client.post("/api/v1/auth/student", json={
+        "class_id": 1, "roll_number": slips["slips"][0]["roll_number"], "pin": slips["slips"][0]["pin"]}).get_json()["token"]
     return walker, doc, a, collector_key, spare_key
 
 
@@ -269,9 +286,10 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     for path in listings(doc):
         if path in ELSEWHERE:
             continue
-        call("get", path, key=admin, query_string={"limit": 2}, expect=200)
-        call("get", path, key=admin, query_string={"limit": 0}, expect=422)
-        call("get", path, key=admin, query_string={"cursor": "not-ours"}, expect=422)
+        values = WALK_VALUES.get(path)
+        call("get", path, key=admin, query_string={"limit": 2}, expect=200, path_values=values)
+        call("get", path, key=admin, query_string={"limit": 0}, expect=422, path_values=values)
+        call("get", path, key=admin, query_string={"cursor": "not-ours"}, expect=422, path_values=values)
 
     # success, and the statuses only some operations answer
     submission = {"slug": examples.FORM["slug"]}
@@ -296,6 +314,10 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     call("get", "/api/v1/assessments", key=collector, query_string={"school": "99999999999"}, expect=404)
     etag = call("get", "/api/v1/assessments", key=collector, expect=200).headers["ETag"]
     call("get", "/api/v1/assessments", key=collector, headers={"If-None-Match": etag}, expect=304)
+    for path, values in (("/api/v1/assessments/{assessment_id}/submissions/student", None),
+                         ("/api/v1/assessments/{assessment_id}/submissions/class", {"assessment_id": 2})):
+        etag = call("get", path, key=collector, expect=200, path_values=values).headers["ETag"]
+        call("get", path, key=collector, headers={"If-None-Match": etag}, expect=304, path_values=values)
     for path, body, assessment_id, different in (
             ("/api/v1/assessments/{assessment_id}/submissions/student", examples.MARKS, 1,
              {"entries": [{"student_id": 1, "is_present": False}]}),
@@ -354,23 +376,27 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
                 if op["security"] and "openRosa" in op["security"][0]:
                     call(method, path, expect=401)  # its own protocol: Basic auth, XML errors, any query
                     continue
-                if "401" in codes:
-                    call(method, path, expect=401)
-                if "403" in codes and path not in ELSEWHERE:
-                    call(method, path, key=collector, expect=403)
-                if "404" in codes and "{" in path:
-                    call(method, path, key=admin, expect=404, **({"json": {}} if "requestBody" in op else {}),
+                # a student's routes take that student's token, and their own student id
+                student_route = op["security"] == [{"studentToken": []}]
+                key, own = (walker.student_token, {"student_id": 1}) if student_route else (admin, {})
+                if "401" in codes and op["security"]:
+                    call(method, path, expect=401, path_values=own)
+                if "403" in codes and (path not in ELSEWHERE or student_route):
+                    call(method, path, key=collector, expect=403, path_values=own)
+                if "404" in codes and set(re.findall(r"{(\w+)}", path)) - set(own):
+                    call(method, path, key=key, expect=404, **({"json": {}} if "requestBody" in op else {}),
                          path_values={name: "99999999999" for name in re.findall(r"{(\w+)}", path)}
-                         | ({"filename": "nothing.js"} if "filename" in path else {}))
-                call(method, path, key=admin, query_string={"no_such_parameter": "1"}, expect=422)
+                         | ({"filename": "nothing.js"} if "filename" in path else {}) | own)
+                call(method, path, key=key, query_string={"no_such_parameter": "1"}, expect=422, path_values=own)
                 if "application/json" in op.get("requestBody", {}).get("content", {}):
-                    call(method, path, key=admin, data=b"{not json", headers={"Content-Type": "application/json"},
-                         expect=400)
-                    call(method, path, key=admin, data=b"x=1", headers={"Content-Type": "text/plain"}, expect=415)
-                    call(method, path, key=admin, json={"padding": "x" * 3000}, expect=413)
+                    call(method, path, key=key, data=b"{not json", headers={"Content-Type": "application/json"},
+                         expect=400, path_values=own)
+                    call(method, path, key=key, data=b"x=1", headers={"Content-Type": "text/plain"}, expect=415,
+                         path_values=own)
+                    call(method, path, key=key, json={"padding": "x" * 3000}, expect=413, path_values=own)
                     ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
                     if doc["components"]["schemas"][ref.rsplit("/", 1)[1]].get("required") and path not in ELSEWHERE:
-                        call(method, path, key=admin, json={}, expect=422)  # members the body must have
+                        call(method, path, key=key, json={}, expect=422)  # members the body must have
     finally:
         app.config["MAX_CONTENT_LENGTH"] = limit
 

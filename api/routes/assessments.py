@@ -7,7 +7,7 @@ from api import examples, schemas
 from api.context import endpoint, json_body
 from api.spec import Query, operation
 from fieldpipe import paging
-from fieldpipe.assessments import aggregate, definitions, submissions
+from fieldpipe.assessments import aggregate, definitions, exams, readback, results, submissions
 
 bp = Blueprint("assessments", __name__, url_prefix="/api/v1/assessments")
 
@@ -35,21 +35,29 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def _cached(listing: dict, etag: str):
+    """The listing with its ETag, or 304 when the client's If-None-Match names that tag."""
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(request.headers.get("If-None-Match"), etag):
+        return Response(status=304, headers=headers)
+    return listing, 200, headers
+
+
+NOT_MODIFIED = {"304": {"description": "Not modified: the If-None-Match ETag still matches"}}
+CLASS_QUERY = Query("class_id", {"type": "integer", "minimum": 1}, "One class of the assessment (default: all)")
+
+
 @bp.get("")
 @operation("Assessments open for a school's classes (all of the organization's without `school`), with each "
            "class's submission count", description="Send the page's ETag back as If-None-Match: 304 while "
            "nothing on the page changed.", listing=schemas.Assessment,
            query=(Query("school", {"type": "string", "pattern": "^[0-9]{11}$"}, "A school's UDISE code"),),
            headers={"ETag": "The page's version, for If-None-Match"}, problems=("not-found",),
-           extra_responses={"304": {"description": "Not modified: the If-None-Match ETag still matches"}})
+           extra_responses=NOT_MODIFIED)
 @endpoint()
 def list_assessments(conn, caller):
-    listing, etag = definitions.open_assessments(conn, caller.organization_id, request.args.get("school"),
-                                                 paging.from_query(request.args, definitions.ASSESSMENTS))
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if _matches(request.headers.get("If-None-Match"), etag):
-        return Response(status=304, headers=headers)
-    return listing, 200, headers
+    return _cached(*definitions.open_assessments(conn, caller.organization_id, request.args.get("school"),
+                                                 paging.from_query(request.args, definitions.ASSESSMENTS)))
 
 
 @bp.get("/<assessment_id>")
@@ -111,3 +119,53 @@ def submit_exam_answers(conn, caller, assessment_id):
 def get_summary(conn, caller, assessment_id):
     return aggregate.read_summary(conn, caller.organization_id, assessment_id, request.args.get("level", "class"),
                                   request.args.get("date"))
+
+
+@bp.get("/<assessment_id>/submissions/student")
+@operation("Read back the current marks (or grades) per student, as the app last sent them",
+           description="One item per student of the class (of every class without `class_id`) who has marks. "
+           "Send the page's ETag back as If-None-Match: 304 while nothing on the page changed.",
+           listing=schemas.StudentMarksReadBack, query=(CLASS_QUERY,),
+           headers={"ETag": "The page's version, for If-None-Match"}, extra_responses=NOT_MODIFIED)
+@endpoint()
+def read_student_marks(conn, caller, assessment_id):
+    return _cached(*readback.student_submissions(
+        conn, caller.organization_id, assessment_id, paging.from_query(request.args, readback.STUDENT_SUBMISSIONS),
+        results.parse_class_id(request.args.get("class_id"))))
+
+
+@bp.get("/<assessment_id>/submissions/class")
+@operation("Read back the current students present and cleared per class and item, as the app last sent them",
+           description="Send the page's ETag back as If-None-Match: 304 while nothing on the page changed.",
+           listing=schemas.ClassResultReadBack, query=(CLASS_QUERY,),
+           headers={"ETag": "The page's version, for If-None-Match"}, extra_responses=NOT_MODIFIED)
+@endpoint()
+def read_class_results(conn, caller, assessment_id):
+    return _cached(*readback.class_submissions(
+        conn, caller.organization_id, assessment_id, paging.from_query(request.args, readback.CLASS_SUBMISSIONS),
+        results.parse_class_id(request.args.get("class_id"))))
+
+
+@bp.get("/<assessment_id>/results")
+@operation("Results per student: total marks, percentage, grade, passed and per-item marks; absent students listed",
+           description="As of `as_of` (default now): only marks and answers received before it count, so results "
+           "as of a past instant are reproduced exactly later. Exams count the graded latest answer per question.",
+           listing=schemas.StudentResult,
+           query=(CLASS_QUERY, Query("as_of", {"type": "string", "format": "date-time"},
+                                     "ISO 8601 with an offset; default now")))
+@endpoint()
+def list_results(conn, caller, assessment_id):
+    return results.list_results(conn, caller.organization_id, assessment_id,
+                                paging.from_query(request.args, results.RESULTS),
+                                results.parse_class_id(request.args.get("class_id")),
+                                results.parse_as_of(request.args.get("as_of")))
+
+
+@bp.post("/<assessment_id>/close")
+@operation("Close an exam to new answers and grade it now", description="Answers already stored are graded in "
+           "this request, so the results are readable when it answers; the Results tab follows within a minute "
+           "(the export_results DAG). Closing a closed exam changes nothing. Answers sent afterwards are refused "
+           "(422 `exam_closed`).", returns=schemas.ExamClosed)
+@endpoint(admin=True)
+def close_exam(conn, caller, assessment_id):
+    return exams.close_exam(conn, caller.organization_id, assessment_id)

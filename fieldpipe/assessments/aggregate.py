@@ -52,11 +52,14 @@ def _interval(interval_start: dt.datetime, interval_end: dt.datetime) -> dict:
     return {"interval_start": interval_start, "interval_end": interval_end, "summary_date": interval_start.date()}
 
 
-def grade_exam_answers(conn: psycopg.Connection, interval_end: dt.datetime) -> int:
-    """Grade every answer received before `interval_end` not yet graded against its current key."""
+def grade_exam_answers(conn: psycopg.Connection, interval_end: dt.datetime, assessment_id: int | None = None) -> int:
+    """Grade every answer received before `interval_end` (of one exam with `assessment_id`) not yet graded
+    against its question's current key; returns how many were graded."""
     with conn.transaction():
-        graded = conn.execute(sql("grade_exam_answers"), {"interval_end": interval_end}).rowcount
-    log.info("graded %d exam answers received before %s", graded, interval_end.isoformat())
+        graded = conn.execute(sql("grade_exam_answers"),
+                              {"interval_end": interval_end, "assessment_id": assessment_id}).rowcount
+    log.info("graded %d exam answers received before %s%s", graded, interval_end.isoformat(),
+             f" of exam {assessment_id}" if assessment_id else "")
     return graded
 
 

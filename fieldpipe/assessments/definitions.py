@@ -31,7 +31,7 @@ SUPPORTED = [{"type": t, "evaluation": e, "outcome": o}
 LEVELS = ("student", "class", "exam")
 ASSESSMENTS = paging.Keyset("assessments", int)
 ITEM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-PATCHABLE = ("title", "deadline", "class_ids", "sheet")
+PATCHABLE = ("title", "deadline", "class_ids", "sheet", "answer_keys")
 
 
 def _number(value: Any) -> bool:
@@ -267,6 +267,7 @@ def assessment_body(row: dict, items: list[dict], class_ids: list[int], with_ans
         "items": [_item_body(i, with_answer_keys) for i in items],
         "grade_scale": row["grade_scale"], "pass_criterion": row["pass_criterion"],
         "class_ids": class_ids, "deadline": row["deadline"], "sheet": row["sheet"], "updated_at": row["updated_at"],
+        "closed_at": row["closed_at"],
     }
 
 
@@ -278,8 +279,9 @@ def get_assessment(conn: psycopg.Connection, organization_id: int, assessment_id
 
 
 def update_assessment(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> dict:
-    """Change title, deadline, classes or sheet. Items, scale and criterion are fixed once created,
-    since submitted marks were judged against them."""
+    """Change title, deadline, classes, sheet, or an exam's answer keys (which regrades exactly the answers
+    graded against the old key). Items, scale and criterion are fixed once created, since submitted marks
+    were judged against them."""
     row = get_assessment_row(conn, organization_id, assessment_id, lock=True)
     if not isinstance(payload, dict):
         raise invalid([FieldError("", "type", "must be a JSON object")])
@@ -295,8 +297,16 @@ def update_assessment(conn: psycopg.Connection, organization_id: int, assessment
         sheet = _check_sheet(payload, errors)
         changes["sheet"] = Jsonb(sheet) if sheet else None
     class_ids = _check_classes(conn, organization_id, payload["class_ids"], errors) if "class_ids" in payload else None
+    keys_corrected = False
+    if "answer_keys" in payload:
+        from fieldpipe.assessments import exams
+
+        keys_corrected = exams.correct_answer_keys(conn, row, payload["answer_keys"], errors)
     if errors:
         raise invalid(errors)
+    if keys_corrected:
+        exams.regrade(conn, row["id"])
+        conn.execute("UPDATE assessments SET updated_at = now() WHERE id = %s", (row["id"],))
     if changes:
         assignments = ", ".join(f"{column} = %({column})s" for column in changes)
         conn.execute(f"UPDATE assessments SET {assignments}, updated_at = now() WHERE id = %(id)s",
@@ -316,7 +326,8 @@ def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str 
     assessment, its classes or its submissions changes the tag; a retried duplicate does not."""
     params: dict[str, Any] = {"org": organization_id, "udise": udise, "after": page.after[0] if page.after else 0,
                               "fetch": page.fetch}
-    school_filter = "AND s.udise = %(udise)s AND (a.deadline IS NULL OR a.deadline > now())" if udise else ""
+    school_filter = ("AND s.udise = %(udise)s AND (a.deadline IS NULL OR a.deadline > now()) AND a.closed_at IS NULL"
+                     if udise else "")
     if udise:
         from fieldpipe.assessments.roster import get_school_row
 
@@ -351,7 +362,12 @@ def open_assessments(conn: psycopg.Connection, organization_id: int, udise: str 
         return {**body, "classes": row["classes"]}
 
     result = page.answer(rows, key=lambda r: (r["id"],), shape=listed)
-    return result, '"' + content_hash(_jsonable(result))[:32] + '"'
+    return result, etag_of(result)
+
+
+def etag_of(body: Any) -> str:
+    """A strong ETag that is the hash of exactly this body: any change to it changes the tag."""
+    return '"' + content_hash(_jsonable(body))[:32] + '"'
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,15 +1,21 @@
-"""The `Summary` tab: a day's summaries of an assessment, every level, written through the Sheets export's
+"""The `Summary` tab (a day's summaries of an assessment, every level) and the `Results` tab (one row per
+student: a column per item, then total, percentage, grade, passed), written through the Sheets export's
 `write_table` (Google Sheets through the `google_sheets` connection, or var/exports/assessment-<id>.xlsx).
-The tab is replaced as a whole, so a rerun writes the same tab again."""
+A tab is replaced as a whole, so a rerun writes the same tab again.
+
+The daily `aggregate_assessments` run writes both as of the end of its data interval (a backfill writes the
+same Results again); the `export_results` DAG writes the Results tab within a minute of a change (an exam
+closed, an answer key corrected, new marks), recorded in `assessments.results_exported_at`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import psycopg
 
+from fieldpipe.assessments.results import all_results
 from fieldpipe.sheets import open_target, write_table
 from fieldpipe.sheets.quota import sheets_limiter
 from fieldpipe.sheets.targets import PassRateChart
@@ -75,3 +81,80 @@ def export_summaries(conn: psycopg.Connection, summary_date: dt.date,
              ", ".join(f"assessment {a}: {n} rows" for a, n in written.items()) or "no assessment names a sheet")
     return written
 
+
+
+RESULTS_TAB = "Results"
+RESULTS_LEADING = ["class", "roll number", "name", "status"]
+RESULTS_TRAILING = ["total", "percentage", "grade", "passed"]
+
+
+def results_table(conn: psycopg.Connection, assessment: dict, as_of: dt.datetime) -> tuple[list[str], Iterator[list]]:
+    """The header and rows of the Results tab (and of results.csv): one row per student; an item's column holds
+    its marks, or its grade for Grade evaluation."""
+    items, results = all_results(conn, assessment, as_of)
+    classes = {r["id"]: f"{r['grade']}{r['section']}" for r in conn.execute(
+        """SELECT c.id, c.grade, c.section FROM classes c JOIN assessment_classes ac ON ac.class_id = c.id
+            WHERE ac.assessment_id = %s""", (assessment["id"],))}
+    per_item = "grades" if assessment["evaluation"] == "Grade" else "marks"
+    header = RESULTS_LEADING + [i["key"] for i in items] + RESULTS_TRAILING
+
+    def rows() -> Iterator[list]:
+        for r in results:
+            yield [classes.get(r["class_id"], str(r["class_id"])), r["roll_number"], r["name"], r["status"],
+                   *(r[per_item][i["key"]] for i in items), r["total_marks"], r["percentage"], r["grade"],
+                   {True: "yes", False: "no", None: None}[r["passed"]]]
+
+    return header, rows()
+
+
+def _write_results(conn: psycopg.Connection, assessment: dict, as_of: dt.datetime,
+                   connection: tuple[str | None, dict] | None, limiter) -> int:
+    target = open_target(f"assessment-{assessment['id']}", assessment["sheet"], connection, limiter)
+    header, rows = results_table(conn, assessment, as_of)
+    return write_table(target, RESULTS_TAB, header, list(rows))
+
+
+def export_results_as_of(conn: psycopg.Connection, as_of: dt.datetime,
+                         connection: tuple[str | None, dict] | None) -> dict[int, int]:
+    """The daily run's Results tabs: every assessment naming a sheet that had marks or answers before the
+    instant (an exam once closed), as of that instant. Returns {assessment id: rows written}."""
+    assessments = conn.execute(
+        """SELECT a.* FROM assessments a
+            WHERE a.sheet IS NOT NULL AND a.created_at < %(as_of)s
+              AND CASE WHEN a.submission_level = 'exam' THEN a.closed_at < %(as_of)s
+                       ELSE EXISTS (SELECT 1 FROM assessment_submissions s
+                                     WHERE s.assessment_id = a.id AND s.received_at < %(as_of)s) END
+            ORDER BY a.id""", {"as_of": as_of}).fetchall()
+    written = {}
+    with sheets_limiter(conn) as limiter:
+        for assessment in assessments:
+            written[assessment["id"]] = _write_results(conn, assessment, as_of, connection, limiter)
+    log.info("Results tabs as of %s: %s", as_of.isoformat(),
+             ", ".join(f"assessment {a}: {n} students" for a, n in written.items()) or "none to write")
+    return written
+
+
+def export_changed_results(conn: psycopg.Connection, connection: tuple[str | None, dict] | None) -> dict[int, int]:
+    """The Results tab of every assessment naming a sheet whose results changed since its tab was last written
+    (an exam closed or its key corrected; new marks), as of now. Each tab is committed as it is written, so
+    one failing sheet leaves the others written and is tried again next run."""
+    changed = conn.execute(
+        """SELECT a.*, greatest(a.results_changed_at, m.last_received_at) AS changed
+             FROM assessments a
+             LEFT JOIN LATERAL (SELECT max(received_at) AS last_received_at FROM assessment_submissions s
+                                 WHERE s.assessment_id = a.id AND a.submission_level <> 'exam') m ON true
+            WHERE a.sheet IS NOT NULL AND (a.submission_level <> 'exam' OR a.closed_at IS NOT NULL)
+              AND greatest(a.results_changed_at, m.last_received_at) > coalesce(a.results_exported_at, '-infinity')
+            ORDER BY a.id""").fetchall()
+    conn.commit()
+    written = {}
+    with sheets_limiter(conn) as limiter:
+        for assessment in changed:
+            as_of = conn.execute("SELECT now() AS t").fetchone()["t"]
+            written[assessment["id"]] = _write_results(conn, assessment, as_of, connection, limiter)
+            conn.execute("UPDATE assessments SET results_exported_at = %s WHERE id = %s",
+                         (assessment["changed"], assessment["id"]))
+            conn.commit()
+    log.info("Results tabs of changed assessments: %s",
+             ", ".join(f"assessment {a}: {n} students" for a, n in written.items()) or "none changed")
+    return written

@@ -23,6 +23,7 @@ import psycopg
 from fieldpipe.answers import content_hash
 from fieldpipe.domains import decimal_problem, parse_row_id
 from fieldpipe.assessments.definitions import get_assessment_row, get_items
+from fieldpipe.assessments.exams import lock_exam
 from fieldpipe.assessments.roster import get_class_row
 from fieldpipe.problems import FieldError, Problem, invalid
 from fieldpipe.responses import parse_collector_id, parse_submission_id, parse_timestamp
@@ -73,6 +74,9 @@ def _envelope(conn: psycopg.Connection, organization_id: int, assessment_id: Any
     if (submitted_at is not None and assessment["deadline"] is not None
             and submitted_at > assessment["deadline"]):
         errors.append(FieldError("submitted_at", "closed", f"the deadline was {assessment['deadline'].isoformat()}"))
+    if assessment["closed_at"] is not None:
+        errors.append(FieldError("", "exam_closed", f"exam {assessment['id']} was closed at "
+                                                    f"{assessment['closed_at'].isoformat()}"))
     if errors:
         return None, errors
     return Batch(assessment, klass, submission_id, submitted_at, collector_id, entries,
@@ -337,4 +341,6 @@ def _store_answers(conn: psycopg.Connection, batch: Batch, submission_pk: int, r
 
 
 def submit_exam_answers(conn: psycopg.Connection, organization_id: int, assessment_id: Any, payload: Any) -> tuple[dict, bool]:
+    if (exam_id := parse_row_id(assessment_id)) is not None:
+        lock_exam(conn, exam_id, shared=True)  # a close waits for this batch, or this batch sees it closed
     return _submit(conn, organization_id, assessment_id, "exam", payload, "answers", _check_answers, _store_answers)

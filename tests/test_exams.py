@@ -1,0 +1,232 @@
+"""Students sit exams themselves (issue 25): PIN slips, sign-in for a token, one answer per request, closing an
+exam grades it at once, a corrected key regrades; every refusal stores nothing. Real HTTP, real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import jwt
+import pytest
+
+from fieldpipe.assessments import signin
+from tests.helpers import auth
+from tests.test_assessments_api import UDISE, lo_assessment, school  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def exam(client, admin_key, school):  # noqa: F811
+    """A two-question exam (q1 /1 key b, q2 /2 key a: 3 marks, pass from 50%) for class 5A."""
+    resp = client.post("/api/v1/assessments", headers=auth(admin_key), json=lo_assessment(
+        [school["class_a"]], type="Question", level="exam", title="Quiz",
+        items=[{"key": "q1", "max_marks": 1, "choices": ["a", "b", "c"], "answer_key": "b"},
+               {"key": "q2", "max_marks": 2, "choices": ["a", "b"], "answer_key": "a"}],
+        pass_criterion={"min_percent": 50}, grade_scale=[{"grade": "A", "min_percent": 60}, {"grade": "B", "min_percent": 0}]))
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+@pytest.fixture
+def slips(client, admin_key, school):  # noqa: F811
+    resp = client.post(f"/api/v1/classes/{school['class_a']}/student-signins", json={}, headers=auth(admin_key))
+    assert resp.status_code == 201, resp.get_json()
+    return {s["roll_number"]: s for s in resp.get_json()["slips"]}
+
+
+def sign_in(client, class_id, roll_number, pin):
+    return client.post("/api/v1/auth/student", json={"class_id": class_id, "roll_number": roll_number, "pin": pin})
+
+
+@pytest.fixture
+def tokens(client, school, slips):  # noqa: F811
+    """Tokens of 5A's roll numbers 1 and 2."""
+    out = {}
+    for roll in ("1", "2"):
+        resp = sign_in(client, school["class_a"], roll, slips[roll]["pin"])
+        assert resp.status_code == 200, resp.get_json()
+        out[roll] = resp.get_json()
+    return out
+
+
+def answer(client, token: dict, exam_id, question, choice, answer_id=None, student_id=None):
+    return client.post(f"/api/v1/students/{student_id or token['student']['id']}/exams/{exam_id}/answers",
+                       json={"answer_id": answer_id or str(uuid.uuid4()), "question": question, "answer": choice},
+                       headers=auth(token["token"]))
+
+
+def count(conn, table="exam_answers") -> int:
+    return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+
+
+def test_pins_are_issued_per_class_once_and_stored_only_as_hashes(client, admin_key, collector_key, conn, school, slips):
+    assert sorted(slips) == ["1", "2", "3"] and all(len(s["pin"]) == 6 and s["pin"].isdigit() for s in slips.values())
+    stored = conn.execute("SELECT pin_hash FROM student_signins").fetchall()
+    assert len(stored) == 3 and not any(s["pin"] in r["pin_hash"] for s in slips.values() for r in stored)
+    assert client.post(f"/api/v1/classes/{school['class_a']}/student-signins", json={},
+                       headers=auth(collector_key)).status_code == 403
+    # reissuing one student's slip replaces only their PIN
+    again = client.post(f"/api/v1/classes/{school['class_a']}/student-signins",
+                        json={"student_ids": [school["students"][0]]}, headers=auth(admin_key)).get_json()
+    assert [s["roll_number"] for s in again["slips"]] == ["1"]
+    if again["slips"][0]["pin"] != slips["1"]["pin"]:
+        assert sign_in(client, school["class_a"], "1", slips["1"]["pin"]).status_code == 401  # the old PIN is gone
+    assert sign_in(client, school["class_a"], "1", again["slips"][0]["pin"]).status_code == 200
+    assert sign_in(client, school["class_a"], "2", slips["2"]["pin"]).status_code == 200
+    other_class = client.post(f"/api/v1/classes/{school['class_a']}/student-signins",
+                              json={"student_ids": [school["other_student"]]}, headers=auth(admin_key))
+    assert other_class.status_code == 422 and other_class.get_json()["errors"][0]["code"] == "unknown_student"
+
+
+def test_sign_in_gives_a_short_lived_token_for_that_student(client, school, slips):
+    resp = sign_in(client, school["class_a"], "2", slips["2"]["pin"])
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["token_type"] == "Bearer"
+    assert body["student"] == {"id": school["students"][1], "class_id": school["class_a"], "roll_number": "2",
+                               "name": "Ravi"}
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["sub"] == str(school["students"][1]) and claims["exp"] - claims["iat"] == 180 * 60
+    # the same slip works again (a phone restarted mid-exam)
+    assert sign_in(client, school["class_a"], "2", slips["2"]["pin"]).status_code == 200
+    for wrong in ({"roll_number": "2", "pin": "000000" if slips["2"]["pin"] != "000000" else "111111"},
+                  {"roll_number": "99", "pin": slips["2"]["pin"]}):
+        refused = sign_in(client, school["class_a"], **wrong)
+        assert refused.status_code == 401 and refused.get_json()["code"] == "401.1" and "token" not in refused.get_json()
+    assert sign_in(client, school["class_b"], "2", slips["2"]["pin"]).status_code == 401  # another class's roll 2
+    bad = client.post("/api/v1/auth/student", json={"class_id": "x", "roll_number": "", "pin": "12"})
+    assert bad.status_code == 422 and {e["field"] for e in bad.get_json()["errors"]} == {"class_id", "roll_number", "pin"}
+
+
+def test_a_pin_tried_too_often_locks_that_students_sign_in_for_a_while(client, admin_key, conn, school, slips):
+    wrong = "000000" if slips["1"]["pin"] != "000000" else "111111"
+    statuses = [sign_in(client, school["class_a"], "1", wrong).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 401, 429]
+    locked = sign_in(client, school["class_a"], "1", slips["1"]["pin"])  # even the right PIN, while locked
+    assert locked.status_code == 429 and locked.get_json()["code"] == "429.1" and locked.get_json()["locked_until"]
+    assert sign_in(client, school["class_a"], "2", slips["2"]["pin"]).status_code == 200  # others are not locked
+    conn.execute("UPDATE student_signins SET locked_until = now() - interval '1 second'")  # the while has passed
+    assert sign_in(client, school["class_a"], "1", slips["1"]["pin"]).status_code == 200
+    # four failures then a success start the count again
+    for _ in range(4):
+        sign_in(client, school["class_a"], "1", wrong)
+    assert sign_in(client, school["class_a"], "1", slips["1"]["pin"]).status_code == 200
+    assert sign_in(client, school["class_a"], "1", wrong).status_code == 401
+
+
+def test_a_student_sees_their_open_exams_without_keys_and_answers_them(client, conn, school, exam, tokens):
+    me = tokens["1"]
+    listing = client.get(f"/api/v1/students/{me['student']['id']}/exams", headers=auth(me["token"]))
+    assert listing.status_code == 200
+    [listed] = listing.get_json()["items"]
+    assert listed["id"] == exam["id"] and listed["answers"] == {}
+    assert all("answer_key" not in q for q in listed["items"]) and listed["items"][0]["choices"] == ["a", "b", "c"]
+    answer_id = str(uuid.uuid4())
+    first = answer(client, me, exam["id"], "q1", "a", answer_id)
+    assert first.status_code == 201, first.get_json()
+    retry = answer(client, me, exam["id"], "q1", "a", answer_id)
+    assert retry.status_code == 200 and retry.get_json() == first.get_json()
+    changed = answer(client, me, exam["id"], "q1", "c", answer_id)
+    assert changed.status_code == 409 and changed.get_json()["code"] == "409.1"
+    assert answer(client, me, exam["id"], "q1", "b").status_code == 201  # changed their mind: the latest counts
+    assert count(conn) == 2
+    own = client.get(f"/api/v1/students/{me['student']['id']}/exams/{exam['id']}/answers", headers=auth(me["token"]))
+    assert own.get_json() == {"assessment_id": exam["id"], "student_id": me["student"]["id"], "closed": False,
+                              "answers": {"q1": "b"}}
+    listed = client.get(f"/api/v1/students/{me['student']['id']}/exams", headers=auth(me["token"])).get_json()
+    assert listed["items"][0]["answers"] == {"q1": "b"}
+
+
+def test_bad_answers_are_refused_clearly_and_store_nothing(client, admin_key, conn, school, exam, tokens):
+    me, other = tokens["1"], tokens["2"]
+    cases = [
+        (answer(client, me, exam["id"], "q9", "a"), 422, "unknown_question"),
+        (answer(client, me, exam["id"], "q1", "d"), 422, "choice"),
+        (answer(client, me, exam["id"], "q1", "A"), 422, "choice"),  # choices are exact
+        (answer(client, me, exam["id"], "q1", "a", student_id=other["student"]["id"]), 403, None),
+        (answer(client, me, exam["id"], "q1", "a", answer_id="not-a-uuid"), 422, "format"),
+    ]
+    for resp, status, code in cases:
+        assert resp.status_code == status, resp.get_json()
+        assert resp.mimetype == "application/problem+json"
+        if code:
+            assert resp.get_json()["errors"][0]["code"] == code
+    # another class's exam is not theirs
+    other_exam = client.post("/api/v1/assessments", headers=auth(admin_key), json=lo_assessment(
+        [school["class_b"]], type="Question", level="exam",
+        items=[{"key": "q1", "max_marks": 1, "choices": ["a", "b"], "answer_key": "a"}])).get_json()
+    assert answer(client, me, other_exam["id"], "q1", "a").status_code == 404
+    # another student's answers cannot be read
+    assert client.get(f"/api/v1/students/{other['student']['id']}/exams/{exam['id']}/answers",
+                      headers=auth(me["token"])).status_code == 403
+    assert client.get(f"/api/v1/students/{other['student']['id']}/exams", headers=auth(me["token"])).status_code == 403
+    assert count(conn) == 0
+
+
+def test_tokens_that_are_not_ours_or_expired_are_refused(client, conn, school, exam, tokens, admin_key):
+    me = tokens["1"]
+    url = f"/api/v1/students/{me['student']['id']}/exams"
+    claims = jwt.decode(me["token"], options={"verify_signature": False})
+    forged = jwt.encode(claims, "another key, long enough for HS256 signing", algorithm="HS256")
+    expired = jwt.encode({**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)},
+                         signin.DEVELOPMENT_KEY, algorithm="HS256")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    for token in (forged, expired, unsigned, me["token"][:-2] + "xx", "eyJ.x.y"):
+        resp = client.get(url, headers=auth(token))
+        assert resp.status_code == 401 and resp.get_json()["code"] == "401.1", token
+    assert client.get(url, headers=auth(admin_key)).status_code == 403  # an API key is not a student token
+    assert client.get(url).status_code == 401
+
+
+def test_closing_an_exam_grades_it_at_once_and_refuses_later_answers(client, admin_key, collector_key, conn, school,
+                                                                      exam, tokens):
+    me, other = tokens["1"], tokens["2"]
+    for token, question, choice in ((me, "q1", "b"), (me, "q2", "a"), (other, "q1", "a"), (other, "q2", "b"),
+                                    (other, "q2", "a")):
+        assert answer(client, token, exam["id"], question, choice).status_code == 201
+    assert client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(collector_key)).status_code == 403
+    closed = client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key))
+    assert closed.status_code == 200, closed.get_json()
+    body = closed.get_json()
+    assert (body["answers_graded"], body["students_answered"]) == (5, 2) and body["closed_at"]
+    results = {r["roll_number"]: r for r in client.get(f"/api/v1/assessments/{exam['id']}/results",
+                                                       headers=auth(collector_key)).get_json()["items"]}
+    assert (results["1"]["total_marks"], results["1"]["percentage"], results["1"]["grade"], results["1"]["passed"]) == (
+        3, 100, "A", True)
+    assert (results["2"]["marks"], results["2"]["total_marks"], results["2"]["passed"]) == ({"q1": 0, "q2": 2}, 2, True)
+    assert (results["3"]["status"], results["3"]["passed"]) == ("absent", False)  # answered nothing
+    again = client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key)).get_json()
+    assert again["closed_at"] == body["closed_at"] and again["answers_graded"] == 0
+    # answers after the close: the student's, and a teacher's batch, refused; nothing stored
+    late = answer(client, me, exam["id"], "q1", "c")
+    assert late.status_code == 422 and late.get_json()["errors"][0]["code"] == "exam_closed"
+    batch = {"submission_id": str(uuid.uuid4()), "class_id": school["class_a"], "collector": {"id": "t"},
+             "submitted_at": "2026-11-20T10:00:00+05:30",
+             "answers": [{"student_id": school["students"][2], "question": "q1", "answer": "b"}]}
+    teacher = client.post(f"/api/v1/assessments/{exam['id']}/answers", json=batch, headers=auth(collector_key))
+    assert teacher.status_code == 422 and teacher.get_json()["errors"][0]["code"] == "exam_closed"
+    assert count(conn) == 5
+    assert client.get(f"/api/v1/students/{me['student']['id']}/exams", headers=auth(me["token"])).get_json()["items"] == []
+    assert client.get(f"/api/v1/assessments?school={UDISE}", headers=auth(collector_key)).get_json()["items"] == []
+    # only exams close
+    other = client.post("/api/v1/assessments", headers=auth(admin_key), json=lo_assessment([school["class_a"]])).get_json()
+    not_exam = client.post(f"/api/v1/assessments/{other['id']}/close", headers=auth(admin_key))
+    assert not_exam.status_code == 422 and not_exam.get_json()["errors"][0]["code"] == "not_an_exam"
+
+
+def test_a_corrected_answer_key_regrades_exactly_the_affected_answers(client, admin_key, collector_key, conn, exam,
+                                                                       tokens):
+    me, other = tokens["1"], tokens["2"]
+    answer(client, me, exam["id"], "q1", "b")
+    answer(client, me, exam["id"], "q2", "a")
+    answer(client, other, exam["id"], "q1", "c")
+    client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key))
+    before = {r["id"]: r["graded_key"] for r in conn.execute("SELECT id, graded_key FROM exam_answers")}
+    bad = client.patch(f"/api/v1/assessments/{exam['id']}", json={"answer_keys": {"q1": "z", "q7": "a"}},
+                       headers=auth(admin_key))
+    assert bad.status_code == 422 and {e["code"] for e in bad.get_json()["errors"]} == {"choice", "unknown_question"}
+    fixed = client.patch(f"/api/v1/assessments/{exam['id']}", json={"answer_keys": {"q1": "c"}}, headers=auth(admin_key))
+    assert fixed.status_code == 200 and fixed.get_json()["items"][0]["answer_key"] == "c"
+    after = {r["id"]: r["graded_key"] for r in conn.execute("SELECT id, graded_key FROM exam_answers")}
+    assert {i for i in after if after[i] != before[i]} == {i for i, k in before.items() if k == "b"}  # q1's only
+    results = {r["student_id"]: r["total_marks"] for r in client.get(
+        f"/api/v1/assessments/{exam['id']}/results", headers=auth(collector_key)).get_json()["items"]}
+    assert results[me["student"]["id"]] == 2 and results[other["student"]["id"]] == 1
