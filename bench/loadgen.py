@@ -49,17 +49,24 @@ async def _client(host: str, port: int, make_request: Callable[[], tuple[str, by
         writer.close()
 
 
-def run_load(host: str, port: int, make_request: Callable[[], tuple[str, bytes]], *, clients: int,
+def run_load(host: str, port: int, make_request: Callable[[], tuple[str, bytes]] | None, *, clients: int,
              seconds: float, headers: dict[str, str], max_requests: int | None = None,
-             content_type: str = "application/json") -> LoadResult:
-    extra_headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+             content_type: str = "application/json",
+             own: list[tuple[dict[str, str], Callable[[], tuple[str, bytes]]]] | None = None) -> LoadResult:
+    """`clients` keep-alive connections sending as fast as answered. Each sends `headers` and requests from
+    `make_request`, or with `own`, client i adds own[i]'s headers and makes its requests with own[i]'s maker
+    (a student with their own token and path, say)."""
+    def encoded(extra: dict[str, str]) -> bytes:
+        return "".join(f"{k}: {v}\r\n" for k, v in {**headers, **extra}.items()).encode()
+
+    plan = own or [({}, make_request)] * clients
     result = LoadResult()
 
     async def main() -> None:
         started = time.monotonic()
         deadline = started + seconds
-        await asyncio.gather(*(_client(host, port, make_request, extra_headers, deadline, result, max_requests,
-                                       content_type) for _ in range(clients)))
+        await asyncio.gather(*(_client(host, port, maker, encoded(extra), deadline, result, max_requests,
+                                       content_type) for extra, maker in plan[:clients]))
         result.seconds = time.monotonic() - started
 
     asyncio.run(main())

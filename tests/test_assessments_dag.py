@@ -20,7 +20,7 @@ def test_a_daily_run_summarizes_exports_and_reports_what_slipped_in(conn, client
 
     org = load_demo(conn)
     key = create_key(conn, "demo", "collector", create_org=True)
-    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s ORDER BY id LIMIT 1", (org,)).fetchone()["id"]
     mark = conn.execute("SELECT * FROM student_marks LIMIT 1").fetchone()
     conn.execute("""INSERT INTO class_results (submission_pk, assessment_id, class_id, item_id, students_present,
                                                students_cleared) VALUES (0, %s, %s, %s, 5, 9)""",
@@ -33,18 +33,24 @@ def test_a_daily_run_summarizes_exports_and_reports_what_slipped_in(conn, client
         # A manual run gets the last complete daily interval before its date: [today, tomorrow).
         run = run_dag("aggregate_assessments", expect="failed", logical_date=today + dt.timedelta(days=1))
         tab = client_for(server).open_by_key("demo-assessments").worksheet("Summary").get_all_values()
+        results = client_for(server).open_by_key("demo-assessments").worksheet("Results").get_all_values()
 
     assert run.data_interval_start == today
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["check_no_anomalies"] == "failed"
-    assert {states[t] for t in ("grade_exam_answers", "summarize", "export_summary_tabs", "report_anomalies",
-                                "check_summary_rows")} == {"success"}
+    assert {states[t] for t in ("grade_exam_answers", "summarize", "export_summary_tabs", "export_results_tabs",
+                                "report_anomalies", "check_summary_rows")} == {"success"}
     summary = client.get(f"/api/v1/assessments/{assessment}/summary?level=class", headers=auth(key)).get_json()
     assert summary["date"] == today.date().isoformat()
     # The 9 cleared of 5 present is not counted: the demo's numbers stand.
     assert [(r["item"], r["students_present"], r["students_passing"]) for r in summary["rows"]] == [
         ("LO1", 5, 4), ("LO2", 5, 4), ("LO3", 5, 4)]
     assert len(tab) == 13 and tab[0][:2] == ["date", "level"]
+    # the Results tab, as of the end of the interval: roll 1 has 9 + 4 + 5 of 20; roll 5 was absent
+    assert results[0] == ["class", "roll number", "name", "status", "LO1", "LO2", "LO3", "total", "percentage",
+                          "grade", "passed"]
+    assert results[1] == ["5A", "1", "Asha Thakur", "assessed", "9", "4", "5", "18", "90", "A", "yes"]
+    assert results[5][3:4] == ["absent"] and len(results) == 7
 
 
 @pytest.mark.airflow
@@ -55,7 +61,7 @@ def test_a_manual_run_without_a_logical_date_summarizes_the_day_so_far(conn, cli
 
     org = load_demo(conn)
     key = create_key(conn, "demo", "collector", create_org=True)
-    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s ORDER BY id LIMIT 1", (org,)).fetchone()["id"]
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}))
 
     dag = load_dag("aggregate_assessments")

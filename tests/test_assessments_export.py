@@ -15,7 +15,7 @@ from tests.sheets_support import client_for
 
 def _summarized_demo(conn) -> tuple[int, dt.date]:
     org = load_demo(conn)
-    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s", (org,)).fetchone()["id"]
+    assessment = conn.execute("SELECT id FROM assessments WHERE organization_id = %s ORDER BY id LIMIT 1", (org,)).fetchone()["id"]
     end = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"] + dt.timedelta(days=1)
     aggregate.summarize_interval(conn, end - dt.timedelta(days=1), end)
     return assessment, (end - dt.timedelta(days=1)).date()

@@ -230,3 +230,62 @@ def test_a_corrected_answer_key_regrades_exactly_the_affected_answers(client, ad
     results = {r["student_id"]: r["total_marks"] for r in client.get(
         f"/api/v1/assessments/{exam['id']}/results", headers=auth(collector_key)).get_json()["items"]}
     assert results[me["student"]["id"]] == 2 and results[other["student"]["id"]] == 1
+
+
+def test_closing_shows_the_scores_in_the_results_tab_within_a_run_and_as_csv(client, admin_key, collector_key, conn,
+                                                                             school, exam, tokens, tmp_path, monkeypatch):
+    from openpyxl import load_workbook
+
+    from fieldpipe.assessments.export import RESULTS_TAB, export_changed_results
+
+    monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
+    client.patch(f"/api/v1/assessments/{exam['id']}", json={"sheet": {"spreadsheet_id": "quiz"}}, headers=auth(admin_key))
+    client.post(f"/api/v1/classes/{school['class_a']}/students", headers=auth(admin_key),
+                json={"students": [{"roll_number": "4", "name": "=HYPERLINK(\"x\")"}]})
+    answer(client, tokens["1"], exam["id"], "q1", "b")
+    answer(client, tokens["1"], exam["id"], "q2", "b")
+    assert export_changed_results(conn, None) == {}  # an open exam's answers are not graded yet: no tab
+    client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key))
+    assert export_changed_results(conn, None) == {exam["id"]: 4}
+    assert export_changed_results(conn, None) == {}  # nothing changed since
+    rows = list(load_workbook(tmp_path / "exports" / f"assessment-{exam['id']}.xlsx")[RESULTS_TAB].iter_rows(values_only=True))
+    assert list(rows[0]) == ["class", "roll number", "name", "status", "q1", "q2", "total", "percentage", "grade", "passed"]
+    assert list(rows[1]) == ["5A", "1", "Asha", "assessed", 1, 0, 1, 33.33, "B", "no"]
+    assert list(rows[2])[:4] == ["5A", "2", "Ravi", "absent"]
+    client.patch(f"/api/v1/assessments/{exam['id']}", json={"answer_keys": {"q2": "b"}}, headers=auth(admin_key))
+    assert export_changed_results(conn, None) == {exam["id"]: 4}  # the corrected key changed the results
+    rows = list(load_workbook(tmp_path / "exports" / f"assessment-{exam['id']}.xlsx")[RESULTS_TAB].iter_rows(values_only=True))
+    assert list(rows[1])[4:] == [1, 2, 3, 100, "A", "yes"]
+
+    download = client.get(f"/api/v1/assessments/{exam['id']}/results.csv", headers=auth(collector_key))
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    text = download.data.decode("utf-8-sig").splitlines()
+    assert text[0] == "class,roll number,name,status,q1,q2,total,percentage,grade,passed"
+    assert text[1] == "5A,1,Asha,assessed,1,2,3,100,A,yes"
+    assert text[4].startswith("5A,4,\"'=HYPERLINK(\"\"x\"\")\",absent")  # a name that looks like a formula stays text
+    again = client.get(f"/api/v1/assessments/{exam['id']}/results.csv",
+                       headers={**auth(collector_key), "If-None-Match": download.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_the_demo_exam_is_signed_into_answered_and_scored_on_close(conn, client):
+    from fieldpipe.dev.demo import load_demo
+    from fieldpipe.dev.demo_exams import demo_student_slip
+    from fieldpipe.orgs import create_key
+
+    org = load_demo(conn)
+    load_demo(conn)  # make up again: the same exam, the classmates' answers a duplicate
+    key = create_key(conn, "demo", "admin")
+    slip = demo_student_slip(conn, org)
+    token = sign_in(client, slip["class_id"], slip["roll_number"], slip["pin"]).get_json()
+    me = token["student"]["id"]
+    [exam] = client.get(f"/api/v1/students/{me}/exams", headers=auth(token["token"])).get_json()["items"]
+    for question, choice in (("Q1", "3/4"), ("Q2", "2/3"), ("Q3", "90"), ("Q4", "219"), ("Q5", "12 cm")):
+        assert answer(client, token, exam["id"], question, choice).status_code == 201
+    assert client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(key)).status_code == 200
+    results = {r["roll_number"]: r for r in client.get(
+        f"/api/v1/assessments/{exam['id']}/results?class_id={slip['class_id']}", headers=auth(key)).get_json()["items"]}
+    assert (results["1"]["total_marks"], results["1"]["percentage"], results["1"]["grade"]) == (8, 80, "A")
+    assert (results["2"]["total_marks"], results["3"]["total_marks"], results["4"]["status"]) == (8, 4, "absent")
+    load_demo(conn)  # the next make up: a fresh exam to sit, the closed one kept
+    assert len(client.get(f"/api/v1/students/{me}/exams", headers=auth(token["token"])).get_json()["items"]) == 1

@@ -7,7 +7,7 @@ from api import examples, schemas
 from api.context import endpoint, json_body
 from api.spec import Query, operation
 from fieldpipe import paging
-from fieldpipe.assessments import aggregate, definitions, exams, readback, results, submissions
+from fieldpipe.assessments import aggregate, definitions, exams, export, readback, results, submissions
 
 bp = Blueprint("assessments", __name__, url_prefix="/api/v1/assessments")
 
@@ -121,29 +121,33 @@ def get_summary(conn, caller, assessment_id):
                                   request.args.get("date"))
 
 
+READ_BACK = dict(query=(CLASS_QUERY,), headers={"ETag": "The page's version, for If-None-Match"},
+                 extra_responses=NOT_MODIFIED)
+
+
+def _read_back(read, keyset: paging.Keyset, conn, caller, assessment_id):
+    """A read-back page of one class (every class without `class_id`), or 304 while it is unchanged."""
+    return _cached(*read(conn, caller.organization_id, assessment_id, paging.from_query(request.args, keyset),
+                         results.parse_class_id(request.args.get("class_id"))))
+
+
 @bp.get("/<assessment_id>/submissions/student")
 @operation("Read back the current marks (or grades) per student, as the app last sent them",
            description="One item per student of the class (of every class without `class_id`) who has marks. "
            "Send the page's ETag back as If-None-Match: 304 while nothing on the page changed.",
-           listing=schemas.StudentMarksReadBack, query=(CLASS_QUERY,),
-           headers={"ETag": "The page's version, for If-None-Match"}, extra_responses=NOT_MODIFIED)
+           listing=schemas.StudentMarksReadBack, **READ_BACK)
 @endpoint()
 def read_student_marks(conn, caller, assessment_id):
-    return _cached(*readback.student_submissions(
-        conn, caller.organization_id, assessment_id, paging.from_query(request.args, readback.STUDENT_SUBMISSIONS),
-        results.parse_class_id(request.args.get("class_id"))))
+    return _read_back(readback.student_submissions, readback.STUDENT_SUBMISSIONS, conn, caller, assessment_id)
 
 
 @bp.get("/<assessment_id>/submissions/class")
 @operation("Read back the current students present and cleared per class and item, as the app last sent them",
            description="Send the page's ETag back as If-None-Match: 304 while nothing on the page changed.",
-           listing=schemas.ClassResultReadBack, query=(CLASS_QUERY,),
-           headers={"ETag": "The page's version, for If-None-Match"}, extra_responses=NOT_MODIFIED)
+           listing=schemas.ClassResultReadBack, **READ_BACK)
 @endpoint()
 def read_class_results(conn, caller, assessment_id):
-    return _cached(*readback.class_submissions(
-        conn, caller.organization_id, assessment_id, paging.from_query(request.args, readback.CLASS_SUBMISSIONS),
-        results.parse_class_id(request.args.get("class_id"))))
+    return _read_back(readback.class_submissions, readback.CLASS_SUBMISSIONS, conn, caller, assessment_id)
 
 
 @bp.get("/<assessment_id>/results")
@@ -169,3 +173,16 @@ def list_results(conn, caller, assessment_id):
 @endpoint(admin=True)
 def close_exam(conn, caller, assessment_id):
     return exams.close_exam(conn, caller.organization_id, assessment_id)
+
+
+@bp.get("/<assessment_id>/results.csv")
+@operation("The results as CSV, one row per student (the Results tab): class, roll number, name, status, a column "
+           "per item, total, percentage, grade, passed", produces="text/csv",
+           query=(Query("as_of", {"type": "string", "format": "date-time"}, "ISO 8601 with an offset; default now"),),
+           headers={"ETag": "The file's version, for If-None-Match"}, extra_responses=NOT_MODIFIED)
+@endpoint()
+def results_csv(conn, caller, assessment_id):
+    body, etag = export.results_csv(conn, caller.organization_id, assessment_id,
+                                    results.parse_as_of(request.args.get("as_of")))
+    return _cached(Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="assessment-{int(assessment_id)}-results.csv"'}), etag)

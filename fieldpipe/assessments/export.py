@@ -10,12 +10,15 @@ closed, an answer key corrected, new marks), recorded in `assessments.results_ex
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from typing import Any, Iterator, Mapping
 
 import psycopg
 
+from fieldpipe.assessments.definitions import get_assessment_row
 from fieldpipe.assessments.results import all_results
+from fieldpipe.reporting.downloads import csv_rows
 from fieldpipe.sheets import open_target, write_table
 from fieldpipe.sheets.quota import sheets_limiter
 from fieldpipe.sheets.targets import PassRateChart
@@ -158,3 +161,12 @@ def export_changed_results(conn: psycopg.Connection, connection: tuple[str | Non
     log.info("Results tabs of changed assessments: %s",
              ", ".join(f"assessment {a}: {n} students" for a, n in written.items()) or "none changed")
     return written
+
+
+def results_csv(conn: psycopg.Connection, organization_id: int, assessment_id: Any,
+                as_of: dt.datetime | None = None) -> tuple[bytes, str]:
+    """The Results tab as CSV (every class of the assessment, as of `as_of`, default now) and its ETag."""
+    assessment = get_assessment_row(conn, organization_id, assessment_id)
+    as_of = as_of or conn.execute("SELECT now() AS t").fetchone()["t"]
+    body = csv_rows(*results_table(conn, assessment, as_of))
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

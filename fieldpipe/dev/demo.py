@@ -13,6 +13,7 @@ from fieldpipe.openrosa import submit
 from fieldpipe.xforms import parse_xform, xlsform_to_xform
 from fieldpipe.dev.demo_assessments import load_demo_assessments
 from fieldpipe.dev.demo_enrollment import load_demo_schools, load_demo_transfer
+from fieldpipe.dev.demo_exams import load_demo_exam
 from fieldpipe.orgs import ensure_organization
 from fieldpipe.problems import Problem
 from fieldpipe.rules import store as rules_store
@@ -80,6 +81,7 @@ def load_demo(conn: psycopg.Connection) -> int:
                 raise
     load_demo_rules(conn, organization_id)
     load_demo_assessments(conn, organization_id)
+    load_demo_exam(conn, organization_id)  # issue 25: an exam students sit themselves
     load_demo_schools(conn, organization_id)  # issue 19: a second school to transfer to
     load_demo_xlsform(conn, organization_id)
     load_yesterdays_responses(conn, organization_id)

@@ -144,6 +144,17 @@ def load_demo_needing_storage(app_db_url: str, airflow_env: dict[str, str]) -> s
     return certificate_id
 
 
+def demo_student_slip(app_db_url: str) -> dict:
+    """A fresh sign-in PIN for the demo student each time `make up` starts, printed with the other logins."""
+    from fieldpipe.dev.demo_exams import demo_student_slip as issue
+    from fieldpipe.orgs import organization_id
+
+    with connect(app_db_url) as conn:
+        slip = issue(conn, organization_id(conn, "demo"))
+        conn.commit()
+    return slip
+
+
 def reporting_login(app_db_url: str) -> str:
     """A URL a BI tool can use as the `fieldpipe_reporting` role; its password is generated once and kept in
     var/reporting_password (mode 600)."""
@@ -222,6 +233,7 @@ def run_up() -> int:
         say("demo organization 'demo' is loaded")
         key = demo_admin_key(app_db_url)
         reporting_url = reporting_login(app_db_url)
+        slip = demo_student_slip(app_db_url)
 
         say("preparing Airflow's metadata database and pools (the first run takes a minute)")
         metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
@@ -249,6 +261,7 @@ def run_up() -> int:
   ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Reporting DB    {reporting_url}   (schema reporting, read-only; see README "Reporting")
+  Demo student    class id {slip['class_id']}, roll number {slip['roll_number']} ({slip['name']}), PIN {slip['pin']}   (POST /api/v1/auth/student; README "Results per student")
   Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
   Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
   Logs            var/log/
