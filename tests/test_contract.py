@@ -315,7 +315,8 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     etag = call("get", "/api/v1/assessments", key=collector, expect=200).headers["ETag"]
     call("get", "/api/v1/assessments", key=collector, headers={"If-None-Match": etag}, expect=304)
     for path, values in (("/api/v1/assessments/{assessment_id}/submissions/student", None),
-                         ("/api/v1/assessments/{assessment_id}/submissions/class", {"assessment_id": 2})):
+                         ("/api/v1/assessments/{assessment_id}/submissions/class", {"assessment_id": 2}),
+                         ("/api/v1/assessments/{assessment_id}/results.csv", None)):
         etag = call("get", path, key=collector, expect=200, path_values=values).headers["ETag"]
         call("get", path, key=collector, headers={"If-None-Match": etag}, expect=304, path_values=values)
     for path, body, assessment_id, different in (

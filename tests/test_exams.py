@@ -289,3 +289,38 @@ def test_the_demo_exam_is_signed_into_answered_and_scored_on_close(conn, client)
     assert (results["2"]["total_marks"], results["3"]["total_marks"], results["4"]["status"]) == (8, 4, "absent")
     load_demo(conn)  # the next make up: a fresh exam to sit, the closed one kept
     assert len(client.get(f"/api/v1/students/{me}/exams", headers=auth(token["token"])).get_json()["items"]) == 1
+
+
+def test_answers_racing_a_close_are_either_graded_by_it_or_refused(live_api, client, admin_key, conn, exam, tokens):
+    """Phones keep answering while the admin closes: every answer stored is graded, every later one refused."""
+    import threading
+    import time
+
+    import requests
+
+    outcomes: list[int] = []
+    stop = threading.Event()
+
+    def phone(token: dict) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                resp = session.post(f"{live_api}/api/v1/students/{token['student']['id']}/exams/{exam['id']}/answers",
+                                    json={"answer_id": str(uuid.uuid4()), "question": "q1", "answer": "b"},
+                                    headers=auth(token["token"]), timeout=30)
+                outcomes.append(resp.status_code)
+                if resp.status_code == 422:
+                    return
+
+    phones = [threading.Thread(target=phone, args=(t,)) for t in tokens.values() for _ in range(3)]
+    for thread in phones:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while count(conn) < 30 and time.monotonic() < deadline:  # answers are flowing
+        time.sleep(0.05)
+    closed = client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key)).get_json()
+    for thread in phones:
+        thread.join(timeout=60)
+    stop.set()
+    stored = conn.execute("SELECT count(*) AS n, count(marks) AS graded FROM exam_answers").fetchone()
+    assert stored["n"] >= 30 and stored["graded"] == stored["n"] == outcomes.count(201) == closed["answers_graded"]
+    assert outcomes.count(422) == len(phones) and set(outcomes) == {201, 422}

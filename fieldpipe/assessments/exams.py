@@ -156,10 +156,12 @@ def post_answer(conn: psycopg.Connection, student: Student, student_id: Any, exa
     except Problem:
         _student_exam(conn, student, exam_pk)  # an exam that is not theirs is 404 before a bad body is 422
         raise
-    lock_exam(conn, exam_pk, shared=True)
     params = {"student": student.student_id, "class": student.class_id, "org": student.organization_id,
               "exam": exam_pk, "question": question, "answer": answer, "answer_id": answer_id}
-    row = conn.execute(INSERT_ANSWER, params).fetchone()
+    with conn.pipeline():  # the lock, then the INSERT (its own snapshot, taken once the lock is granted), one trip
+        lock_exam(conn, exam_pk, shared=True)
+        inserted = conn.execute(INSERT_ANSWER, params)
+    row = inserted.fetchone()
     if row is not None:
         return _receipt(exam_pk, answer_id, question, answer, row["received_at"]), True
     return _refusal(conn, student, exam_pk, answer_id, question, answer), False

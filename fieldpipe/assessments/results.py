@@ -8,8 +8,9 @@ instant, computed again later (a backfill), are the same; a corrected answer key
 exception: it regrades the affected answers, and the results change with it.
 
 Who is listed: every student enrolled in one of the assessment's classes before the instant whose enrollment
-had not ended before the assessment was created (so a student who left mid-term keeps their result), one row
-per (class, student), in class then student id order. A student with no marks is `not_assessed` (an exam:
+had not ended before the assessment was created (so a student who left mid-term keeps their result), and
+every student with marks or answers in such a class received before it; one row per (class, student), in
+class then student id order. A student with no marks is `not_assessed` (an exam:
 `absent`, nothing answered); one absent on every item is `absent`; anyone else `assessed`.
 
 Scoring:
@@ -126,25 +127,33 @@ class Scorer:
 
 def _roster(conn: psycopg.Connection, assessment: dict, as_of: dt.datetime, *, class_id: int | None = None,
             student_ids: list[int] | None = None, after: tuple | None = None, fetch: int | None = None) -> list[dict]:
-    clauses = ["e.created_at < %(as_of)s",
-               "(e.ended_on IS NULL OR e.ended_on >= (%(since)s AT TIME ZONE 'UTC')::date)",
-               "(st.deleted_at IS NULL OR st.deleted_at >= %(since)s)"]
+    """(class, student) pairs listed as of the instant: enrolled in one of the assessment's classes before it
+    (and not gone before the assessment began), or with marks or answers in such a class received before it
+    (a roster imported after the marks, as the demo's, still lists the students marked)."""
+    clauses = []
     params: dict[str, Any] = {"assessment": assessment["id"], "as_of": as_of, "since": assessment["created_at"],
                               "class_id": class_id, "students": student_ids, "fetch": fetch}
     if class_id is not None:
-        clauses.append("e.class_id = %(class_id)s")
+        clauses.append("r.class_id = %(class_id)s")
     if student_ids is not None:
-        clauses.append("st.id = ANY(%(students)s)")
+        clauses.append("r.student_id = ANY(%(students)s)")
     if after is not None:
-        clauses.append("(e.class_id, st.id) > (%(after_class)s, %(after_student)s)")
+        clauses.append("(r.class_id, r.student_id) > (%(after_class)s, %(after_student)s)")
         params.update(after_class=after[0], after_student=after[1])
+    marked = ("SELECT class_id, student_id FROM exam_answers" if assessment["submission_level"] == "exam"
+              else "SELECT class_id, student_id FROM student_marks")
     return conn.execute(
-        f"""SELECT DISTINCT e.class_id, st.id AS student_id, st.roll_number, st.name
-              FROM enrollments e
-              JOIN students st ON st.id = e.student_id
-              JOIN assessment_classes ac ON ac.class_id = e.class_id AND ac.assessment_id = %(assessment)s
-             WHERE {' AND '.join(clauses)}
-             ORDER BY e.class_id, st.id {'LIMIT %(fetch)s' if fetch else ''}""", params).fetchall()
+        f"""SELECT DISTINCT r.class_id, r.student_id, st.roll_number, st.name
+              FROM (SELECT e.class_id, e.student_id FROM enrollments e JOIN students st ON st.id = e.student_id
+                     WHERE e.created_at < %(as_of)s
+                       AND (e.ended_on IS NULL OR e.ended_on >= (%(since)s AT TIME ZONE 'UTC')::date)
+                       AND (st.deleted_at IS NULL OR st.deleted_at >= %(since)s)
+                    UNION
+                    {marked} WHERE assessment_id = %(assessment)s AND received_at < %(as_of)s) r
+              JOIN students st ON st.id = r.student_id
+              JOIN assessment_classes ac ON ac.class_id = r.class_id AND ac.assessment_id = %(assessment)s
+             {'WHERE ' + ' AND '.join(clauses) if clauses else ''}
+             ORDER BY r.class_id, r.student_id {'LIMIT %(fetch)s' if fetch else ''}""", params).fetchall()
 
 
 def _rows(conn: psycopg.Connection, assessment: dict, students: list[dict], as_of: dt.datetime) -> dict:
