@@ -6,14 +6,14 @@
   Such answers belong to no teacher's batch (`submission_pk` NULL).
 - `student_signins`: a student's sign-in PIN (a scrypt hash only) and its lockout after repeated failures.
 
-Revision ID: 0017_student_results
-Revises: 0016_pipeline_events
+Revision ID: 0018_student_results
+Revises: 0017_form_tasks
 """
 
 from alembic import op
 
-revision = "0017_student_results"
-down_revision = "0016_pipeline_events"
+revision = "0018_student_results"
+down_revision = "0017_form_tasks"
 branch_labels = None
 depends_on = None
 
