@@ -43,7 +43,7 @@ def _schema_errors(schema: dict, config: Any) -> list[FieldError]:
     return errors
 
 
-def check_config(kind_name: str, kind: Any, config: Any, form: dict) -> list[FieldError]:
+def check_config(kind: Any, config: Any, form: dict) -> list[FieldError]:
     """Every problem of a configuration for this kind on this form (schema first, then the kind's own check)."""
     if not isinstance(config, dict):
         return [FieldError("config", "type", "must be an object")]
@@ -87,7 +87,7 @@ def create_task(conn: psycopg.Connection, form: dict, payload: Any) -> dict:
         if "mode" in payload and payload["mode"] != kind.mode:
             errors.append(FieldError("mode", "fixed_by_kind", f"a {kind_name} task is {kind.mode}"))
         config = payload.get("config", {})
-        errors += check_config(kind_name, kind, config, form)
+        errors += check_config(kind, config, form)
         errors += _one_per_form_error(conn, form, kind_name, kind)
     if errors:
         raise invalid(errors)
@@ -141,7 +141,7 @@ def update_task(conn: psycopg.Connection, form: dict, task_id: int, payload: Any
             errors.append(FieldError("kind", "unknown_kind", f"task kind {row['kind']!r} is no longer installed"))
     config = payload.get("config", row["config"])
     if kind is not None and "config" in payload:
-        errors += check_config(row["kind"], kind, config, form)
+        errors += check_config(kind, config, form)
     if errors:
         raise invalid(errors)
     events = kind_events(kind, config) if kind is not None and row["mode"] == "async" else row["events"]
