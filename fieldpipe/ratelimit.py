@@ -76,7 +76,6 @@ class RateLimiter:
             raise ValueError("rate must be positive and burst at least 1")
         self.name, self.rate, self.burst = name, rate, burst
         self.interval = 1.0 / rate
-        self.waited_seconds = 0.0
         self._connection = _shared or _Connection(connect)
 
     def named(self, name: str) -> "RateLimiter":
@@ -101,7 +100,6 @@ class RateLimiter:
         while True:
             now = time.monotonic()
             if now < slot:
-                self.waited_seconds += slot - now
                 time.sleep(slot - now)
             elif now - slot > self.interval:
                 # woke late (the process was stalled): others may be late too, so take a fresh slot

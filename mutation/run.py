@@ -6,8 +6,13 @@ one PostgreSQL server started for the whole run: mutmut forks a fresh pytest ses
 session would otherwise start its own server. Results go to mutation/results/<part>.json: the score and
 every surviving mutant with its diff, which docs/testing.md explains one by one.
 
-    python -m mutation.run PART [--max-children N] [mutmut mutant name globs ...]
+    python -m mutation.run PART [--max-children N] [--sample N] [mutmut mutant name globs ...]
     python -m mutation.run --list
+
+`--sample N` tries a uniform random sample of N of the part's mutants (the same ones every time: a larger N
+extends the sample, a rerun resumes it), for parts too big for the machine time there is. The score is then
+an estimate, with its 95% interval in the results. Without it mutmut tries every mutant, cheapest tests first,
+so a run stopped halfway is a biased sample.
 """
 
 from __future__ import annotations
@@ -27,30 +32,51 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "mutation" / "results"
 COPIED = ("api", "fieldpipe", "include", "tests", "dags", "plugins", "bench", "alembic.ini")
 
-# part: (modules to mutate, test files that guard them)
+# part: (modules to mutate, test files that guard them). A part's guard tests run three times before its first
+# mutant (stats, clean run, forced failure); then each mutant runs only the guard tests that call the function
+# it changed. So a part lists every test file that checks its behaviour, and no slow DAG runs: the DAG tests
+# call the same functions the listed tests call directly.
 PARTS: dict[str, tuple[list[str], list[str]]] = {
     "answers": (["fieldpipe/answers.py", "fieldpipe/forms.py"],
                 ["tests/test_answer_types.py", "tests/test_forms_edges.py", "tests/test_ingestion_edges.py",
                  "tests/test_forms_api.py", "tests/test_responses_api.py"]),
     "responses": (["fieldpipe/responses.py"],
                   ["tests/test_responses_api.py", "tests/test_ingestion_edges.py", "tests/test_listing.py"]),
-    "rules": (["fieldpipe/rules/*.py"],
+    # the rules language: parser and type checker, both executors, the regex subset
+    "rules": (["fieldpipe/rules/expression.py", "fieldpipe/rules/compiler.py", "fieldpipe/rules/inprocess.py",
+               "fieldpipe/rules/regex.py"],
               ["tests/test_rules_boundaries.py", "tests/test_rules_agreement.py", "tests/test_rules_validation.py",
-               "tests/test_rules_cli.py"]),
+               "tests/test_rules_api.py"]),
+    # rules documents and their runs: loading, storing, validation runs, dry runs, statistics, expectations
+    "rules-runs": (["fieldpipe/rules/__init__.py", "fieldpipe/rules/loader.py", "fieldpipe/rules/store.py",
+                    "fieldpipe/rules/validate.py", "fieldpipe/rules/dry_run.py", "fieldpipe/rules/statistics.py",
+                    "fieldpipe/rules/expectations.py"],
+                   ["tests/test_rules_validation.py", "tests/test_rules_api.py", "tests/test_rules_cli.py",
+                    "tests/test_rules_statistics.py", "tests/test_time_windows.py"]),
     "flags": (["fieldpipe/flags.py", "fieldpipe/rules/ledger.py"],
               ["tests/test_flags_api.py", "tests/test_rules_validation.py", "tests/test_time_windows.py"]),
-    "sms": (["fieldpipe/sms/*.py"], ["tests/test_sms.py", "tests/test_time_windows.py"]),
+    "sms": (["fieldpipe/sms/*.py"], ["tests/test_sms.py", "tests/test_time_windows.py", "tests/test_flag_notices.py"]),
     "retry": (["fieldpipe/retry.py"], ["tests/test_retry.py", "tests/test_time_windows.py"]),
     "ratelimit": (["fieldpipe/ratelimit.py"], ["tests/test_ratelimit.py", "tests/test_webhooks_delivery.py"]),
     "webhooks": (["fieldpipe/webhooks/*.py"],
                  ["tests/test_webhooks_api.py", "tests/test_webhooks_delivery.py", "tests/test_webhooks_targets.py",
                   "tests/test_known_answers.py", "tests/test_time_windows.py"]),
-    "sheets": (["fieldpipe/sheets/*.py"],
-               ["tests/test_sheets_export.py", "tests/test_sheets_layout.py", "tests/test_sheets_repairs.py",
-                "tests/test_sheets_targets.py"]),
-    "assessments": (["fieldpipe/assessments/*.py"],
-                    ["tests/test_assessments_api.py", "tests/test_assessments_aggregation.py",
-                     "tests/test_assessments_export.py", "tests/test_pass_marks.py"]),
+    # the export itself: which columns, how answers become cells, repeats, the incremental run
+    "sheets": (["fieldpipe/sheets/export.py", "fieldpipe/sheets/layout.py", "fieldpipe/sheets/repeats.py",
+                "fieldpipe/sheets/jobs.py"],
+               ["tests/test_sheets_export.py", "tests/test_sheets_layout.py", "tests/test_sheets_repairs.py"]),
+    # where it writes: Google (against the fake Sheets server) or a local workbook, within quota
+    "sheets-targets": (["fieldpipe/sheets/targets.py", "fieldpipe/sheets/quota.py"],
+                       ["tests/test_sheets_targets.py", "tests/test_sheets_export.py", "tests/test_sheets_repairs.py"]),
+    # definitions and what is submitted against them (marks, grades, exam answers, pass marks)
+    "assessments": (["fieldpipe/assessments/definitions.py", "fieldpipe/assessments/submissions.py"],
+                    ["tests/test_assessments_api.py", "tests/test_pass_marks.py",
+                     "tests/test_assessments_aggregation.py"]),
+    # rosters and the daily summaries with their Summary tab
+    "assessments-summaries": (["fieldpipe/assessments/roster.py", "fieldpipe/assessments/aggregate.py",
+                               "fieldpipe/assessments/export.py"],
+                              ["tests/test_assessments_api.py", "tests/test_assessments_aggregation.py",
+                               "tests/test_assessments_export.py", "tests/test_pass_marks.py"]),
     "api": (["api/context.py"], ["tests/test_api_context.py", "tests/test_access_matrix.py", "tests/test_api_errors.py"]),
 }
 
@@ -83,12 +109,25 @@ pytest_add_cli_args_test_selection = {_toml_list(tests)}
     (work / "pyproject.toml").write_text(config)
 
 
+def _migrated_template(maintenance_url: str) -> str:
+    """A migrated database that each mutant's test session copies (tests/conftest.py) instead of migrating its own."""
+    import psycopg
+
+    from fieldpipe.db import migrate
+    from fieldpipe.dev.airflow_runtime import with_database
+
+    name = "fieldpipe_mutation_template"
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    migrate(with_database(maintenance_url, name))
+    return name
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def summarize(part: str, work: Path, mutmut: str) -> dict:
-    """The score and each survivor with its diff, from mutmut's own results."""
+def _statuses(work: Path, mutmut: str) -> dict[str, str]:
     listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True,
                              check=True).stdout
     statuses: dict[str, str] = {}
@@ -96,6 +135,15 @@ def summarize(part: str, work: Path, mutmut: str) -> dict:
         name, _, status = line.strip().rpartition(": ")
         if name:
             statuses[name] = status
+    return statuses
+
+
+def summarize(part: str, work: Path, mutmut: str, sample: int | None = None) -> dict:
+    """The score and each survivor with its diff, from mutmut's own results (over the sample, if one was
+    taken, with the 95% Wilson interval of the part's whole score)."""
+    statuses = all_statuses = _statuses(work, mutmut)
+    if sample:
+        statuses = sampled(all_statuses, sample, seed=part)
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
@@ -107,8 +155,16 @@ def summarize(part: str, work: Path, mutmut: str) -> dict:
     killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
     judged = sum(n for s, n in counts.items() if s not in ("not checked", "skipped"))
     return {"part": part, "modules": PARTS[part][0], "tests": PARTS[part][1], "counts": counts,
-            "mutants": len(statuses), "tried": judged, "complete": judged == len(statuses),
-            "score": round(killed / judged, 4) if judged else None, "survivors": survivors}
+            "mutants": len(all_statuses), "sample": len(statuses) if sample else None, "tried": judged,
+            "complete": judged == len(all_statuses), "score": round(killed / judged, 4) if judged else None,
+            "interval95": _wilson(killed, judged) if sample and judged else None, "survivors": survivors}
+
+
+def _wilson(killed: int, tried: int, z: float = 1.96) -> list[float]:
+    p = killed / tried
+    centre = (p + z * z / (2 * tried)) / (1 + z * z / tried)
+    half = z * (p * (1 - p) / tried + z * z / (4 * tried * tried)) ** 0.5 / (1 + z * z / tried)
+    return [round(centre - half, 4), round(centre + half, 4)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("part", nargs="?", choices=[*sorted(PARTS), "all"], help="a part, or all of them in turn")
     parser.add_argument("names", nargs="*", help="mutmut mutant name globs, e.g. 'fieldpipe.answers*'")
     parser.add_argument("--max-children", type=int, default=1)
+    parser.add_argument("--sample", type=int, help="try only a fixed random sample of this many mutants")
     parser.add_argument("--list", action="store_true", help="list the parts")
     parser.add_argument("--summarize-only", action="store_true",
                         help="write the results of the part's last (perhaps stopped) run without running anything")
@@ -132,29 +189,56 @@ def main(argv: list[str] | None = None) -> int:
     work = REPO / "var" / "mutation" / args.part
     mutmut = str(Path(sys.executable).parent / "mutmut")
     if args.summarize_only:
-        return write_results(args.part, work, mutmut, minutes=None)
+        return write_results(args.part, work, mutmut, minutes=None, sample=args.sample)
     prepare(args.part, work)
     data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-mutation-pg-"))
     server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
     started = time.monotonic()
     # A stopped run (Ctrl-C, or SIGTERM from a job runner) stops mutmut and its workers, then the server.
     signal.signal(signal.SIGTERM, _interrupt)
-    env = {**os.environ, "TEST_DATABASE_URL": server.url}
-    proc = subprocess.Popen(["nice", "-n", "10", mutmut, "run", "--max-children", str(args.max_children), *args.names],
-                            cwd=work, env=env, start_new_session=True)
+    env = {**os.environ, "TEST_DATABASE_URL": server.url, "TEST_TEMPLATE_DATABASE": _migrated_template(server.url)}
+    names = args.names
     try:
-        proc.wait()
+        if args.sample:
+            # mutmut generates the mutants (and collects which tests call what) before it finds no such name
+            _mutmut_run(mutmut, work, env, args.max_children, ["no-such-mutant"])
+            sample = sampled(_statuses(work, mutmut), args.sample, seed=args.part)
+            names = [name for name, status in sample.items() if status == "not checked"]
+            print(f"{args.part}: sample of {len(sample)} mutants, {len(names)} not tried yet")
+        if names or not args.sample:
+            _mutmut_run(mutmut, work, env, args.max_children, names)
     except KeyboardInterrupt:  # the mutants tried so far are still worth a score, marked as partial
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait()
+        pass
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    return write_results(args.part, work, mutmut, minutes=round((time.monotonic() - started) / 60, 1))
+    return write_results(args.part, work, mutmut, minutes=round((time.monotonic() - started) / 60, 1),
+                         sample=args.sample)
 
 
-def write_results(part: str, work: Path, mutmut: str, minutes: float | None) -> int:
-    result = summarize(part, work, mutmut)
+def _mutmut_run(mutmut: str, work: Path, env: dict, max_children: int, names: list[str]) -> None:
+    proc = subprocess.Popen(["nice", "-n", "10", mutmut, "run", "--max-children", str(max_children), *names],
+                            cwd=work, env=env, start_new_session=True)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+
+
+def sampled(statuses: dict[str, str], size: int, seed: str) -> dict[str, str]:
+    """The first `size` of the mutants in an order fixed by `seed`: the same sample every run, and a larger
+    size extends it."""
+    import random
+
+    names = sorted(statuses)
+    random.Random(seed).shuffle(names)
+    return {name: statuses[name] for name in names[:size]}
+
+
+def write_results(part: str, work: Path, mutmut: str, minutes: float | None, sample: int | None = None) -> int:
+    result = summarize(part, work, mutmut, sample)
     result["minutes"] = minutes
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{part}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

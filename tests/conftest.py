@@ -2,6 +2,8 @@
 
 Set TEST_DATABASE_URL to a server's maintenance URL (postgresql://user@host:port/postgres) to use an
 existing server instead of the embedded one; a database named fieldpipe_test_<pid> is created on it.
+With TEST_TEMPLATE_DATABASE also set (mutation/run.py does, for its thousands of short sessions), that
+database is copied from the named, already migrated one instead of being migrated afresh (~0.5 s, not ~3 s).
 
 Airflow reads its configuration once, at its first import, and test modules import `airflow.sdk` and
 plugins at module level: so the Airflow environment (home, DAGs folder, metadata database
@@ -61,17 +63,19 @@ def pg_server():
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _create_database(maintenance_url: str, name: str) -> str:
+def _create_database(maintenance_url: str, name: str, template: str | None = None) -> str:
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return with_database(maintenance_url, name)
 
 
 @pytest.fixture(scope="session")
 def db_url(pg_server):
-    url = _create_database(pg_server[0], APP_DATABASE)
-    migrate(url)
+    template = os.environ.get("TEST_TEMPLATE_DATABASE") if os.environ.get("TEST_DATABASE_URL") else None
+    url = _create_database(pg_server[0], APP_DATABASE, template)
+    if not template:
+        migrate(url)
     os.environ["DATABASE_URL"] = url
     return url
 

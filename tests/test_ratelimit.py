@@ -119,3 +119,41 @@ def test_a_limiter_beside_a_connection_reaches_the_same_database(conn):
     with RateLimiter.beside(conn, "beside", rate=100.0) as bucket:
         bucket.acquire()
     assert conn.execute("SELECT count(*) AS n FROM rate_limits WHERE name = 'beside'").fetchone()["n"] == 1
+
+
+
+def test_a_limiter_beside_a_connection_keeps_its_burst(conn):
+    # The Sheets quota is such a limiter: a minute's requests may go at once, then one per interval.
+    with RateLimiter.beside(conn, "beside-burst", rate=0.5, burst=3) as bucket:
+        started = time.monotonic()
+        for _ in range(3):
+            bucket.acquire()
+        assert time.monotonic() - started < 1.5  # a budget of burst 1 would hold the second back 2 s
+
+
+def test_a_deferral_holds_a_bursting_budget_back_exactly_as_long_as_asked(clean_db):
+    # rate 2/s, burst 5: the next token after `defer(2)` comes 2 s later; not earlier (the burst's tokens
+    # are held back too), and not a burst's worth of intervals later.
+    with limiter(clean_db, "provider", rate=2.0, burst=5) as deferring, \
+            limiter(clean_db, "provider", rate=2.0, burst=5) as other_caller:
+        deferring.defer(2.0)
+        before = time.monotonic()
+        other_caller.acquire()
+        assert 1.7 < time.monotonic() - before < 2.9
+
+
+def test_named_siblings_keep_the_burst_and_share_one_database_connection(clean_db):
+    # Webhook delivery takes one budget per endpoint: a hundred endpoints must not open a hundred connections.
+    def connections() -> int:
+        with connect(clean_db) as probe:
+            return probe.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+                                 ).fetchone()["n"]
+
+    before = connections()
+    with limiter(clean_db, "endpoint:0", rate=0.5, burst=3) as first:
+        for sibling in [first.named(f"endpoint:{n}") for n in range(1, 6)]:
+            started = time.monotonic()
+            for _ in range(3):
+                sibling.acquire()
+            assert time.monotonic() - started < 1.5  # each sibling's budget holds the same burst of 3
+        assert connections() == before + 1
