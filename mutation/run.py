@@ -60,7 +60,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
     "ratelimit": (["fieldpipe/ratelimit.py"], ["tests/test_ratelimit.py", "tests/test_webhooks_delivery.py"]),
     "webhooks": (["fieldpipe/webhooks/*.py"],
                  ["tests/test_webhooks_api.py", "tests/test_webhooks_delivery.py", "tests/test_webhooks_targets.py",
-                  "tests/test_known_answers.py", "tests/test_time_windows.py"]),
+                  "tests/test_webhooks_transport.py", "tests/test_known_answers.py", "tests/test_time_windows.py"]),
     # the export itself: which columns, how answers become cells, repeats, the incremental run
     "sheets": (["fieldpipe/sheets/export.py", "fieldpipe/sheets/layout.py", "fieldpipe/sheets/repeats.py",
                 "fieldpipe/sheets/jobs.py"],

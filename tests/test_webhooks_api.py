@@ -142,3 +142,41 @@ def test_failed_deliveries_are_listed_and_replayed(client, conn, db_url, admin_k
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     assert client.get("/api/v1/deliveries?status=failed", headers=auth(admin_key)).get_json()["items"] == []
     assert len(receiver.requests) == 3 + 3
+
+
+@pytest.mark.parametrize("body, error", [
+    ([{"url": "https://example.org/x"}], {"field": "", "code": "type", "message": "must be an object with url and events"}),
+    ({"url": "https://user:pw@example.org/x", "events": ["flag.opened"]},
+     {"field": "url", "code": "malformed",
+      "message": "must not carry credentials; the signature authenticates fieldpipe"}),
+    ({"url": "https://example.org/a b", "events": ["flag.opened"]},
+     {"field": "url", "code": "malformed", "message": "must not contain spaces or control characters"}),
+])
+def test_a_refused_registration_says_what_is_wrong(client, conn, admin_key, body, error):
+    resp = client.post("/api/v1/webhooks", json=body, headers=auth(admin_key))
+    assert resp.status_code == 422 and resp.get_json()["errors"] == [error]
+    assert conn.execute("SELECT count(*) AS n FROM webhooks").fetchone()["n"] == 0
+
+
+def test_removing_a_webhook_that_is_not_there_names_it(client, admin_key):
+    resp = client.delete("/api/v1/webhooks/987654", headers=auth(admin_key))
+    assert resp.status_code == 404 and resp.get_json()["detail"] == "webhook 987654 was not found"
+
+
+@pytest.mark.parametrize("key_at_delivery, reason", [
+    (None, f"the signing secret is encrypted but {SECRET_KEY_ENV} is not set"),
+    ("a-key-that-was-never-used", f"the signing secret does not decrypt with {SECRET_KEY_ENV}"),
+])
+def test_a_secret_that_cannot_be_read_back_fails_the_delivery_and_says_why(
+        client, conn, admin_key, receiver, monkeypatch, key_at_delivery, reason):
+    monkeypatch.setenv(SECRET_KEY_ENV, "the-key-at-registration")
+    post_hook(client, admin_key, receiver.url())
+    if key_at_delivery:
+        monkeypatch.setenv(SECRET_KEY_ENV, key_at_delivery)
+    else:
+        monkeypatch.delenv(SECRET_KEY_ENV)
+    enqueue(conn, [{"organization_id": org_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
+    deliver_due(conn, DeliveryPolicy(timeout=1.0))
+    assert receiver.requests == []  # never sent unsigned
+    [item] = client.get("/api/v1/deliveries", headers=auth(admin_key)).get_json()["items"]
+    assert (item["status"], item["last_error"]) == ("failed", reason)

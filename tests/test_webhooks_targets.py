@@ -108,3 +108,9 @@ def test_signature_verifies_and_rejects_tampering_wrong_secret_and_replays():
     # a second v1 (sender rotating secrets) is accepted when either matches
     rotated = header + "," + sign("whsec_new", body, 1_700_000_000).split(",")[1]
     assert verify_signature("whsec_new", rotated, body, now=1_700_000_000)
+
+
+def test_a_host_without_addresses_is_unresolvable():
+    with pytest.raises(TargetRefused) as refused:
+        check_target("https://empty.example/x", resolver=fixed())
+    assert refused.value.code == "unresolvable" and "'empty.example' does not resolve" in refused.value.message

@@ -107,7 +107,7 @@ def enqueue(conn: psycopg.Connection, events: Iterable[dict], policy: DeliveryPo
            WHERE w.task_id IS NULL OR EXISTS (SELECT 1 FROM form_tasks t WHERE t.id = w.task_id AND t.enabled
                                                                            AND t.form_id = e.form_id)
            ON CONFLICT (webhook_id, event_key) DO NOTHING""",
-        {"events": json.dumps(events, default=str), "window": policy.retry_window},
+        {"events": json.dumps(events), "window": policy.retry_window},
     )
     return cur.rowcount
 

@@ -99,7 +99,7 @@ def refusal_reason(address: IPAddress) -> str | None:
     return next((reason for refused, reason in checks if refused), None)
 
 
-def parse_url(url: object, production: bool | None = None) -> tuple[str, str, int, str]:
+def parse_url(url: object) -> tuple[str, str, int, str]:
     """(scheme, host, port, path with query) of a well-formed webhook URL, or TargetRefused."""
     if not isinstance(url, str) or not url.strip():
         raise TargetRefused("malformed", "must be an absolute http(s) URL")
@@ -116,17 +116,15 @@ def parse_url(url: object, production: bool | None = None) -> tuple[str, str, in
         raise TargetRefused("malformed", "must be an absolute http(s) URL such as https://example.org/hooks")
     if parts.username is not None or parts.password is not None:
         raise TargetRefused("malformed", "must not carry credentials; the signature authenticates fieldpipe")
-    if production is None:
-        production = Settings.from_env().production
-    if production and parts.scheme != "https":
+    if Settings.from_env().production and parts.scheme != "https":
         raise TargetRefused("scheme", "must use https in production")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path
 
 
-def check_target(url: object, *, resolver: Resolver = system_resolver, production: bool | None = None) -> Target:
+def check_target(url: object, *, resolver: Resolver = system_resolver) -> Target:
     """Parse the URL, resolve its host and check every address; the first address is the one to connect to."""
-    scheme, host, port, path = parse_url(url, production)
+    scheme, host, port, path = parse_url(url)
     try:
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host, port)]
     except (OSError, UnicodeError, ValueError) as err:
