@@ -77,3 +77,27 @@ def test_city_filter_and_word_search_use_indexes(clean_db, responses):
         for where in ("answers @> '{\"city\": \"pune\"}'", "search_words @> ARRAY['नीर']"):
             plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(f"EXPLAIN SELECT * FROM responses WHERE {where}"))
             assert "Index Scan" in plan and "Seq Scan" not in plan, plan
+
+
+def test_boolean_and_multi_choice_answers_filter_the_listing(client, make_form, collector_key):
+    make_form("farms", questions=[
+        {"key": "consent", "label": "Consent", "type": "boolean", "required": True},
+        {"key": "crops", "label": "Crops", "type": "multi_choice",
+         "choices": [{"value": "rice", "label": "Rice"}, {"value": "wheat", "label": "Wheat"}]}])
+    answers = [{"consent": True, "crops": ["rice", "wheat"]}, {"consent": False, "crops": ["wheat"]},
+               {"consent": True, "crops": []}]
+    items = [submission(answers=a) for a in answers]
+    client.post("/api/v1/forms/farms/responses/batch", json={"items": items}, headers=auth(collector_key))
+
+    def matching(**filters):
+        page = client.get("/api/v1/forms/farms/responses", headers=auth(collector_key),
+                          query_string={f"answer.{k}": v for k, v in filters.items()}).get_json()
+        return [items.index(next(i for i in items if i["submission_id"] == r["submission_id"]))
+                for r in page["items"]]
+
+    assert matching(consent="true") == [0, 2]
+    assert matching(consent="True") == [0, 2]
+    assert matching(consent="false") == [1]
+    assert matching(crops="rice") == [0]
+    assert matching(crops="wheat") == [0, 1]
+    assert matching(consent="true", crops="wheat") == [0]

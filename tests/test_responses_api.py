@@ -1,6 +1,7 @@
 """Posting, reading, searching and editing responses, as a field app and an analyst would."""
 
 import uuid
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -153,3 +154,56 @@ def test_unknown_response_is_404(client, form, collector_key):
     assert client.get(f"{URL}/{uuid.uuid4()}", headers=auth(collector_key)).status_code == 404
     assert client.get(f"{URL}/nope", headers=auth(collector_key)).status_code == 404
     assert client.patch(f"{URL}/{uuid.uuid4()}", json={"answers": {}}, headers=auth(collector_key)).status_code == 404
+
+
+def test_a_response_reads_back_with_every_field(client, form, collector_key):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    stored = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key)).get_json()
+    assert {"submission_id", "form", "form_version", "revision", "collector", "submitted_at", "received_at",
+            "updated_at", "answers"} <= set(stored)
+    assert (stored["submission_id"], stored["form"], stored["form_version"], stored["revision"]) == (
+        body["submission_id"], "household-survey", 1, 1)
+    assert stored["collector"] == {"id": "enum-7", "phone": "+919812345678"}
+    assert stored["answers"] == body["answers"]
+    assert datetime.fromisoformat(stored["submitted_at"]) == datetime(2026, 11, 20, 4, 45, tzinfo=timezone.utc)
+
+
+def test_revisions_keep_who_sent_each_one_and_page_oldest_first(client, form, collector_key):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    edit = {"answers": {**body["answers"], "monthly_savings": 4000}, "submitted_at": "2026-11-21T09:00:00+05:30",
+            "collector": {"id": "supervisor-2", "phone": "+919811111111"}}
+    assert client.patch(f"{URL}/{body['submission_id']}", json=edit, headers=auth(collector_key)).status_code == 200
+    revisions, cursor = [], None
+    while True:
+        page = client.get(f"{URL}/{body['submission_id']}/revisions", headers=auth(collector_key),
+                          query_string={"limit": 1, **({"cursor": cursor} if cursor else {})}).get_json()
+        revisions += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [r["revision"] for r in revisions] == [1, 2]
+    first, second = revisions
+    assert set(first) == {"revision", "form_version", "collector", "submitted_at", "created_at", "answers"}
+    assert first["collector"] == {"id": "enum-7", "phone": "+919812345678"}
+    assert second["collector"] == {"id": "supervisor-2", "phone": "+919811111111"}
+    assert (first["form_version"], first["answers"]["monthly_savings"]) == (1, 5000)
+    assert second["answers"]["monthly_savings"] == 4000
+    assert datetime.fromisoformat(second["submitted_at"]) == datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)
+
+
+def test_an_edit_that_is_not_an_object_is_refused_saying_so(client, form, collector_key):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    resp = client.patch(f"{URL}/{body['submission_id']}", json=["answers"], headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == [{"field": "", "code": "type", "message": "must be a JSON object"}]
+
+
+def test_a_missing_timestamp_is_required_saying_what_it_must_be(client, form, collector_key):
+    body = submission()
+    del body["submitted_at"]
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.get_json()["errors"] == [{"field": "submitted_at", "code": "required",
+                                          "message": "must be an ISO 8601 timestamp with a time zone"}]
