@@ -207,3 +207,36 @@ def test_a_missing_timestamp_is_required_saying_what_it_must_be(client, form, co
     resp = client.post(URL, json=body, headers=auth(collector_key))
     assert resp.get_json()["errors"] == [{"field": "submitted_at", "code": "required",
                                           "message": "must be an ISO 8601 timestamp with a time zone"}]
+
+
+@pytest.mark.parametrize("override, error", [
+    ({"submission_id": "not-a-uuid"},
+     {"field": "submission_id", "code": "format", "message": "must be a UUID made on the device"}),
+    ({"submitted_at": "2026-11-20T10:15:00"},
+     {"field": "submitted_at", "code": "timezone",
+      "message": "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30"}),
+    ({"collector": {"id": "e" * 201}},
+     {"field": "collector.id", "code": "too_long", "message": "must be at most 200 characters"}),
+    ({"form_version": 99}, {"field": "form_version", "code": "unknown", "message": "form version 99 does not exist"}),
+])
+def test_a_bad_envelope_is_refused_naming_the_field_and_the_reason(client, form, collector_key, conn, override, error):
+    resp = client.post(URL, json=submission(**override), headers=auth(collector_key))
+    assert resp.status_code == 422 and resp.get_json()["errors"] == [error]
+    assert count_rows(conn) == 0
+
+
+def test_an_invalid_batch_item_is_reported_under_its_submission_id(client, form, collector_key):
+    bad = submission(answers={"name": "x"})
+    [result] = client.post(f"{URL}/batch", json={"items": [bad]}, headers=auth(collector_key)).get_json()["results"]
+    assert (result["status"], result["submission_id"]) == ("invalid", bad["submission_id"])
+
+
+def test_an_app_still_on_the_previous_form_version_is_accepted_under_that_version(client, form, admin_key,
+                                                                                collector_key):
+    questions = [*form["questions"], {"key": "household_size", "label": "Household size", "type": "integer"}]
+    assert client.patch("/api/v1/forms/household-survey", json={"questions": questions},
+                        headers=auth(admin_key)).status_code == 200
+    old = submission(form_version=1)
+    resp = client.post(URL, json=old, headers=auth(collector_key))
+    assert resp.status_code == 201, resp.get_json()
+    assert client.get(f"{URL}/{old['submission_id']}", headers=auth(collector_key)).get_json()["form_version"] == 1
