@@ -114,3 +114,15 @@ def test_a_host_without_addresses_is_unresolvable():
     with pytest.raises(TargetRefused) as refused:
         check_target("https://empty.example/x", resolver=fixed())
     assert refused.value.code == "unresolvable" and "'empty.example' does not resolve" in refused.value.message
+
+
+@pytest.mark.parametrize("address, reason", [
+    ("127.0.0.1", "a loopback address"), ("10.1.2.3", "a private address"),
+    ("169.254.169.254", "a cloud metadata address"), ("169.254.1.1", "a link-local address"),
+    ("224.0.0.1", "a multicast address"), ("4000::1", "a reserved address"), ("100.64.0.1", "not a public address"),
+    ("2002:a00:1::1", "an IPv6 address embedding a private address (10.0.0.1)"),
+])
+def test_a_refused_address_is_named_with_the_reason(address, reason):
+    with pytest.raises(TargetRefused) as refused:
+        check_target("https://innocent-name.example/hook", resolver=fixed(address))
+    assert refused.value.message.startswith(f"host 'innocent-name.example' resolves to {address}, {reason};")
