@@ -18,7 +18,7 @@ import pytest
 from fieldpipe.db import connect
 from fieldpipe.dev.embedded_db import free_port
 from fieldpipe.orgs import ensure_organization
-from fieldpipe.sms.dispatch import dispatch
+from fieldpipe.sms.dispatch import dispatch, dispatch_configured
 from fieldpipe.sms.outbox import NewMessage, enqueue, retry_message
 from fieldpipe.sms.providers import FileProvider, SnsProvider, TwilioProvider
 from fieldpipe.sms.segments import count_segments
@@ -317,7 +317,8 @@ def test_admins_list_messages_by_status_and_kind_and_resend(client, admin_key, c
     assert len(failed) == 1 and "segments" in failed[0]["last_error"]
     assert client.get("/api/v1/messages", headers=auth(collector_key)).status_code == 403
     bad = client.get("/api/v1/messages?status=lost", headers=auth(admin_key))
-    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "status"
+    assert bad.status_code == 422 and bad.get_json()["errors"] == [
+        {"field": "status", "code": "enum", "message": "must be one of queued, sending, sent, failed, unknown"}]
     other = ensure_organization(conn, "rival")
     enqueue(conn, [NewMessage("flag:10", "flag", other, "+919876543210", "theirs")])
     assert len(client.get("/api/v1/messages", headers=auth(admin_key)).get_json()["items"]) == 3
@@ -383,3 +384,52 @@ def test_both_outboxes_show_a_claim_as_lease_until_and_release_it_when_recorded(
             < before + dt.timedelta(seconds=130))
     listed = client.get("/api/v1/deliveries", headers=auth(admin_key)).get_json()["items"]
     assert [d["lease_until"] for d in listed] == [delivery["lease_until"]]
+
+
+@pytest.mark.parametrize("written_as", ["url", "host, port and schema"])
+def test_the_configured_twilio_connection_sends_from_its_number(conn, db_url, org, monkeypatch, written_as):
+    # What the DAG and `fieldpipe sms dispatch` run: the provider built from the Airflow connection, whose
+    # host an operator may write as a URL or as a bare host with port and schema.
+    with FakeTwilio() as fake:
+        connection = json.loads(fake.connection_json())
+        if written_as != "url":
+            connection.update(host="127.0.0.1", port=int(fake.base_url.rsplit(":", 1)[1]), schema="http")
+        monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", json.dumps(connection))
+        queue(conn, 2, org)
+        report = dispatch_configured(lambda: connect(db_url), "twilio")
+        assert (report.provider, report.counts["sent"]) == ("twilio", 2)
+        assert sorted((m["to"], m["from"]) for m in fake.messages) == [(phone(0), FROM_NUMBER), (phone(1), FROM_NUMBER)]
+    assert statuses(conn) == Counter({"sent": 2})
+
+
+def test_twilio_unreachable_before_sending_is_retried_saying_why(org):
+    provider = TwilioProvider(f"http://127.0.0.1:{free_port()}", ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER)
+    result = provider.send({"id": 1, "recipient": phone(1), "body": "hello", "kind": "announcement"})
+    assert result.outcome == "retry"
+    assert result.error.startswith("cannot connect: ") and "Connection refused" in result.error
+
+
+def test_twilio_dropping_the_connection_after_the_request_is_unknown_not_retried(org):
+    # The request went out, so Twilio may have the message: sending it again could deliver it twice.
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def take_the_request_and_hang_up():
+        peer, _ = listener.accept()
+        peer.recv(65536)
+        peer.close()
+
+    taker = threading.Thread(target=take_the_request_and_hang_up, daemon=True)
+    taker.start()
+    try:
+        provider = TwilioProvider(f"http://127.0.0.1:{listener.getsockname()[1]}", ACCOUNT_SID, AUTH_TOKEN,
+                                  from_number=FROM_NUMBER)
+        result = provider.send({"id": 1, "recipient": phone(1), "body": "hello", "kind": "announcement"})
+    finally:
+        taker.join(10)
+        listener.close()
+    assert result.outcome == "unknown"
+    assert result.error.startswith("connection dropped after the request was sent: ")
