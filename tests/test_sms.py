@@ -433,3 +433,10 @@ def test_twilio_dropping_the_connection_after_the_request_is_unknown_not_retried
         listener.close()
     assert result.outcome == "unknown"
     assert result.error.startswith("connection dropped after the request was sent: ")
+
+
+def test_the_file_provider_retries_when_it_cannot_write(tmp_path):
+    provider = FileProvider(tmp_path / "sent.jsonl")
+    (tmp_path / "sent.jsonl").mkdir()  # the disk refuses the append (here: the path is a directory)
+    result = provider.send({"id": 1, "recipient": phone(1), "body": "hello", "kind": "announcement"})
+    assert result.outcome == "retry" and result.error.startswith(f"cannot append to {tmp_path / 'sent.jsonl'}: ")
