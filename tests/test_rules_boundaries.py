@@ -18,6 +18,7 @@ from fieldpipe.forms import check_questions
 from fieldpipe.rules.compiler import verdicts_query
 from fieldpipe.rules.inprocess import NOT_EVALUATED, PASSED, VIOLATED, verdict
 from fieldpipe.rules.loader import load_text
+from fieldpipe.rules.regex import RegexError, translate
 from fieldpipe.rules.validate import validate_slug
 from tests.helpers import auth, put_rules, submission
 
@@ -134,3 +135,22 @@ def test_savings_equal_to_income_gets_no_warning_and_no_flag(client, conn, admin
     flags = client.get("/api/v1/forms/household-survey/flags", headers=auth(admin_key)).get_json()["items"]
     assert sorted((f["submission_id"], f["rule_id"]) for f in flags) == sorted(
         (above.get_json()["submission_id"], rule) for rule in ("savings-within-income", "income-at-least-savings"))
+
+
+def test_division_rounds_half_away_from_zero_at_the_tenth_place(conn):
+    # 2/3 rounds up, 1/3 down, -2/3 away from zero: the same ten places in both executors.
+    expressions = ["a / b = 0.6666666667", "a / b = 0.3333333333", "a / b = -0.6666666667"]
+    rows = [{"a": 2, "b": 3}, {"a": 1, "b": 3}, {"a": -2, "b": 3}]
+    expected = {(r, i): r == i for r in range(3) for i in range(3)}
+    check_both(conn, expressions, rows, expected)
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("[a-", "write \\- for a '-' that is not a range like a-z (position 3)"),
+    ("[-a]", "write \\- for a '-' that is not a range like a-z (position 2)"),
+    ("[z-a]", "range z-a goes downwards"),
+])
+def test_a_class_with_a_dangling_or_backward_range_is_refused_saying_where(pattern, message):
+    with pytest.raises(RegexError) as refused:
+        translate(pattern)
+    assert str(refused.value) == message
