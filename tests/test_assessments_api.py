@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
@@ -199,3 +200,72 @@ def test_submissions_after_the_deadline_are_closed(client, admin_key, collector_
     batch = marks_batch(school["class_a"], [{"student_id": school["students"][0], "is_present": False}])
     resp = client.post(f"/api/v1/assessments/{assessment['id']}/submissions/student", json=batch, headers=auth(collector_key))
     assert resp.status_code == 422 and resp.get_json()["errors"][0]["code"] == "closed"
+
+
+def _exam_items(**first):
+    return [{"key": "q1", "max_marks": 1, "choices": ["a", "b", "c"], "answer_key": "b", **first},
+            {"key": "q2", "max_marks": 2, "choices": ["a", "b"], "answer_key": "a"}]
+
+
+@pytest.mark.parametrize("overrides, error", [
+    ({"items": []}, {"field": "items", "code": "required", "message": "must be a non-empty list of items"}),
+    ({"pass_criterion": {"min_percent": 150}},
+     {"field": "pass_criterion.min_percent", "code": "range", "message": "must be a number from 0 to 100"}),
+    ({"level": "exam"}, {"field": "level", "code": "exam", "message": "an exam is a Question assessment evaluated by Marks"}),
+    ({"subject": "astrology"}, {"field": "subject", "code": "unknown", "message": "subject 'astrology' does not exist"}),
+    ({"type": "Question", "level": "exam", "items": _exam_items(choices=["a", "a"], answer_key="a")},
+     {"field": "items[0].choices", "code": "required", "message": "an exam question needs 2 or more distinct options"}),
+])
+def test_a_refused_assessment_says_which_field_and_why(client, admin_key, school, conn, overrides, error):
+    resp = client.post("/api/v1/assessments", json=lo_assessment([school["class_a"]], **overrides),
+                       headers=auth(admin_key))
+    assert resp.status_code == 422 and error in resp.get_json()["errors"]
+    assert conn.execute("SELECT count(*) AS n FROM assessments").fetchone()["n"] == 0
+
+
+def test_admins_see_the_answer_key_and_an_edit_of_several_fields_applies_them_all(client, admin_key, school):
+    exam = client.post("/api/v1/assessments", headers=auth(admin_key), json=lo_assessment(
+        [school["class_a"]], type="Question", level="exam", items=_exam_items())).get_json()
+    url = f"/api/v1/assessments/{exam['id']}"
+    assert [i["answer_key"] for i in client.get(url, headers=auth(admin_key)).get_json()["items"]] == ["b", "a"]
+    created_at = datetime.fromisoformat(exam["updated_at"])
+    edited = client.patch(url, json={"title": "Exam (revised)", "deadline": "2099-02-01T00:00:00Z"},
+                          headers=auth(admin_key))
+    assert edited.status_code == 200, edited.get_json()
+    body = edited.get_json()
+    assert body["title"] == "Exam (revised)"
+    assert datetime.fromisoformat(body["deadline"]) == datetime(2099, 2, 1, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(body["updated_at"]) > created_at
+
+
+def test_a_submission_receipt_carries_when_it_was_submitted(client, collector_key, school, assessment):
+    batch = marks_batch(school["class_a"], [{"student_id": school["students"][0], "is_present": False}])
+    receipt = client.post(f"/api/v1/assessments/{assessment['id']}/submissions/student", json=batch,
+                          headers=auth(collector_key)).get_json()
+    assert datetime.fromisoformat(receipt["submitted_at"]) == datetime(2026, 11, 20, 4, 30, tzinfo=timezone.utc)
+    assert (receipt["entries"], receipt["kind"]) == (1, "student")
+
+
+def test_bad_mark_entries_say_what_is_expected(client, collector_key, school, assessment):
+    s = school["students"]
+    batch = marks_batch(school["class_a"], ["Asha: 9", {"student_id": s[0], "marks": {"LO1": 9}},
+                                            {"student_id": s[1], "is_present": True, "marks": {"LO1": "nine"}}])
+    resp = client.post(f"/api/v1/assessments/{assessment['id']}/submissions/student", json=batch,
+                       headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == [
+        {"field": "entries[0]", "code": "type", "message": "must be an object {student_id, is_present, marks}"},
+        {"field": "entries[1].is_present", "code": "required", "message": "must be true or false"},
+        {"field": "entries[2].marks.LO1", "code": "type", "message": "must be a number of marks, 0 or more"}]
+
+
+def test_a_class_result_given_twice_for_an_item_is_refused(client, admin_key, collector_key, school):
+    created = client.post("/api/v1/assessments", headers=auth(admin_key),
+                          json=lo_assessment([school["class_a"]], level="class")).get_json()
+    body = {"submission_id": str(uuid.uuid4()), "class_id": school["class_a"], "collector": {"id": "t"},
+            "submitted_at": "2026-11-20T10:00:00+05:30",
+            "results": [{"item": "LO1", "present": 30, "cleared": 20}, {"item": "LO1", "present": 30, "cleared": 12}]}
+    resp = client.post(f"/api/v1/assessments/{created['id']}/submissions/class", json=body, headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == [
+        {"field": "results[1].item", "code": "duplicate", "message": "the item appears twice in the batch"}]
