@@ -64,7 +64,8 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
     # the export itself: which columns, how answers become cells, repeats, the incremental run
     "sheets": (["fieldpipe/sheets/export.py", "fieldpipe/sheets/layout.py", "fieldpipe/sheets/repeats.py",
                 "fieldpipe/sheets/jobs.py"],
-               ["tests/test_sheets_export.py", "tests/test_sheets_layout.py", "tests/test_sheets_repairs.py"]),
+               ["tests/test_sheets_export.py", "tests/test_sheets_layout.py", "tests/test_sheets_repairs.py",
+                "tests/test_openrosa_export.py"]),
     # where it writes: Google (against the fake Sheets server) or a local workbook, within quota
     "sheets-targets": (["fieldpipe/sheets/targets.py", "fieldpipe/sheets/quota.py"],
                        ["tests/test_sheets_targets.py", "tests/test_sheets_export.py", "tests/test_sheets_repairs.py"]),

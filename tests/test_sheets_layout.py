@@ -24,3 +24,24 @@ def test_questions_keep_their_first_position_and_take_the_newest_label():
     v2 = [{"key": "b", "label": "B (new)", "type": "text"}, {"key": "c", "label": "C", "type": "integer"}]
     columns = question_columns([v1, v2])
     assert [(c.key.removeprefix(ANSWER_PREFIX), c.label) for c in columns] == [("a", "A"), ("b", "B (new)"), ("c", "C")]
+
+
+def test_the_hash_mask_is_the_reporting_schemas_pseudonym(conn):
+    # A hashed answer in the sheet must be joinable with the same answer in the reporting views.
+    for value in ["Asha Devi", "+919876543210", "पानी", 42]:
+        text = value if isinstance(value, str) else str(value)
+        [sql_hash] = conn.execute("SELECT reporting.pseudonym(%s) AS p", (text,)).fetchone().values()
+        assert answer_cell(Column("answers.x", "X", "text", mask="hash"), value) == sql_hash
+
+
+def test_a_new_tab_skips_a_title_someone_already_used():
+    # The second tab of an export is '<base> (2)'; when a person already made a tab of that name, the export
+    # takes the next free number rather than writing into theirs.
+    from fieldpipe.sheets.export import _next_tab_title
+
+    one_tab = [object()]
+    assert _next_tab_title("Household survey", one_tab, {"Household survey"}) == "Household survey (2)"
+    assert _next_tab_title("Household survey", one_tab, {"Household survey", "Household survey (2)"}) == \
+        "Household survey (3)"
+    assert _next_tab_title("Household survey", one_tab, {"Household survey", "Household survey (2)",
+                                                         "Household survey (3)"}) == "Household survey (4)"
