@@ -35,10 +35,9 @@ class Bug:
 ACCESS = "tests/test_access_matrix.py"
 BUGS = [
     Bug("collector-deletes-webhooks", "api/routes/webhooks.py",
-        '@bp.delete("/webhooks/<int:webhook_id>")\n@endpoint(admin=True)',
-        '@bp.delete("/webhooks/<int:webhook_id>")\n@endpoint(admin=False)', (ACCESS,)),
+        '@endpoint(admin=True)\ndef delete_webhook(', '@endpoint(admin=False)\ndef delete_webhook(', (ACCESS,)),
     Bug("collector-creates-schools", "api/routes/schools.py",
-        '@bp.post("/schools")\n@endpoint(admin=True)', '@bp.post("/schools")\n@endpoint()', (ACCESS,)),
+        '@endpoint(admin=True)\ndef create_school(', '@endpoint()\ndef create_school(', (ACCESS,)),
     Bug("resend-another-orgs-sms", "api/routes/messages.py",
         "outbox.retry_message(conn, caller.organization_id, message_id,", "outbox.retry_message(conn, None, message_id,", (ACCESS,)),
     Bug("le-compiled-as-lt-in-sql", "fieldpipe/rules/compiler.py",
