@@ -175,7 +175,7 @@ def test_a_secret_that_cannot_be_read_back_fails_the_delivery_and_says_why(
         monkeypatch.setenv(SECRET_KEY_ENV, key_at_delivery)
     else:
         monkeypatch.delenv(SECRET_KEY_ENV)
-    enqueue(conn, [{"organization_id": org_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
+    enqueue(conn, [{"organization_id": organization_id(conn), "event": "flag.opened", "event_key": "k1", "data": {}}])
     deliver_due(conn, DeliveryPolicy(timeout=1.0))
     assert receiver.requests == []  # never sent unsigned
     [item] = client.get("/api/v1/deliveries", headers=auth(admin_key)).get_json()["items"]

@@ -249,14 +249,14 @@ def test_one_endpoint_gets_no_more_than_its_rate(conn, organization_id, receiver
     assert time.monotonic() - started >= 5 / 5.0 - 0.01  # six requests at 5 a second: the last one a second in
 
 
-def test_the_run_logs_what_it_did_in_numbers(conn, org_id, receiver, caplog):
+def test_the_run_logs_what_it_did_in_numbers(conn, organization_id, receiver, caplog):
     with WebhookReceiver() as failing:
         failing.answer(500)
-        register(conn, org_id, receiver.url())
-        register(conn, org_id, failing.url())
-        enqueue(conn, [event(org_id)])
-        with caplog.at_level("INFO", logger="fieldpipe.webhooks"):
-            deliver_due(conn, FAST)
+        register(conn, organization_id, receiver.url())
+        register(conn, organization_id, failing.url())
+        enqueue(conn, [event(organization_id)])
+        with caplog.at_level("INFO", logger="fieldpipe.webhooks"):  # the retry does not fall due again in this run
+            deliver_due(conn, DeliveryPolicy(timeout=1.0, backoff_base=60, backoff_cap=60, breaker_threshold=100))
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("webhook deliveries in ")]
     assert re.fullmatch(r"webhook deliveries in \d+\.\d s: 2 attempted, 1 delivered, 1 to retry, 0 failed, "
                         r"0 expired behind an open circuit", line), line
