@@ -46,10 +46,10 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_routes(app: Flask) -> None:
     """Every resource's blueprint; also what the OpenAPI document is generated from (spec.document)."""
-    from api.routes import (assessments, docs, enrollment, exams, exports, flags, forms, health, imports, keys,
-                            messages, openrosa, pipelines, responses, rules, schools, tasks, webhooks)
+    from api.routes import (announcements, assessments, docs, enrollment, exams, exports, flags, forms, health, imports,
+                            keys, messages, openrosa, pipelines, responses, rules, schools, tasks, webhooks)
 
     for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, imports.bp, webhooks.bp, schools.bp, assessments.bp,
                       messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp, keys.bp, pipelines.bp,
-                      tasks.bp, exams.bp):
+                      tasks.bp, exams.bp, announcements.bp):
         app.register_blueprint(blueprint)

@@ -93,3 +93,20 @@ REPLAY = {"from": "2026-11-29T00:00:00+05:30", "to": "2026-11-30T00:00:00+05:30"
 TASK_PATCH = {"enabled": False}
 STUDENT_SIGN_IN = {"class_id": 1, "roll_number": "1", "pin": "482913"}
 STUDENT_ANSWER = {"answer_id": "0b6f3c1e-2d4a-4e8b-9c7d-1a2b3c4d5e6f", "question": "Q1", "answer": "3/4"}
+
+SMS_POLICY = {"time_zone": "Asia/Kolkata", "quiet_hours": {"start": "21:00", "end": "07:00"}, "daily_cap": 3,
+              "approval_threshold": 500}
+
+SMS_TEMPLATE = {
+    "name": "school holiday",
+    "kind": "holiday",
+    "bodies": {"hi": "प्रिय अभिभावक, {school} में {date} को अवकाश रहेगा। {student} ({class})",
+               "en": "Dear parent, {school} is closed on {date}. {student} ({class})"},
+    "dlt_template_id": "1107161234567890123",
+    "sender_id": "FLDPIP",
+}
+
+ANNOUNCEMENT = {"template_id": 1, "values": {"date": "15 August"}, "audience": {"class_ids": [1]}}
+
+SMS_TEMPLATE_PATCH = {"bodies": {"hi": "प्रिय अभिभावक, {school} {date} को बंद रहेगा।",
+                                 "en": "Dear parent, {school} will be closed on {date}."}}

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldpipe import domains, outbox
+from fieldpipe.announcements import policy, service as announcements_service, templates as sms_templates
 from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.assessments import definitions, results, roster, submissions
 from fieldpipe.pipelines import failures as pipeline_failures
@@ -811,3 +812,120 @@ class ApiKey(Out):
     created_at: dt.datetime
     revoked_at: Optional[dt.datetime]
 
+
+
+# --- announcements to parents ----------------------------------------------------------------------------------
+
+class QuietHours(BaseModel):
+    start: str = Field(pattern=policy.CLOCK.pattern, description="Local time HH:MM", examples=["21:00"])
+    end: str = Field(pattern=policy.CLOCK.pattern, description="Local time HH:MM", examples=["07:00"])
+
+
+class SmsPolicyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    time_zone: Optional[str] = Field(None, description="IANA time zone of schools without their own")
+    quiet_hours: Optional[QuietHours] = Field(None, description="No announcement goes out between start and end, in "
+                                                                "the school's time zone (queued until end); null: none")
+    daily_cap: Optional[int] = Field(None, ge=1, le=1000, description="Announcements per recipient per local day; null: no cap")
+    dlt_required: Optional[bool] = Field(None, description="Templates need a DLT template id and sender id")
+    sender_id: Optional[str] = Field(None, pattern=policy.SENDER_ID.pattern, description="Default sender id (header)")
+    approval_threshold: Optional[int] = Field(None, ge=0, le=policy.MAX_APPROVAL_THRESHOLD,
+                                              description="Above this many messages an announcement waits for a "
+                                                          "second admin's approval")
+
+
+class SmsPolicy(Out):
+    time_zone: str
+    quiet_hours: Optional[QuietHours]
+    daily_cap: Optional[int]
+    dlt_required: bool
+    sender_id: Optional[str]
+    approval_threshold: int
+
+
+class SmsTemplateInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)
+    kind: Literal[sms_templates.KINDS]  # type: ignore[valid-type]
+    bodies: dict[Annotated[str, Field(pattern=r"^[a-z]{2}$")],
+                 Annotated[str, Field(min_length=1, max_length=sms_templates.MAX_BODY_LENGTH)]] = Field(
+        min_length=1, description="Bodies by language code; placeholders in braces, as the kind provides: "
+        + "; ".join(f"{kind}: " + ", ".join("{" + p + "}" for p in names)
+                    for kind, names in sms_templates.PLACEHOLDERS.items()) + " and the names it declares")
+    placeholders: list[Annotated[str, Field(pattern=sms_templates.NAME_PATTERN.pattern)]] = Field(
+        [], max_length=sms_templates.MAX_DECLARED, description="A custom template's own placeholder names")
+    dlt_template_id: Optional[str] = Field(None, pattern=sms_templates.DLT_TEMPLATE_ID.pattern,
+                                           description="The regulator's (DLT) template id; required by policy")
+    sender_id: Optional[str] = Field(None, pattern=policy.SENDER_ID.pattern, description="Registered sender id")
+
+
+class SmsTemplatePatch(SmsTemplateInput):
+    name: Optional[str] = Field(None, min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)  # type: ignore[assignment]
+    kind: Optional[Literal[sms_templates.KINDS]] = None  # type: ignore[valid-type, assignment]
+    bodies: Optional[dict[str, str]] = None  # type: ignore[assignment]
+    placeholders: Optional[list[str]] = None  # type: ignore[assignment]
+
+
+class SmsTemplate(Out):
+    id: int
+    name: str
+    kind: str
+    bodies: dict[str, str]
+    placeholders: list[str]
+    dlt_template_id: Optional[str]
+    sender_id: Optional[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AnnouncementInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template_id: Id
+    values: dict[str, Any] = Field({}, description="The template's placeholders the roster does not fill "
+                                                   "({date}, {subject}, declared names); `assessment_id` for a result")
+    audience: dict[str, Any] = Field(description='One of {"class_ids": [...]}, {"student_ids": [...]}, '
+                                                 '{"school": "<udise>"}, {"block": "...", "district": "..."} '
+                                                 '(district optional), {"district": "..."}')
+    send_at: Optional[Timestamp] = Field(None, description="When to send (not in the past); now when left out")
+
+
+class AnnouncementProgress(Out):
+    resolved: int = Field(description="Recipients resolved when sending started: to message and skipped")
+    queued: int
+    sent: int
+    delivered: int = Field(description="Reported delivered by the provider (none of the configured ones reports it)")
+    failed: int
+    unknown: int = Field(description="Handed to the provider with no answer; an operator decides (docs/sms.md)")
+    skipped: int = Field(description="Opted out, no guardian phone, or (results) no marks")
+    cancelled: int
+    percent: float
+
+
+class Announcement(Out):
+    id: int
+    template_id: int
+    kind: str
+    status: Literal["awaiting_approval", "scheduled", "sending", "completed", "cancelled"]
+    send_at: dt.datetime
+    audience: dict[str, Any]
+    values: dict[str, Any]
+    bodies: dict[str, str] = Field(description="The text that goes out, values filled in, per language")
+    recipients: int = Field(description="Recipients the audience resolved to when the announcement was made")
+    progress: AnnouncementProgress
+    created_by: Optional[int] = Field(description="The API key that made it")
+    created_at: dt.datetime
+    approved_by: Optional[int]
+    approved_at: Optional[dt.datetime]
+    cancelled_at: Optional[dt.datetime]
+    fanned_out_at: Optional[dt.datetime]
+
+
+class AnnouncementRecipient(Out):
+    recipient: str = Field(description="The guardian phone (and child, for results), or student:<id> without a phone")
+    phone: Optional[str]
+    student_ids: list[int]
+    language: Optional[str]
+    status: Literal[announcements_service.RECIPIENT_STATUSES]  # type: ignore[valid-type]
+    reason: Optional[str] = Field(description="Why it was skipped (opted_out, no_phone, no_result) or the last error")
+    message_id: Optional[int]
+    attempts: int

@@ -14,6 +14,7 @@ fingerprinted before and after.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 
@@ -108,6 +109,12 @@ def world(client, conn, admin_key, make_form, object_store):
         "guardians": [{"name": "Mohan", "relation": "father", "phone": "+919811111111"}], "admitted_on": "2026-11-02",
         "out_of_state": {"state": "Punjab", "school_name": "GSSS Ropar", "certificate_number": "TC-1",
                          "issued_on": "2026-11-01"}}).get_json()
+    template = client.post("/api/v1/sms-templates", headers=h, json={
+        "name": "holiday", "kind": "holiday", "bodies": {"hi": "{school} में {date} को अवकाश"}}).get_json()
+    announcement = client.post("/api/v1/announcements", headers=h, json={
+        "template_id": template["id"], "values": {"date": "15 August"}, "audience": {"student_ids": [newcomer["id"]]},
+        "send_at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)).isoformat()})
+    assert announcement.status_code == 202, announcement.get_json()["errors"]
     certificate = client.post(f"/api/v1/students/{newcomer['id']}/leave", json={"reason": "Moved", "date": "2026-11-20"},
                               headers=h).get_json()["slc"]
     conn.execute("UPDATE webhook_deliveries SET status = 'failed'")
@@ -131,6 +138,7 @@ def world(client, conn, admin_key, make_form, object_store):
         "name": "photo.jpg",
         "transfer_id": newcomer["transfer_review"]["id"], "certificate_id": certificate["id"], "kid": certificate["kid"],
         "import_id": an_import["id"], "task_id": task["id"], "replay_id": replay["id"],
+        "template_id": template["id"], "announcement_id": announcement.get_json()["id"],
         "key_id": conn.execute("SELECT min(id) AS id FROM api_keys WHERE role = 'admin'").fetchone()["id"],
     }
 

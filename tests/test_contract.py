@@ -179,6 +179,14 @@ ELSEWHERE = {
     "/api/v1/assessments/{assessment_id}/close": "tests/test_exams.py",
     "/api/v1/students/{student_id}/exams": "tests/test_exams.py",
     "/api/v1/students/{student_id}/exams/{assessment_id}/answers": "tests/test_exams.py",
+    "/api/v1/sms-policy": "tests/test_announcements.py",
+    "/api/v1/sms-templates": "tests/test_announcements.py",
+    "/api/v1/sms-templates/{template_id}": "tests/test_announcements.py",
+    "/api/v1/announcements": "tests/test_announcements.py",
+    "/api/v1/announcements/{announcement_id}": "tests/test_announcements.py",
+    "/api/v1/announcements/{announcement_id}/approve": "tests/test_announcements.py",
+    "/api/v1/announcements/{announcement_id}/cancel": "tests/test_announcements.py",
+    "/api/v1/announcements/{announcement_id}/recipients": "tests/test_announcements.py",
 }
 # Listings walked with other path values than the world's defaults: the class results of the class assessment.
 WALK_VALUES = {"/api/v1/assessments/{assessment_id}/submissions/class": {"assessment_id": 2}}
@@ -261,7 +269,8 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
                      "class_id": 1, "student_id": 2, "assessment_id": 1, "webhook_id": 2, "delivery_id": 1,
                      "message_id": 3, "key_id": spare_id, "filename": "swagger-ui.css", "version": 1, "job_id": 1,
                      "certificate_id": 1, "kid": "k1", "transfer_id": 1, "org": "acme", "xform_id": "x", "import_id": 1,
-                     "name": "a.jpg", "task_id": 1, "replay_id": 1}
+                     "name": "a.jpg", "task_id": 1, "replay_id": 1,
+                     "announcement_id": 1, "template_id": 1}
     walker.call("patch", "/api/v1/forms/{slug}/responses/{submission_id}", key=collector_key,
                 json=examples.RESPONSE_EDIT, expect=200)
     walker.call("post", "/api/v1/forms/{slug}/tasks/{task_id}/replay", key=a, json=examples.REPLAY, expect=202)

@@ -240,9 +240,21 @@ def import_students(conn: psycopg.Connection, organization_id: int, class_id: An
          "names": [s["name"] for s in clean], "phones": [s["parent_phone"] for s in clean]},
     ).fetchall()
     _replace_guardians(conn, klass["id"], [s for s in clean if s["guardians"] is not None])
+    _parent_phone_as_guardian(conn, klass["id"], [s["roll_number"] for s in clean
+                                                  if s["guardians"] is None and s["parent_phone"]])
     created = sum(1 for r in rows if r["inserted"])
     return {"created": created, "updated": len(rows) - created, "unchanged": len(clean) - len(rows),
             "students": _imported(conn, klass["id"], [s["roll_number"] for s in clean])}
+
+
+def _parent_phone_as_guardian(conn: psycopg.Connection, class_id: int, rolls: list[str]) -> None:
+    """A student imported with only `parent_phone` and no guardian yet gets it as a guardian named "Parent", so
+    announcements (which read guardians only) reach them."""
+    if rolls:
+        conn.execute("""INSERT INTO guardians (student_id, position, name, relation, phone)
+                        SELECT s.id, 1, 'Parent', 'guardian', s.parent_phone FROM students s
+                         WHERE s.class_id = %s AND s.roll_number = ANY(%s) AND s.parent_phone IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM guardians g WHERE g.student_id = s.id)""", (class_id, rolls))
 
 
 def _replace_guardians(conn: psycopg.Connection, class_id: int, students: list[dict]) -> None:

@@ -11,6 +11,7 @@ from fieldpipe import forms, responses
 from fieldpipe.config import REPO_ROOT
 from fieldpipe.openrosa import submit
 from fieldpipe.xforms import parse_xform, xlsform_to_xform
+from fieldpipe.dev.demo_announcements import load_demo_announcements
 from fieldpipe.dev.demo_assessments import load_demo_assessments
 from fieldpipe.dev.demo_enrollment import load_demo_schools, load_demo_transfer
 from fieldpipe.dev.demo_exams import load_demo_exam
@@ -83,6 +84,7 @@ def load_demo(conn: psycopg.Connection) -> int:
     load_demo_assessments(conn, organization_id)
     load_demo_exam(conn, organization_id)  # issue 25: an exam students sit themselves
     load_demo_schools(conn, organization_id)  # issue 19: a second school to transfer to
+    load_demo_announcements(conn, organization_id)  # issue 18: a Hindi announcement to the demo school's guardians
     load_demo_xlsform(conn, organization_id)
     load_yesterdays_responses(conn, organization_id)
     return organization_id

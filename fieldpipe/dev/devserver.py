@@ -264,6 +264,7 @@ def run_up() -> int:
   Demo student    class id {slip['class_id']}, roll number {slip['roll_number']} ({slip['name']}), PIN {slip['pin']}   (POST /api/v1/auth/student; README "Results per student")
   Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
   Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
+  Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
   Logs            var/log/
 """, flush=True)
         while True:

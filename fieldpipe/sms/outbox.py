@@ -4,6 +4,7 @@
                                   failed   (permanent error, too many segments, or out of attempts)
                                   unknown  (the provider may have taken it: never resent without an operator)
                                   queued   (retryable error, at a later `next_attempt_at`)
+    queued --cancel--> cancelled  (its announcement was cancelled before it went out)
 
 Producers call `enqueue` inside their own transaction; the dedupe key makes producing twice harmless.
 Dispatchers `claim_due` a batch (FOR UPDATE SKIP LOCKED, so two never take the same row) leased until
@@ -21,13 +22,14 @@ from typing import Sequence
 import psycopg
 
 from fieldpipe import outbox, paging
+from fieldpipe.announcements.policy import POLICY_KINDS
 from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.config import Settings, SmsSettings
 from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.sms.providers import Provider, SendResult
 from fieldpipe.sms.segments import count_segments
 
-STATUSES = ("queued", "sending", "sent", "failed", "unknown")
+STATUSES = ("queued", "sending", "sent", "failed", "unknown", "cancelled")
 RETRYABLE = ("unknown", "failed")  # what an operator may retry (`retry_message`)
 
 
@@ -82,24 +84,49 @@ def enqueue(conn: psycopg.Connection, messages: Sequence[NewMessage], max_segmen
     return conn.execute(ENQUEUE_SQL, columns).rowcount
 
 
+# Due messages are claimed FOR UPDATE SKIP LOCKED (two dispatchers never take the same row). Messages of the
+# kinds an organization's SMS policy governs (fieldpipe/announcements/policy.py) are held instead of claimed
+# while quiet hours hold in the recipient's time zone (until they end), or once the recipient has had the day's
+# cap of them (until the next local midnight): their next_attempt_at moves, so nothing polls them meanwhile.
+POLICY_KINDS_SQL = "(" + ", ".join(f"'{kind}'" for kind in POLICY_KINDS) + ")"
 CLAIM_SQL = f"""
 WITH due AS (
-    SELECT id FROM sms_messages
+    SELECT id, organization_id, recipient, kind, time_zone FROM sms_messages
      WHERE {outbox.due()}
      ORDER BY next_attempt_at, id
      LIMIT %(limit)s
      FOR UPDATE SKIP LOCKED
+), governed AS (
+    SELECT d.id, d.recipient, d.organization_id, p.daily_cap, l.tz,
+           sms_quiet_until(clock_timestamp(), l.tz, p.quiet_start, p.quiet_end) AS quiet_until,
+           (date_trunc('day', clock_timestamp() AT TIME ZONE l.tz) AT TIME ZONE l.tz) AS day_start,
+           row_number() OVER (PARTITION BY d.organization_id, d.recipient ORDER BY d.id) AS nth_in_claim
+      FROM due d JOIN sms_policies p ON p.organization_id = d.organization_id
+           CROSS JOIN LATERAL (SELECT coalesce(d.time_zone, p.time_zone) AS tz) l
+     WHERE d.kind IN {POLICY_KINDS_SQL} AND (p.quiet_start IS NOT NULL OR p.daily_cap IS NOT NULL)
+), held AS (
+    SELECT g.id, coalesce(g.quiet_until, g.day_start + interval '1 day') AS until
+      FROM governed g
+     WHERE g.quiet_until IS NOT NULL
+        OR g.daily_cap < g.nth_in_claim + (
+               SELECT count(*) FROM sms_messages s
+                WHERE s.recipient = g.recipient AND s.kind IN {POLICY_KINDS_SQL}
+                  AND s.status IN ('sending', 'sent', 'unknown') AND s.updated_at >= g.day_start
+                  AND s.organization_id = g.organization_id)
+), deferred AS (
+    UPDATE sms_messages m SET next_attempt_at = h.until, updated_at = clock_timestamp()
+      FROM held h WHERE m.id = h.id
 )
 UPDATE sms_messages m
    SET {outbox.claim("m", "%(lease_s)s")}, claim_token = %(token)s, handed_at = NULL, provider = %(provider)s
-  FROM due WHERE m.id = due.id
-RETURNING m.id, m.kind, m.recipient, m.body, m.attempts, m.claim_token
+  FROM due WHERE m.id = due.id AND due.id NOT IN (SELECT id FROM held)
+RETURNING m.id, m.kind, m.recipient, m.body, m.attempts, m.claim_token, m.sender_id, m.dlt_template_id
 """
 
 
 def claim_due(conn: psycopg.Connection, provider: str, limit: int, lease_s: float) -> list[dict]:
-    """Move up to `limit` due messages to `sending` for this claim, leased for `lease_s` seconds; commit before
-    sending them."""
+    """Move up to `limit` due messages to `sending` for this claim, leased for `lease_s` seconds (holding the
+    policy's announcements in quiet hours or over the daily cap); commit before sending them."""
     rows = conn.execute(CLAIM_SQL, {"limit": limit, "token": uuid.uuid4(), "provider": provider,
                                     "lease_s": lease_s}).fetchall()
     return sorted(rows, key=lambda r: r["id"])

@@ -66,9 +66,10 @@ class FileProvider:
         self._lock = threading.Lock()
 
     def send(self, message: dict) -> SendResult:
-        line = json.dumps({"message_id": message["id"], "to": message["recipient"], "body": message["body"],
-                           "kind": message["kind"], "sent_at": dt.datetime.now(dt.timezone.utc).isoformat()},
-                          ensure_ascii=False) + "\n"
+        record = {"message_id": message["id"], "to": message["recipient"], "body": message["body"],
+                  "kind": message["kind"], "sent_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+        record.update({k: message[k] for k in ("sender_id", "dlt_template_id") if message.get(k)})
+        line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
             with self._lock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -211,7 +212,7 @@ class SnsProvider:
 
         try:
             answer = self._client.publish(PhoneNumber=message["recipient"], Message=message["body"],
-                                          MessageAttributes=self._attributes)
+                                          MessageAttributes=self._message_attributes(message))
         except BotoConnectionError as err:  # endpoint unreachable, connect timeout: nothing was sent
             return SendResult("retry", error=f"cannot connect: {type(err).__name__}")
         except HTTPClientError as err:  # read timeout, connection closed mid-answer: it may have been taken
@@ -223,6 +224,14 @@ class SnsProvider:
             retryable = code in SNS_RETRYABLE_CODES or (status or 0) >= 500 or status == 429
             return SendResult("retry" if retryable else "failed", error=error, http_status=status, error_code=code)
         return SendResult("sent", provider_message_id=answer["MessageId"], http_status=200)
+
+    def _message_attributes(self, message: dict) -> dict:
+        """The account's attributes, with the message's own sender id and India DLT template id when it has them."""
+        attributes = dict(self._attributes)
+        for key, name in (("sender_id", "AWS.SNS.SMS.SenderID"), ("dlt_template_id", "AWS.MM.SMS.TemplateId")):
+            if message.get(key):
+                attributes[name] = {"DataType": "String", "StringValue": message[key]}
+        return attributes
 
     def confirm(self, message_ids: Iterable[int]) -> set[int] | None:
         return None  # SNS cannot be asked by our id
