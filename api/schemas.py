@@ -415,6 +415,8 @@ class SchoolInput(BaseModel):
     name: Text
     district: Text
     block: Text
+    time_zone: Optional[str] = Field(None, description="IANA time zone (quiet hours of announcements); null: the "
+                                                       "organization's, GET /api/v1/sms-policy")
 
 
 class School(Out):
@@ -422,6 +424,7 @@ class School(Out):
     name: str
     district: str
     block: str
+    time_zone: Optional[str]
 
 
 class ClassInput(BaseModel):

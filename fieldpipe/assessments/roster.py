@@ -12,6 +12,7 @@ import psycopg
 from fieldpipe import paging
 from fieldpipe.answers import AnswerError, normalize_phone
 from fieldpipe.domains import parse_row_id
+from fieldpipe.announcements.policy import valid_time_zone
 from fieldpipe.enrollment.guardians import parse_guardians
 from fieldpipe.problems import FieldError, Problem, invalid, not_found
 
@@ -54,7 +55,8 @@ def _object(payload: Any) -> dict:
 # --- schools ---------------------------------------------------------------------------------------------------
 
 def school_body(row: dict) -> dict:
-    return {"udise": row["udise"], "name": row["name"], "district": row["district"], "block": row["block"]}
+    return {"udise": row["udise"], "name": row["name"], "district": row["district"], "block": row["block"],
+            "time_zone": row["time_zone"]}
 
 
 def create_school(conn: psycopg.Connection, organization_id: int, payload: Any) -> dict:
@@ -64,12 +66,16 @@ def create_school(conn: psycopg.Connection, organization_id: int, payload: Any) 
     if not isinstance(udise, str) or not UDISE_PATTERN.match(udise):
         errors.append(FieldError("udise", "pattern", "must be the school's 11-digit UDISE code"))
     name, district, block = (_text_field(payload, f, errors) for f in ("name", "district", "block"))
+    time_zone = payload.get("time_zone")
+    if time_zone is not None and not valid_time_zone(time_zone):
+        errors.append(FieldError("time_zone", "enum", "must be an IANA time zone such as Asia/Kolkata, or null for "
+                                                      "the organization's (GET /api/v1/sms-policy)"))
     if errors:
         raise invalid(errors)
     row = conn.execute(
-        """INSERT INTO schools (organization_id, udise, name, district, block) VALUES (%s, %s, %s, %s, %s)
+        """INSERT INTO schools (organization_id, udise, name, district, block, time_zone) VALUES (%s, %s, %s, %s, %s, %s)
            ON CONFLICT (organization_id, udise) DO NOTHING RETURNING *""",
-        (organization_id, udise, name, district, block),
+        (organization_id, udise, name, district, block, time_zone),
     ).fetchone()
     if row is None:
         raise Problem("already-exists", f"school {udise} already exists")
