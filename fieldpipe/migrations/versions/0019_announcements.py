@@ -6,14 +6,14 @@ segment counting of fieldpipe/sms/segments.py as SQL functions so a fan-out coun
 The legacy `students.parent_phone` is folded into `guardians` (a guardian named "Parent") for students that
 have a phone there and no guardian yet; announcements read guardians only.
 
-Revision ID: 0018_announcements
-Revises: 0017_form_tasks
+Revision ID: 0019_announcements
+Revises: 0018_student_results
 """
 
 from alembic import op
 
-revision = "0018_announcements"
-down_revision = "0017_form_tasks"
+revision = "0019_announcements"
+down_revision = "0018_student_results"
 branch_labels = None
 depends_on = None
 
