@@ -86,3 +86,39 @@ def test_an_abandoned_claim_carried_over_by_0015_is_settled_once_its_lease_passe
                 for r in conn.execute("SELECT dedupe_key, status, attempts, lease_until FROM sms_messages")}
     assert settled == {"sent": 0, "queued": 1, "unknown": 0}
     assert rows == {"stale": ("queued", 0, True), "fresh": ("sending", 1, False)}
+
+
+def test_the_scale_indexes_convert_a_database_holding_responses(pg_server):
+    from fieldpipe import forms, responses
+    from fieldpipe.orgs import ensure_organization
+    from tests.helpers import HOUSEHOLD_QUESTIONS, submission
+
+    url = _create_database(pg_server[0], "fieldpipe_scale_upgrade")
+    command.upgrade(alembic_config(url), "0017_form_tasks")
+    with connect(url) as conn:
+        org = ensure_organization(conn, "acme", "Acme")
+        for slug in ("survey", "census"):
+            forms.create_form(conn, org, {"slug": slug, "title": slug, "questions": HOUSEHOLD_QUESTIONS})
+        form, big = forms.get_form_row(conn, org, "survey"), forms.get_form_row(conn, org, "census")
+        stored = []
+        for _ in range(4):
+            stored += responses.ingest(conn, form, [submission() for _ in range(250)])
+            stored += responses.ingest(conn, big, [submission() for _ in range(250)])
+        # as in the field: most of a form's responses are old, the day's new ones few
+        conn.execute("UPDATE responses SET updated_at = now() - interval '30 days' WHERE id % 100 <> 0")
+        conn.commit()
+
+    migrate(url)
+
+    with connect(url) as conn:
+        index = conn.execute("""SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i
+                                  JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'responses_form_updated'""").fetchone()
+        assert index["indisvalid"] and index["definition"].endswith("(form_id, updated_at)")
+        assert conn.execute("SELECT count(*) AS n FROM responses").fetchone()["n"] == len(stored) == 2000
+        conn.execute("ANALYZE responses")
+        plan = conn.execute("EXPLAIN SELECT id FROM responses WHERE form_id = %s AND updated_at > now() - interval '1 day'",
+                            (form["id"],)).fetchall()
+        assert "responses_form_updated" in " ".join(row["QUERY PLAN"] for row in plan)
+    command.downgrade(alembic_config(url), "0017_form_tasks")
+    with connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('responses_form_updated') AS i").fetchone()["i"] is None

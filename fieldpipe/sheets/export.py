@@ -117,7 +117,9 @@ def _state(conn: psycopg.Connection, form_id: int, target: str, worksheet: str) 
 def _open_flag_counts(conn: psycopg.Connection) -> str:
     """SQL for open flags per response; the flags table (issue 5) may not be migrated yet."""
     if conn.execute("SELECT to_regclass('public.flags') IS NOT NULL AS present").fetchone()["present"]:
-        return "SELECT response_id, count(*)::int AS open_flags FROM flags WHERE status = 'open' GROUP BY response_id"
+        # this form's only: every form's open flags, counted once per form, would make a run cost forms x flags
+        return ("SELECT response_id, count(*)::int AS open_flags FROM flags "
+                "WHERE status = 'open' AND form_id = %(form)s GROUP BY response_id")
     return "SELECT NULL::bigint AS response_id, 0 AS open_flags WHERE false"
 
 
