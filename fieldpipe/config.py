@@ -38,6 +38,15 @@ class WebhookSettings:
     allow_nets: str  # FIELDPIPE_WEBHOOK_ALLOW_NETS: private networks webhooks may reach (tests, local runs)
 
 
+EXECUTORS = ("local", "celery")
+
+
+def executor(name: str) -> str:
+    if name not in EXECUTORS:
+        raise ValueError(f"FIELDPIPE_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     max_groups: int  # FIELDPIPE_PIPELINE_MAX_GROUPS: mapped task instances per form-by-form DAG run, at most
@@ -80,6 +89,7 @@ class Settings:
     max_import_bytes: int
     pipelines: PipelineSettings
     student_sign_in: StudentSignInSettings
+    executor: str  # FIELDPIPE_EXECUTOR: how `make up` runs Airflow's tasks, "local" or "celery"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -110,9 +120,10 @@ class Settings:
             ),
             # Uploaded import files are spooled to disk, so they may be far larger than a JSON body.
             max_import_bytes=int(env("FIELDPIPE_MAX_IMPORT_BYTES", 1024 * 1024 * 1024)),
+            executor=executor(env("FIELDPIPE_EXECUTOR", "local")),
             pipelines=PipelineSettings(
                 max_groups=max(1, int(env("FIELDPIPE_PIPELINE_MAX_GROUPS", 8))),
-                group_rows=max(1, int(env("FIELDPIPE_PIPELINE_GROUP_ROWS", 50_000))),
+                group_rows=max(1, int(env("FIELDPIPE_PIPELINE_GROUP_ROWS", 200_000))),
             ),
             student_sign_in=StudentSignInSettings(
                 token_key=env("FIELDPIPE_STUDENT_TOKEN_KEY") or None,

