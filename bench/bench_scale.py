@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.bench_validation import QUESTIONS, RULES
+from bench.bench_validation import ANSWERS_SQL, QUESTIONS, RULES
 from bench.common import figure
 from fieldpipe import forms
 from fieldpipe.db import connect, migrate
@@ -53,22 +53,11 @@ EXPECTATION = {"id": "income-in-range", "expectation": "expect_column_values_to_
                "kwargs": {"column": "monthly_income", "min_value": 0, "max_value": 99000},
                "message": "Income {monthly_income} is out of range", "severity": "warning"}
 
-GENERATE_SQL = """
+GENERATE_SQL = f"""
 INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, collector_phone, submitted_at,
                        received_at, updated_at, answers, content_hash)
 SELECT f.form_id, f.version_id, gen_random_uuid(), 'enum-' || (i %% 500), '+9198' || lpad((i %% 500)::text, 8, '0'),
-       t.at, t.at, t.at, jsonb_strip_nulls(jsonb_build_object(
-           'name', CASE WHEN i %% 97 = 0 THEN 'R2D' || i ELSE 'Respondent ' || chr((65 + i %% 26)::int) END,
-           'phone', '+9198' || lpad((i %% 100000000)::text, 8, '0'),
-           'city', CASE WHEN i %% 101 = 0 THEN 'varanasi' ELSE (ARRAY['pune', 'nagpur', 'shimla'])[(1 + i %% 3)::int] END,
-           'monthly_income', CASE WHEN i %% 50 <> 0 THEN income END,
-           'monthly_savings', CASE WHEN i %% 37 = 0 THEN income + 1000 ELSE income * ((i * 13) %% 82) / 100 END,
-           'household_size', 2 + (i * 31) %% 8,
-           'children', (i * 17) %% 3,
-           'visited_on', to_char(date '2024-12-25' + (i %% 600)::int, 'YYYY-MM-DD'),
-           'has_toilet', i %% 11 <> 0,
-           'assets', (ARRAY['[]', '["tv"]', '["tv", "fridge"]', '["tv", "fridge", "bike", "car"]'])[(1 + i %% 4)::int]::jsonb
-       )), md5(i::text)
+       t.at, t.at, t.at, {ANSWERS_SQL}, md5(i::text)
   FROM jsonb_to_recordset(%(plan)s) AS f(form_id bigint, version_id bigint, first bigint, n bigint)
  CROSS JOIN LATERAL generate_series(f.first, f.first + f.n - 1) i
  CROSS JOIN LATERAL (SELECT 5000 + (i * 7919) %% 95000 AS income,

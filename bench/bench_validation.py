@@ -61,9 +61,8 @@ rules:
      message: "Income {monthly_income} for {household_size} people"}
 """
 
-GENERATE_SQL = """
-INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, submitted_at, answers, content_hash)
-SELECT %(form_id)s, %(version_id)s, gen_random_uuid(), 'enum-' || (i %% 500), now(), jsonb_strip_nulls(jsonb_build_object(
+# The answers of response number `i` (with `income` in scope); shared with bench_scale's skewed data.
+ANSWERS_SQL = """jsonb_strip_nulls(jsonb_build_object(
            'name', CASE WHEN i %% 97 = 0 THEN 'R2D' || i ELSE 'Respondent ' || chr((65 + i %% 26)::int) END,
            'phone', '+9198' || lpad((i %% 100000000)::text, 8, '0'),
            'city', CASE WHEN i %% 101 = 0 THEN 'varanasi' ELSE (ARRAY['pune', 'nagpur', 'shimla'])[(1 + i %% 3)::int] END,
@@ -74,7 +73,11 @@ SELECT %(form_id)s, %(version_id)s, gen_random_uuid(), 'enum-' || (i %% 500), no
            'visited_on', to_char(date '2024-12-25' + (i %% 600)::int, 'YYYY-MM-DD'),
            'has_toilet', i %% 11 <> 0,
            'assets', (ARRAY['[]', '["tv"]', '["tv", "fridge"]', '["tv", "fridge", "bike", "car"]'])[(1 + i %% 4)::int]::jsonb
-       )), md5(i::text)
+       ))"""
+
+GENERATE_SQL = f"""
+INSERT INTO responses (form_id, form_version_id, submission_id, collector_id, submitted_at, answers, content_hash)
+SELECT %(form_id)s, %(version_id)s, gen_random_uuid(), 'enum-' || (i %% 500), now(), {ANSWERS_SQL}, md5(i::text)
   FROM generate_series(1::bigint, %(n)s) i, LATERAL (SELECT 5000 + (i * 7919) %% 95000 AS income) x
 """
 
