@@ -7,4 +7,6 @@
 - `defaults`: `default_args` every DAG uses (owner, retries, errors that are not retried).
 - `connections`: how a DAG task reaches the application database (`app_database()`).
 - `failures`: per-form failure isolation (a broken form is recorded, skipped and retried next run).
+- `groups`: forms bin-packed by pending rows into a bounded number of mapped task instances, each form
+  still isolated inside its group.
 """
