@@ -8,14 +8,14 @@ every form's recent changes through `responses_updated`, so a run costs forms x 
 Built CONCURRENTLY, outside the migration's transaction, so converting a live database with millions of
 responses does not block ingestion while it builds (`fieldpipe migrate` / `make up` run it).
 
-Revision ID: 0018_scale_indexes
-Revises: 0017_form_tasks
+Revision ID: 0019_scale_indexes
+Revises: 0018_student_results
 """
 
 from alembic import op
 
-revision = "0018_scale_indexes"
-down_revision = "0017_form_tasks"
+revision = "0019_scale_indexes"
+down_revision = "0018_student_results"
 branch_labels = None
 depends_on = None
 
