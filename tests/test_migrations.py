@@ -94,7 +94,7 @@ def test_the_scale_indexes_convert_a_database_holding_responses(pg_server):
     from tests.helpers import HOUSEHOLD_QUESTIONS, submission
 
     url = _create_database(pg_server[0], "fieldpipe_scale_upgrade")
-    command.upgrade(alembic_config(url), "0018_student_results")
+    command.upgrade(alembic_config(url), "0019_announcements")
     with connect(url) as conn:
         org = ensure_organization(conn, "acme", "Acme")
         for slug in ("survey", "census"):
@@ -119,6 +119,6 @@ def test_the_scale_indexes_convert_a_database_holding_responses(pg_server):
         plan = conn.execute("EXPLAIN SELECT id FROM responses WHERE form_id = %s AND updated_at > now() - interval '1 day'",
                             (form["id"],)).fetchall()
         assert "responses_form_updated" in " ".join(row["QUERY PLAN"] for row in plan)
-    command.downgrade(alembic_config(url), "0018_student_results")
+    command.downgrade(alembic_config(url), "0019_announcements")
     with connect(url) as conn:
         assert conn.execute("SELECT to_regclass('responses_form_updated') AS i").fetchone()["i"] is None

@@ -8,14 +8,14 @@ every form's recent changes through `responses_updated`, so a run costs forms x 
 Built CONCURRENTLY, outside the migration's transaction, so converting a live database with millions of
 responses does not block ingestion while it builds (`fieldpipe migrate` / `make up` run it).
 
-Revision ID: 0019_scale_indexes
-Revises: 0018_student_results
+Revision ID: 0020_scale_indexes
+Revises: 0019_announcements
 """
 
 from alembic import op
 
-revision = "0019_scale_indexes"
-down_revision = "0018_student_results"
+revision = "0020_scale_indexes"
+down_revision = "0019_announcements"
 branch_labels = None
 depends_on = None
 
