@@ -74,3 +74,22 @@ def test_a_manual_run_without_a_logical_date_summarizes_the_day_so_far(conn, cli
     summary = client.get(f"/api/v1/assessments/{assessment}/summary?level=class", headers=auth(key)).get_json()
     assert summary["date"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
     assert [(r["item"], r["students_passing"]) for r in summary["rows"]] == [("LO1", 4), ("LO2", 4), ("LO3", 4)]
+
+
+@pytest.mark.airflow
+def test_closing_the_demo_exam_puts_its_results_tab_in_the_next_export_results_run(conn, run_dag, monkeypatch, tmp_path):
+    from openpyxl import load_workbook
+
+    from fieldpipe.assessments import exams
+
+    org = load_demo(conn)
+    exam = conn.execute("SELECT id FROM assessments WHERE organization_id = %s AND submission_level = 'exam'",
+                        (org,)).fetchone()["id"]
+    monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_SHEETS", json.dumps({"conn_type": "generic", "extra": {"backend": "xlsx"}}))
+    exams.close_exam(conn, org, exam)
+    run_dag("export_results")
+    rows = list(load_workbook(tmp_path / "exports" / f"assessment-{exam}.xlsx")["Results"].iter_rows(values_only=True))
+    # the classmates who answered on the tablet: roll 2 has 8 of 10, roll 3 has 4; roll 1 never answered
+    assert [(r[1], r[3], r[9], r[12]) for r in rows[1:4]] == [("1", "absent", None, "no"), ("2", "assessed", 8, "yes"),
+                                                             ("3", "assessed", 4, "yes")]
