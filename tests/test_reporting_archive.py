@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fieldpipe.reporting import archive
 from fieldpipe.reporting.archive import archive_day, partition_key
 from tests.helpers import auth, submission
 from tests.test_reporting_views import ANSWERS, QUESTIONS
@@ -82,9 +83,10 @@ def test_a_rerun_rewrites_the_partition_byte_identical_and_an_edit_changes_it(cl
 
 
 def test_slices_read_in_parallel_give_the_same_file_in_received_order(client, admin_key, conn, clean_db, object_store,
-                                                                       survey):
+                                                                       survey, monkeypatch):
     subs = [_post(client, admin_key, _at(DAY, hour), conn, income=hour) for hour in (23, 0, 12, 12, 5)]
     key = partition_key("acme", "water-survey", DAY)
+    monkeypatch.setattr(archive, "SLICE_ROWS", 2)  # three slices of eight hours
     archive_day(clean_db, object_store, DAY, workers=1)
     one_at_a_time = object_store.get(key)
     archive_day(clean_db, object_store, DAY, workers=3)

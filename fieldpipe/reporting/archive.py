@@ -12,7 +12,7 @@ column at the end of later partitions (older ones lack it); a removed question k
 that unify schemas by column name (pyarrow.dataset, DuckDB's union_by_name, Spark's mergeSchema) read the
 whole history as one table.
 
-A partition is read in hour slices, a few at a time on their own connections (the masked SELECT costs the
+A big partition is read in slices of time, a few at a time on their own connections (the masked SELECT costs the
 database more than anything else, so slices use every core), through ADBC's PostgreSQL driver, which turns
 PostgreSQL's binary COPY into Arrow without a Python object per value. Slices are written in order as row
 groups, so the file is the same whatever finishes first; memory is bounded by the slices in flight.
@@ -40,7 +40,8 @@ from fieldpipe.reporting.columns import ReportColumn, form_select
 
 log = logging.getLogger("fieldpipe.reporting")
 
-SLICES_PER_DAY = 24
+MAX_SLICES = 24  # hours of a day, at most
+SLICE_ROWS = 40_000  # a smaller day is one slice: a slice costs a connection and a query plan
 _ARROW_TYPES = {
     "uuid": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC"), "integer": pa.int32(), "text": pa.string(),
     "boolean": pa.bool_(), "date": pa.date32(), "text[]": pa.list_(pa.string()),
@@ -68,11 +69,15 @@ def _cast(column: ReportColumn) -> sql.Composable:
 
 
 def _slice_queries(conn: psycopg.Connection, form_id: int, day: dt.date) -> tuple[list[str], pa.Schema]:
-    """The masked SELECT of each hour of `day` (UTC), and the Arrow schema they share."""
+    """The masked SELECTs of `day` (UTC) in equal slices of time, one per `SLICE_ROWS` rows the day holds
+    (at most `MAX_SLICES`), and the Arrow schema they share."""
     start = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
-    step = dt.timedelta(days=1) / SLICES_PER_DAY
+    held = conn.execute("SELECT count(*) AS n FROM responses WHERE form_id = %s AND received_at >= %s "
+                        "AND received_at < %s", (form_id, start, start + dt.timedelta(days=1))).fetchone()["n"]
+    slices = max(1, min(MAX_SLICES, -(-held // SLICE_ROWS)))
+    step = dt.timedelta(days=1) / slices
     queries, columns = [], []
-    for n in range(SLICES_PER_DAY):
+    for n in range(slices):
         where = sql.SQL("r.received_at >= {} AND r.received_at < {}").format(
             sql.Literal(start + n * step), sql.Literal(start + (n + 1) * step))
         inner, columns = form_select(conn, form_id, masked=True, where=where)
