@@ -8,7 +8,7 @@ from flask import Flask
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from api import errors, spec
+from api import errors, metrics, spec
 from api.json import FieldpipeJSONProvider
 from fieldpipe.config import Settings
 
@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
+    metrics.register(app)
 
     register_routes(app)
     app.before_request(spec.check_query_of_open_routes)
@@ -47,9 +48,9 @@ def create_app(config: dict | None = None) -> Flask:
 def register_routes(app: Flask) -> None:
     """Every resource's blueprint; also what the OpenAPI document is generated from (spec.document)."""
     from api.routes import (announcements, assessments, docs, enrollment, exams, exports, flags, forms, health, imports,
-                            keys, messages, openrosa, pipelines, responses, rules, schools, tasks, webhooks)
+                            keys, messages, notices, openrosa, pipelines, responses, rules, schools, tasks, webhooks)
 
     for blueprint in (health.bp, docs.bp, forms.bp, responses.bp, imports.bp, webhooks.bp, schools.bp, assessments.bp,
                       messages.bp, flags.bp, rules.bp, openrosa.bp, enrollment.bp, exports.bp, keys.bp, pipelines.bp,
-                      tasks.bp, exams.bp, announcements.bp):
+                      tasks.bp, exams.bp, announcements.bp, notices.bp):
         app.register_blueprint(blueprint)

@@ -1,7 +1,7 @@
 """One place that turns every failure into an `application/problem+json` answer; no HTML, no stack traces.
 
 Every request carries an id (the client's `X-Request-ID` when it is a plain token, else a new one), echoed
-in the answer's header and logged with every error. Logs name the error's class, the request id and the
+in the answer's header, in every problem body (`request_id`) and in the access log, and logged with every error. Logs name the error's class, the request id and the
 route, never the error's message: a database error quotes the submitted data it choked on.
 """
 
@@ -39,7 +39,8 @@ def request_id() -> str:
 
 def problem_response(problem: Problem) -> Response:
     # backslashreplace: text that cannot be UTF-8 (a lone surrogate) is written as its JSON escape
-    body = json.dumps(problem.as_dict(instance=request.path), ensure_ascii=False, default=str)
+    body = json.dumps({**problem.as_dict(instance=request.path), "request_id": request_id()},
+                      ensure_ascii=False, default=str)
     response = Response(body.encode("utf-8", "backslashreplace"), status=problem.status,
                         mimetype="application/problem+json")
     if problem.status == 503:
@@ -98,4 +99,4 @@ def register(app: Flask) -> None:
         where = "".join(traceback.format_tb(exc.__traceback__)[-6:])
         log.error("unhandled %s.%s on %s %s request_id=%s\n%s", type(exc).__module__, type(exc).__name__,
                   request.method, request.url_rule, request_id(), where)
-        return problem_response(Problem("internal-error", extra={"request_id": request_id()}))
+        return problem_response(Problem("internal-error"))

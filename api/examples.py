@@ -34,6 +34,7 @@ BATCH = {"items": [
 RESPONSE_EDIT = {"answers": {**SUBMISSION["answers"], "households": 44}}
 
 WEBHOOK = {"url": "https://example.org/fieldpipe-hooks", "events": ["flag.opened", "flag.resolved"]}
+NOTICE_RECIPIENTS = {"emails": ["data-team@example.org", "field-ops@example.org"]}
 
 SCHOOL = {"udise": "02030400101", "name": "GSSS Mashobra", "district": "Shimla", "block": "Mashobra"}
 CLASS = {"grade": 5, "section": "A"}

@@ -4,15 +4,23 @@ gunicorn answers a request it cannot parse by itself, before the app sees it, an
 longer than `limit_request_line` (414), too many or too large headers (431), any other malformed request
 (400). The hook below makes those answers `application/problem+json` with the catalogue's codes, like
 every other error of the API. Errors in answers the app made keep gunicorn's own handling.
+
+Each worker writes one JSON access-log line per request to standard output (api/metrics.py; run gunicorn
+without `--access-logfile`), and with PROMETHEUS_MULTIPROC_DIR set the workers share their metrics through
+files there: an exited worker's live gauges are dropped (`child_exit`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 
+from fieldpipe.config import metrics_multiprocess_dir
 from fieldpipe.problems import Problem
 
 # Errors in what the app answered, or in gunicorn's own setup: gunicorn's handling stays.
@@ -36,8 +44,37 @@ def problem_bytes(exc: Exception) -> bytes | None:
     return head.encode("latin-1") + body
 
 
+def json_access_log() -> None:
+    """The access log's lines are JSON already: print them as they are, one per line."""
+    access = logging.getLogger("fieldpipe.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+
+
+def on_starting(server) -> None:
+    """Counts left by an earlier run would be added to this one's: start from an empty directory."""
+    directory = metrics_multiprocess_dir()
+    if directory:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    if metrics_multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker) -> None:
-    """Wrap the worker's error handler (gunicorn/workers/base.py: handle_error) for parse errors."""
+    """Wrap the worker's error handler (gunicorn/workers/base.py: handle_error) for parse errors; JSON access log."""
+    json_access_log()
     original = worker.handle_error
 
     def handle_error(req, client, addr, exc):

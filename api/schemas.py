@@ -18,6 +18,7 @@ from fieldpipe import domains, outbox
 from fieldpipe.announcements import policy, service as announcements_service, templates as sms_templates
 from fieldpipe.answers import QUESTION_TYPES
 from fieldpipe.assessments import definitions, results, roster, submissions
+from fieldpipe.operations import notices
 from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.problems import CATALOGUE
 from fieldpipe.responses import MAX_BATCH
@@ -62,6 +63,8 @@ class Problem(Out):
     detail: Optional[str] = None
     instance: Optional[str] = None
     errors: Optional[list[FieldErrorOut]] = Field(None, description="Each offending field (422 only)")
+    request_id: Optional[str] = Field(None, description="The request's id, also in the X-Request-ID header and the "
+                                                        "access log: quote it when reporting a problem")
 
 
 ERROR_MODELS = (Problem,)
@@ -291,6 +294,33 @@ class Message(Out):
     updated_at: dt.datetime
     sent_at: Optional[dt.datetime]
     history: Optional[list[Attempt]] = Field(None, description="Every attempt, oldest first (one message only)")
+
+
+class Notice(Out):
+    """One notice to the organization's operators; an incident open until resolved is announced once."""
+
+    id: int
+    incident: str = Field(description="What it is about, e.g. task:validate_responses.validate_form[household-survey]")
+    kind: Literal[notices.KINDS]  # type: ignore[valid-type]
+    subject: str
+    body: str
+    data: dict[str, Any]
+    email_status: Literal["pending", "sent", "failed", "none"] = Field(
+        description="none: no recipients; pending: to be sent or retried")
+    email_attempts: int
+    email_last_error: Optional[str]
+    emailed_at: Optional[dt.datetime]
+    created_at: dt.datetime
+    resolved_at: Optional[dt.datetime]
+
+
+class NoticeRecipients(BaseModel):
+    emails: list[Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        max_length=notices.MAX_RECIPIENTS)
+
+
+class Requeued(Out):
+    requeued: int = Field(description="How many items were queued again")
 
 
 class WebhookInput(BaseModel):

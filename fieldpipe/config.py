@@ -202,3 +202,56 @@ class TaskSettings:
             backoff_base_s=float(env("FIELDPIPE_TASKS_BACKOFF_BASE_S", 30)),
             backoff_cap_s=float(env("FIELDPIPE_TASKS_BACKOFF_CAP_S", 6 * 3600)),
         )
+
+
+def metrics_multiprocess_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR: where gunicorn's workers share their metrics (prometheus_client reads it too)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+# The backlogs the operations DAG watches (fieldpipe/operations/backlog.py) and their default maximum ages.
+BACKLOGS = ("sms", "webhook", "unexported", "unvalidated")
+BACKLOG_DEFAULT_MINUTES = {"sms": 30, "webhook": 60, "unexported": 60, "unvalidated": 30}
+
+
+class MisconfiguredThreshold(ValueError):
+    """A backlog threshold that is not a whole number of minutes above zero; refused when the DAG is parsed."""
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Who hears about failures and backlogs, and when a backlog is one (docs/operations.md)."""
+
+    operator_emails: list[str]  # FIELDPIPE_OPERATOR_EMAILS: the platform's operators, for failures of no one organization
+    notice_from: str  # FIELDPIPE_NOTICE_FROM, unless the SMTP connection names a sender
+    api_url: str  # FIELDPIPE_API_URL: the API's public address, for links in notices
+    email_max_attempts: int
+    backlog_max_age: dict[str, dt.timedelta]  # FIELDPIPE_BACKLOG_MAX_AGE_<NAME>, in minutes
+
+    @classmethod
+    def from_env(cls) -> "OperationsSettings":
+        env = os.environ.get
+        return cls(
+            operator_emails=[e.strip() for e in env("FIELDPIPE_OPERATOR_EMAILS", "").split(",") if e.strip()],
+            notice_from=env("FIELDPIPE_NOTICE_FROM", "fieldpipe@localhost"),
+            api_url=env("FIELDPIPE_API_URL", "http://localhost:5000").rstrip("/"),
+            email_max_attempts=int(env("FIELDPIPE_NOTICE_EMAIL_MAX_ATTEMPTS", 10)),
+            backlog_max_age={name: backlog_threshold(name, env(backlog_env(name))) for name in BACKLOGS},
+        )
+
+
+def backlog_env(name: str) -> str:
+    return f"FIELDPIPE_BACKLOG_MAX_AGE_{name.upper()}"
+
+
+def backlog_threshold(name: str, raw: str | None) -> dt.timedelta:
+    if raw is None or raw.strip() == "":
+        return dt.timedelta(minutes=BACKLOG_DEFAULT_MINUTES[name])
+    try:
+        minutes = int(raw.strip())
+    except ValueError:
+        minutes = 0
+    if minutes <= 0 or minutes > 7 * 24 * 60:
+        raise MisconfiguredThreshold(
+            f"{backlog_env(name)} must be a whole number of minutes from 1 to 10080 (a week), not {raw!r}")
+    return dt.timedelta(minutes=minutes)

@@ -11,12 +11,17 @@ The states after 'sending' really differ and stay each outbox's own: SMS has `se
 may have it), webhooks `delivered` and `cancelled` (the webhook was removed); both have `failed`.
 
 Each attempt is kept with one public shape (`attempt_body`). The replay verb is `retry` (`POST .../retry`, the
-CLI's `retry`); a row that cannot be retried in its state is refused with 409 `not-retryable`.
+CLI's `retry`); a row that cannot be retried in its state is refused with 409 `not-retryable`. "Retry all"
+(`POST /api/v1/messages/retry`, `/api/v1/deliveries/retry`) takes the same filters for both (`replay_filter`).
 """
 
 from __future__ import annotations
 
-from fieldpipe.problems import Problem
+import datetime as dt
+from dataclasses import dataclass
+from typing import Mapping
+
+from fieldpipe.problems import FieldError, Problem, invalid
 
 OUTCOMES = ("sent", "delivered", "retry", "failed", "unknown", "resend")
 ATTEMPT_FIELDS = ("attempt", "at", "outcome", "status_code", "error_code", "error", "duration_ms", "retry_after_s")
@@ -58,3 +63,30 @@ def claim(alias: str, lease_seconds: str) -> str:
 def not_retryable(what: str, status: str, which_can: str) -> Problem:
     """The 409 of the replay verb: `what` (e.g. "message 7") is `status`; `which_can` says what can be retried."""
     return Problem("not-retryable", f"{what} is {status}; only {which_can} can be retried")
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    """Which rows a "retry all" requeues: in this state, last changed at or after `since`, of this kind."""
+
+    status: str
+    since: dt.datetime | None
+    kind: str | None
+
+
+def replay_filter(args: Mapping[str, str], statuses: tuple[str, ...]) -> ReplayFilter:
+    """The filters of a "retry all" request (`status` defaults to the first of `statuses`), or 422 naming
+    each bad one."""
+    from fieldpipe.responses import parse_timestamp
+
+    errors: list[FieldError] = []
+    status = args.get("status", statuses[0])
+    if status not in statuses:
+        errors.append(FieldError("status", "enum", f"only {' or '.join(statuses)} items can be retried"))
+    since = parse_timestamp(args["since"], "since", errors) if "since" in args else None
+    kind = args.get("kind")
+    if kind is not None and not kind.strip():
+        errors.append(FieldError("kind", "required", "must not be empty"))
+    if errors:
+        raise invalid(errors)
+    return ReplayFilter(status, since, kind)

@@ -258,6 +258,9 @@ def world(client, conn, admin_key, collector_key, monkeypatch):
     conn.execute("""INSERT INTO flags (form_id, response_id, revision, rule_id, severity, notify, message)
                     SELECT form_id, id, revision, 'rule-' || n, 'error', 'none', 'broken'
                       FROM responses, generate_series(1, 2) n""")
+    conn.execute("""INSERT INTO operator_notices (organization_id, incident, kind, subject, body, data, email_status)
+                    SELECT %s, 'backlog:' || b, 'backlog.exceeded', 'late', 'late', '{}', 'none'
+                      FROM unnest(ARRAY['sms', 'webhook']) b""", (org,))
     conn.execute("""INSERT INTO pipeline_failures (pipeline, form_id, error, reason)
                     SELECT 'export_sheets', id, 'DataError', 'psycopg.errors.DataError at jobs.py:1 (export)'
                       FROM forms""")
@@ -350,6 +353,12 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     with app.extensions["fieldpipe_pool"].connection() as conn:
         conn.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE id = 1")
     call("post", "/api/v1/deliveries/{delivery_id}/retry", key=admin, expect=200)
+    call("post", "/api/v1/deliveries/retry", key=admin, query_string={"kind": "flag.opened"}, expect=200)
+    call("post", "/api/v1/deliveries/retry", key=admin, query_string={"status": "queued"}, expect=422)
+    call("post", "/api/v1/messages/retry", key=admin, query_string={"status": "unknown"}, expect=200)
+    call("post", "/api/v1/messages/retry", key=admin, query_string={"since": "yesterday"}, expect=422)
+    call("put", "/api/v1/notices/recipients", key=admin, json=examples.NOTICE_RECIPIENTS, expect=200)
+    call("get", "/api/v1/notices/recipients", key=admin, expect=200)
     call("delete", "/api/v1/webhooks/{webhook_id}", key=admin, expect=204)
     assert walker.client.get("/api/v1/forms", headers=auth(spare_key)).status_code == 200  # now cached
     call("post", "/api/v1/keys/{key_id}/revoke", key=admin, expect=200)
@@ -374,7 +383,8 @@ def test_every_documented_status_is_answered_and_every_answer_documented(world, 
     call("patch", "/api/v1/forms/{slug}/tasks/{task_id}", key=admin, json=examples.TASK_PATCH, expect=200)
     call("get", "/api/v1/forms/{slug}/tasks/{task_id}/replays/{replay_id}", key=admin, expect=200)
     call("delete", "/api/v1/forms/{slug}/tasks/{task_id}", key=admin, expect=204, path_values={"task_id": 2})
-    for path in ("/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/assets/{filename}"):
+    for path in ("/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/assets/{filename}",
+                 "/metrics"):
         call("get", path, expect=200)
 
     # what follows from each declaration, for every operation

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.context import _cached_caller
 from api.errors import HTTP_TO_PROBLEM
+from api.metrics import SUBMISSION_OUTCOMES, count_submissions
 from api.spec import Query, operation
 from fieldpipe import openrosa
 from fieldpipe.config import Settings
@@ -183,6 +184,8 @@ def submission(org: str):
         uploads = [openrosa.Upload(part.filename or name, part.mimetype or None, part.read())
                    for name, part in request.files.items(multi=True) if name != "xml_submission_file"]
         receipt = openrosa.submit(conn, caller.organization_id, xml_part.read(), uploads, device, _max_bytes())
+    if receipt.status in SUBMISSION_OUTCOMES:
+        count_submissions([receipt.status])
     message = {"created": "Form received.", "duplicate": "Form already received.", "edited": "Edit received."}[receipt.status]
     if receipt.files_missing:
         message += f" Waiting for {len(receipt.files_missing)} file(s): {', '.join(receipt.files_missing)}."

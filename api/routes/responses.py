@@ -6,6 +6,7 @@ from flask import Blueprint, Response, request
 
 from api import examples, schemas
 from api.context import endpoint, json_body
+from api.metrics import count_submissions
 from api.spec import Query, operation
 from fieldpipe import flags, openrosa, paging, responses
 from fieldpipe.forms import get_form_row
@@ -27,6 +28,7 @@ bp = Blueprint("responses", __name__, url_prefix="/api/v1/forms/<slug>/responses
 def post_response(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
     outcome = responses.ingest(conn, form, [json_body()])[0]
+    count_submissions([outcome.status])
     if outcome.status == "invalid":
         raise invalid(outcome.errors)
     if outcome.status == "conflict":
@@ -58,6 +60,7 @@ def post_batch(conn, caller, slug):
     if len(items) > responses.MAX_BATCH:
         raise invalid([FieldError("items", "too_many", f"at most {responses.MAX_BATCH} submissions per batch")])
     outcomes = responses.ingest(conn, form, items)
+    count_submissions([o.status for o in outcomes])
     # Warnings in the order of the stored outcomes, all from one look-up of the form's rules.
     warnings = iter(warnings_for(conn, form, [o.record["answers"] for o in outcomes if o.record is not None]))
     results = []

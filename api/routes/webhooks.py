@@ -6,6 +6,7 @@ from api import examples, schemas
 from api.context import endpoint, json_body
 from api.spec import Query, operation
 from fieldpipe import paging
+from fieldpipe.outbox import replay_filter
 from fieldpipe.webhooks import delivery, registry
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
@@ -52,6 +53,19 @@ def list_deliveries(conn, caller):
 @endpoint(admin=True)
 def get_delivery(conn, caller, delivery_id):
     return delivery.get_delivery(conn, caller.organization_id, delivery_id)
+
+
+@bp.post("/deliveries/retry")
+@operation("Retry all: put every failed delivery of the organization (last changed at or after `since`, of event "
+           "`kind`) back in the queue with a fresh retry window, in one statement; answers how many",
+           returns=schemas.Requeued,
+           query=(Query("status", {"enum": ["failed"], "default": "failed"}, "Only failed deliveries can be retried"),
+                  Query("since", {"type": "string", "format": "date-time"}, "Only deliveries that failed at or after this"),
+                  Query("kind", {"enum": list(registry.EVENTS)}, "Only deliveries of this event")))
+@endpoint(admin=True)
+def retry_deliveries(conn, caller):
+    replay = replay_filter(request.args, ("failed",))
+    return {"requeued": len(delivery.requeue_failed(conn, organization_id=caller.organization_id, replay=replay))}
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")

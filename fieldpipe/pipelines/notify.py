@@ -1,0 +1,127 @@
+"""The failure and deadline callbacks every DAG gets from `defaults`: they turn what Airflow reports into
+operators' notices (fieldpipe.operations.notices) and never raise.
+
+- `on_task_failed` (on_failure_callback: after the last retry, never per retry): one notice per organization
+  whose forms this run recorded in pipeline_failures, naming the DAG, the form(s), the reason and the log;
+  a failure of no one form goes to the platform's operators. The incident is the task (and its mapped
+  name), so the same failure run after run is announced once.
+- `on_task_succeeded` (on_success_callback): resolves that incident, so its next failure is announced.
+- `on_deadline_missed` (a DeadlineAlert's callback; Airflow 3's replacement for SLA misses): a notice to
+  the platform's operators naming the DAG run that is late.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+log = logging.getLogger("fieldpipe.notices")
+
+
+def incident_of(dag_id: str, task_id: str, map_name: str | None) -> str:
+    return f"task:{dag_id}.{task_id}" + (f"[{map_name}]" if map_name else "")
+
+
+def _map_name(ti) -> str | None:
+    if getattr(ti, "map_index", -1) in (None, -1):
+        return None
+    return getattr(ti, "rendered_map_index", None) or str(ti.map_index)
+
+
+def _failed_forms(conn, since) -> dict[int, list[dict]]:
+    """Forms the pipelines recorded as failed since `since`, by organization."""
+    rows = conn.execute(
+        """SELECT f.organization_id, o.slug || '/' || f.slug AS form, p.pipeline, p.reason
+             FROM pipeline_failures p JOIN forms f ON f.id = p.form_id JOIN organizations o ON o.id = f.organization_id
+            WHERE p.last_failed_at >= %s ORDER BY o.slug, f.slug""", (since,)).fetchall()
+    by_org: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_org[row["organization_id"]].append(row)
+    return by_org
+
+
+def failure_notices(conn, *, dag_id: str, task_id: str, map_name: str | None, run_id: str, tries: int,
+                    log_url: str, since, error: BaseException | None) -> list:
+    """The notices one failed task instance raises: per organization concerned, or one for the platform."""
+    from fieldpipe.operations.notices import Notice
+    from fieldpipe.pipelines.failures import describe
+
+    incident = incident_of(dag_id, task_id, map_name)
+    task = f"{task_id}[{map_name}]" if map_name else task_id
+    head = f"DAG {dag_id}, task {task}, run {run_id}: failed after {tries} tr{'y' if tries == 1 else 'ies'}."
+    data = {"dag_id": dag_id, "task_id": task_id, "map": map_name, "run_id": run_id, "log_url": log_url}
+    by_org = _failed_forms(conn, since)
+    if not by_org:
+        reason = describe(error) if error is not None else "unknown (see the log)"
+        return [Notice(None, incident, "pipeline.failed", f"[fieldpipe] {dag_id} failed: {task}",
+                       f"{head}\nError: {reason}\nLog: {log_url}\n", {**data, "forms": [], "error": reason})]
+    notices = []
+    for organization_id, forms in by_org.items():
+        lines = "\n".join(f"- {f['form']} ({f['pipeline']}): {f['reason']}" for f in forms)
+        names = ", ".join(f["form"] for f in forms)
+        notices.append(Notice(
+            organization_id, incident, "pipeline.failed", f"[fieldpipe] {dag_id} failed for {names}",
+            f"{head}\nForm(s) and error:\n{lines}\nLog: {log_url}\n",
+            {**data, "forms": [{"form": f["form"], "pipeline": f["pipeline"], "error": f["reason"]} for f in forms]}))
+    return notices
+
+
+def announce(notices: list) -> None:
+    """Open each notice and try its mail at once (what is not handed over now, the operations DAG retries)."""
+    from fieldpipe.operations.notices import raise_notice, send_due_emails, smtp_mailer
+    from fieldpipe.pipelines.connections import app_database
+    from fieldpipe.pipelines.names import SMTP_CONN
+
+    with app_database() as conn:
+        conn.autocommit = True
+        opened = [notice_id for notice in notices if (notice_id := raise_notice(conn, notice)) is not None]
+        if opened:
+            counts = send_due_emails(conn, smtp_mailer(SMTP_CONN), notice_ids=opened)
+            log.info("%d notice(s) opened, %d already open; mail: %d sent, %d to retry, %d failed",
+                     len(opened), len(notices) - len(opened), counts["sent"], counts["retry"], counts["failed"])
+        else:
+            log.info("the incident is already announced (%d open notice(s)); nothing sent", len(notices))
+
+
+def on_task_failed(context) -> None:
+    try:
+        from fieldpipe.pipelines.connections import app_database
+
+        ti = context["ti"]
+        since = getattr(context.get("dag_run"), "start_date", None) or ti.start_date
+        with app_database() as conn:
+            notices = failure_notices(
+                conn, dag_id=ti.dag_id, task_id=ti.task_id, map_name=_map_name(ti), run_id=ti.run_id,
+                tries=ti.try_number, log_url=ti.log_url, since=since, error=context.get("exception"))
+        announce(notices)
+    except Exception:  # a notice that cannot be raised is logged; it must never change the task's outcome
+        log.exception("could not raise the failure notice")
+
+
+def on_task_succeeded(context) -> None:
+    try:
+        from fieldpipe.operations.notices import resolve
+        from fieldpipe.pipelines.connections import app_database
+
+        ti = context["ti"]
+        with app_database() as conn:
+            resolve(conn, [incident_of(ti.dag_id, ti.task_id, _map_name(ti))], any_organization=True)
+    except Exception:
+        log.exception("could not resolve the task's failure notice")
+
+
+def on_deadline_missed(context: dict, **_: object) -> None:
+    """A DAG run is still not done at its deadline: tell the platform's operators, once per run."""
+    try:
+        from fieldpipe.operations.notices import Notice
+
+        run = context.get("dag_run") or {}
+        dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
+        deadline = (context.get("deadline") or {}).get("deadline_time")
+        announce([Notice(None, f"deadline:{dag_id}:{run_id}", "pipeline.failed",
+                         f"[fieldpipe] {dag_id} missed its deadline",
+                         f"DAG {dag_id}, run {run_id}: not finished by its deadline {deadline} "
+                         f"(state {run.get('state')}).\n", {"dag_id": dag_id, "run_id": run_id,
+                                                            "deadline": str(deadline)})])
+    except Exception:
+        log.exception("could not raise the deadline notice")
