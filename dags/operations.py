@@ -5,7 +5,8 @@
   `validation_watermarks`) and response to export (after `sheet_exports.watermark`), in one set-based
   statement; yesterday's failed SMS, deliveries and `pipeline_failures`; notices whose mail is due.
 - **Writes**: `operator_notices` (one per organization and incident: `backlog.exceeded` while a backlog is
-  older than its threshold, resolved when it drains; `failures.digest` once a day), their webhook
+  older than its threshold, resolved when it drains; `failures.digest` once a day; failed forms' notices
+  resolved once the form is no longer in `pipeline_failures`), their webhook
   deliveries (events `backlog.exceeded`, `failures.digest`; delivered by `flag_callbacks`) and mail through
   the connection `smtp_default`, retried with backoff.
 - **Thresholds**: `FIELDPIPE_BACKLOG_MAX_AGE_SMS`, `_WEBHOOK`, `_UNEXPORTED`, `_UNVALIDATED` (minutes;
@@ -43,12 +44,15 @@ def operations():
     def check_backlogs() -> dict:
         from fieldpipe.operations.backlog import check
         from fieldpipe.pipelines.connections import app_database
+        from fieldpipe.pipelines.notify import resolve_recovered_forms
 
         with app_database() as conn:
             conn.autocommit = True
             counts = check(conn)
+            recovered = resolve_recovered_forms(conn)
         print(f"backlogs: {counts['checked']} non-empty, {counts['over']} past their threshold, "
-              f"{counts['opened']} notice(s) opened, {counts['resolved']} resolved")
+              f"{counts['opened']} notice(s) opened, {counts['resolved']} resolved; "
+              f"{recovered} failed form(s) recovered")
         return counts
 
     @task

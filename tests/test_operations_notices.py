@@ -70,9 +70,9 @@ def test_broken_rules_give_one_notice_by_mail_and_signed_webhook_however_often_t
     assert message["To"] == OPERATOR
     assert message["Subject"] == "[fieldpipe] validate_responses failed for acme/household-survey"
     text = message.get_body(("html", "plain")).get_content()
-    assert "DAG validate_responses, task validate_form[household-survey]" in text
-    assert "acme/household-survey (validate_responses): " in text and "local-word" in text
-    assert "/dags/validate_responses/runs/" in text and "/tasks/validate_form/mapped/0" in text  # the log
+    assert "DAG validate_responses, task validate_group[" in text and "failed after 1 try" in text
+    assert "Form: acme/household-survey (failed 1 run(s) in a row" in text and "local-word" in text
+    assert "/dags/validate_responses/runs/" in text and "/tasks/validate_group/mapped/0" in text  # the log
     [posted] = receiver.requests
     assert posted.path == "/ops" and posted.headers["Fieldpipe-Event"] == "pipeline.failed"
     assert verify_signature(operators, posted.headers[SIGNATURE_HEADER], posted.body)
@@ -111,6 +111,33 @@ def test_a_failure_of_no_one_form_goes_to_the_platform_operators_without_quoting
     assert "DAG send_sms, task dispatch_due_messages" in text and "failed after 4 tries" in text
     assert "ConnectionError" in text and "+919812345678" not in text
     assert conn.execute("SELECT organization_id FROM operator_notices").fetchall() == [{"organization_id": None}]
+
+
+def test_each_failed_form_is_its_own_incident_resolved_once_the_form_is_processed_again(conn, mail, client,
+                                                                                      admin_key, make_form):
+    from fieldpipe.pipelines import failures
+
+    conn.execute("UPDATE organizations SET notice_emails = '{ops@acme.example}'")
+    make_form()
+    make_form(slug="water-point-audit")
+    survey, audit = (r["id"] for r in conn.execute("SELECT id FROM forms ORDER BY slug"))
+    context = failed_context(dag_id="export_sheets", task_id="export_group", map_index=0, rendered="2 forms")
+    later = failed_context(dag_id="export_sheets", task_id="export_group", map_index=1)  # the next run, started
+    failures.record(conn, "export_sheets", survey, failures.Explained("SheetGone", "the sheet was deleted"))
+    notify.on_task_failed(context)
+    failures.record(conn, "export_sheets", survey, failures.Explained("SheetGone", "the sheet was deleted"))
+    failures.record(conn, "export_sheets", audit, failures.Explained("SheetGone", "the sheet was deleted"))
+    failures.record(conn, "validate_responses", audit, failures.Explained("RulesBroken", "rule x"))  # another DAG's
+    notify.on_task_failed(later)
+    assert sorted(m["Subject"] for m in mail.messages()) == [
+        "[fieldpipe] export_sheets failed for acme/household-survey",
+        "[fieldpipe] export_sheets failed for acme/water-point-audit"]
+
+    failures.clear(conn, "export_sheets", survey)
+    notify.on_task_succeeded({"ti": context["ti"]})
+    open_incidents = [r["incident"] for r in conn.execute(
+        "SELECT incident FROM operator_notices WHERE resolved_at IS NULL")]
+    assert open_incidents == [f"form:export_sheets:{audit}"]
 
 
 def test_success_resolves_the_incident_so_the_next_failure_is_announced_again(conn, mail, monkeypatch):

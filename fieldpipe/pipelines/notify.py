@@ -1,11 +1,13 @@
 """The failure and deadline callbacks every DAG gets from `defaults`: they turn what Airflow reports into
 operators' notices (fieldpipe.operations.notices) and never raise.
 
-- `on_task_failed` (on_failure_callback: after the last retry, never per retry): one notice per organization
-  whose forms this run recorded in pipeline_failures, naming the DAG, the form(s), the reason and the log;
-  a failure of no one form goes to the platform's operators. The incident is the task (and its mapped
-  name), so the same failure run after run is announced once.
-- `on_task_succeeded` (on_success_callback): resolves that incident, so its next failure is announced.
+- `on_task_failed` (on_failure_callback: after the last retry, never per retry): one notice per form this
+  DAG recorded in pipeline_failures during the run, to the form's organization, naming the DAG, the task,
+  the form, the reason and the log; the incident is the form in that pipeline, so a form failing run after
+  run (in whatever group) is announced once. A failure of no one form goes to the platform's operators;
+  its incident is the task (and its mapped name).
+- `on_task_succeeded` (on_success_callback): resolves the task's incident, and those of forms no longer
+  failing, so their next failure is announced.
 - `on_deadline_missed` (a DeadlineAlert's callback; Airflow 3's replacement for SLA misses): a notice to
   the platform's operators naming the DAG run that is late.
 """
@@ -13,7 +15,6 @@ operators' notices (fieldpipe.operations.notices) and never raise.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 log = logging.getLogger("fieldpipe.notices")
 
@@ -22,48 +23,53 @@ def incident_of(dag_id: str, task_id: str, map_name: str | None) -> str:
     return f"task:{dag_id}.{task_id}" + (f"[{map_name}]" if map_name else "")
 
 
+def form_incident(pipeline: str, form_id: int) -> str:
+    """A form a pipeline cannot process is its own incident, whichever task or group ran it."""
+    return f"form:{pipeline}:{form_id}"
+
+
 def _map_name(ti) -> str | None:
     if getattr(ti, "map_index", -1) in (None, -1):
         return None
     return getattr(ti, "rendered_map_index", None) or str(ti.map_index)
 
 
-def _failed_forms(conn, since) -> dict[int, list[dict]]:
-    """Forms the pipelines recorded as failed since `since`, by organization."""
-    rows = conn.execute(
-        """SELECT f.organization_id, o.slug || '/' || f.slug AS form, p.pipeline, p.reason
-             FROM pipeline_failures p JOIN forms f ON f.id = p.form_id JOIN organizations o ON o.id = f.organization_id
-            WHERE p.last_failed_at >= %s ORDER BY o.slug, f.slug""", (since,)).fetchall()
-    by_org: dict[int, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_org[row["organization_id"]].append(row)
-    return by_org
-
-
 def failure_notices(conn, *, dag_id: str, task_id: str, map_name: str | None, run_id: str, tries: int,
                     log_url: str, since, error: BaseException | None) -> list:
-    """The notices one failed task instance raises: per organization concerned, or one for the platform."""
+    """The notices one failed task instance raises: one per form this DAG recorded as failed since `since`
+    (to the form's organization), or, when no form failed, one to the platform's operators for the task."""
     from fieldpipe.operations.notices import Notice
     from fieldpipe.pipelines.failures import describe
 
-    incident = incident_of(dag_id, task_id, map_name)
     task = f"{task_id}[{map_name}]" if map_name else task_id
     head = f"DAG {dag_id}, task {task}, run {run_id}: failed after {tries} tr{'y' if tries == 1 else 'ies'}."
     data = {"dag_id": dag_id, "task_id": task_id, "map": map_name, "run_id": run_id, "log_url": log_url}
-    by_org = _failed_forms(conn, since)
-    if not by_org:
+    forms = conn.execute(
+        """SELECT p.form_id, f.organization_id, o.slug || '/' || f.slug AS form, p.pipeline, p.reason, p.failures
+             FROM pipeline_failures p JOIN forms f ON f.id = p.form_id JOIN organizations o ON o.id = f.organization_id
+            WHERE p.pipeline = %s AND p.last_failed_at >= %s ORDER BY o.slug, f.slug""", (dag_id, since)).fetchall()
+    if not forms:
         reason = describe(error) if error is not None else "unknown (see the log)"
-        return [Notice(None, incident, "pipeline.failed", f"[fieldpipe] {dag_id} failed: {task}",
-                       f"{head}\nError: {reason}\nLog: {log_url}\n", {**data, "forms": [], "error": reason})]
-    notices = []
-    for organization_id, forms in by_org.items():
-        lines = "\n".join(f"- {f['form']} ({f['pipeline']}): {f['reason']}" for f in forms)
-        names = ", ".join(f["form"] for f in forms)
-        notices.append(Notice(
-            organization_id, incident, "pipeline.failed", f"[fieldpipe] {dag_id} failed for {names}",
-            f"{head}\nForm(s) and error:\n{lines}\nLog: {log_url}\n",
-            {**data, "forms": [{"form": f["form"], "pipeline": f["pipeline"], "error": f["reason"]} for f in forms]}))
-    return notices
+        return [Notice(None, incident_of(dag_id, task_id, map_name), "pipeline.failed",
+                       f"[fieldpipe] {dag_id} failed: {task}", f"{head}\nError: {reason}\nLog: {log_url}\n",
+                       {**data, "forms": [], "error": reason})]
+    return [Notice(
+        row["organization_id"], form_incident(row["pipeline"], row["form_id"]), "pipeline.failed",
+        f"[fieldpipe] {dag_id} failed for {row['form']}",
+        f"{head}\nForm: {row['form']} (failed {row['failures']} run(s) in a row; skipped until fixed, the next run "
+        f"tries it again)\nError: {row['reason']}\nLog: {log_url}\n",
+        {**data, "forms": [{"form": row["form"], "pipeline": row["pipeline"], "error": row["reason"]}]})
+        for row in forms]
+
+
+def resolve_recovered_forms(conn) -> int:
+    """Close the notices of forms no longer in pipeline_failures (they were processed since)."""
+    with conn.transaction():
+        return conn.execute(
+            """UPDATE operator_notices n SET resolved_at = now()
+                WHERE n.resolved_at IS NULL AND n.incident LIKE 'form:%%'
+                  AND NOT EXISTS (SELECT 1 FROM pipeline_failures p
+                                   WHERE n.incident = 'form:' || p.pipeline || ':' || p.form_id)""").rowcount
 
 
 def announce(notices: list) -> None:
@@ -106,6 +112,7 @@ def on_task_succeeded(context) -> None:
         ti = context["ti"]
         with app_database() as conn:
             resolve(conn, [incident_of(ti.dag_id, ti.task_id, _map_name(ti))], any_organization=True)
+            resolve_recovered_forms(conn)
     except Exception:
         log.exception("could not resolve the task's failure notice")
 
