@@ -1,12 +1,40 @@
-"""The `fieldpipe` command: database, keys, demo data and `up` (what `make up` runs)."""
+"""The `fieldpipe` command: database, keys, demo data and `up` (what `make up` runs).
+
+Commands that print records take `--json` (one JSON document on standard output, for scripts); commands
+that walk many rows show a progress bar on standard error when it is a terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from fieldpipe.db import connect, migrate
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("fieldpipe")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def print_json(document: object) -> None:
+    print(json.dumps(document, default=str, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def progress(total: int | None, unit: str, description: str) -> Iterator[Callable[[int], object]]:
+    """A progress bar on standard error (only on a terminal); yields its `update(n)`."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, desc=description, file=sys.stderr, disable=None, leave=False) as bar:
+        yield bar.update
 
 
 def _operator_change(change: Callable[[Any], Any]) -> Any:
@@ -77,16 +105,24 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
                 print(f"organization {args.org!r} does not exist", file=sys.stderr)
                 return 1
         page = paging.Page(KEYS, paging.MAX_LIMIT)
-        print(f"{'id':>6}  {'organization':<20} {'role':<10} {'prefix':<11} {'created':<20} {'revoked':<20} label")
+        records = []
+        if not args.json:
+            print(f"{'id':>6}  {'organization':<20} {'role':<10} {'prefix':<11} {'created':<20} {'revoked':<20} label")
         while True:
             answer = list_keys(conn, org, page)
             for k in answer["items"]:
+                records.append(k)
+                if args.json:
+                    continue
                 revoked = k["revoked_at"].strftime("%Y-%m-%d %H:%M:%S") if k["revoked_at"] else "-"
                 print(f"{k['id']:>6}  {k['organization']:<20} {k['role']:<10} {k['prefix']:<11} "
                       f"{k['created_at']:%Y-%m-%d %H:%M:%S}  {revoked:<20} {k['label'] or ''}")
             if answer["next_cursor"] is None:
-                return 0
+                break
             page = paging.Page(KEYS, paging.MAX_LIMIT, KEYS.decode(answer["next_cursor"]))
+    if args.json:
+        print_json(records)
+    return 0
 
 
 def _cmd_keys_revoke(args: argparse.Namespace) -> int:
@@ -119,8 +155,11 @@ def _cmd_deliveries_retry(args: argparse.Namespace) -> int:
     with connect(database_url()) as conn:
         ids = requeue_failed(conn, delivery_ids=None if args.all_failed else [args.id])
         conn.commit()
-    print(f"requeued {len(ids)} failed webhook deliver{'y' if len(ids) == 1 else 'ies'}"
-          + (f": {', '.join(map(str, ids))}" if ids else ""))
+    if args.json:
+        print_json({"requeued": ids})
+    else:
+        print(f"requeued {len(ids)} failed webhook deliver{'y' if len(ids) == 1 else 'ies'}"
+              + (f": {', '.join(map(str, ids))}" if ids else ""))
     return 0 if ids or args.all_failed else 1
 
 
@@ -129,7 +168,9 @@ def _cmd_reporting_refresh(args: argparse.Namespace) -> int:
     from fieldpipe.reporting.views import refresh_all
 
     with connect(database_url()) as conn:
-        names = refresh_all(conn)
+        forms = conn.execute("SELECT count(*) AS n FROM forms").fetchone()["n"]
+        with progress(forms, "form", "reporting views") as advance:
+            names = refresh_all(conn, progress=advance)
         conn.commit()
     print(f"rebuilt {len(names)} reporting view(s) and granted them to fieldpipe_reporting")
     return 0
@@ -141,21 +182,32 @@ def _cmd_repair_responses(args: argparse.Namespace) -> int:
 
     with connect(database_url()) as conn:
         try:
-            found = repair.find(conn, args.org, args.form)
+            with progress(repair.count(conn, args.org, args.form), "response", "scanning") as advance:
+                found = repair.find(conn, args.org, args.form, progress=advance)
         except LookupError as err:
             print(err, file=sys.stderr)
             return 1
-        for item in found:  # the field and the problem, never the value (it may be personal data)
-            print(f"response {item.submission_id} revision {item.revision}: {item.field} ({item.problem}) -> "
-                  f"{'cleared' if item.repaired_to is None else 'repaired'}")
-        if not args.apply:
-            print(f"{len(found)} value(s) outside their domain in {args.org}/{args.form}; "
-                  "nothing changed (run again with --apply)")
-            return 0
-        repaired = repair.apply(conn, found)
-        conn.commit()
-    print(f"repaired {len(found)} value(s) in {repaired} response(s) of {args.org}/{args.form}, each as a new "
-          "revision; the originals are in response_repairs")
+        # the field and the problem, never the value (it may be personal data)
+        records = [{"submission_id": item.submission_id, "revision": item.revision, "field": item.field,
+                    "problem": item.problem, "action": "cleared" if item.repaired_to is None else "repaired"}
+                   for item in found]
+        repaired = None
+        if args.apply:
+            with progress(len({item.response_id for item in found}), "response", "repairing") as advance:
+                repaired = repair.apply(conn, found, progress=advance)
+            conn.commit()
+    if args.json:
+        print_json({"values": records, "applied": args.apply, "responses_repaired": repaired})
+        return 0
+    for record in records:
+        print(f"response {record['submission_id']} revision {record['revision']}: {record['field']} "
+              f"({record['problem']}) -> {record['action']}")
+    if not args.apply:
+        print(f"{len(found)} value(s) outside their domain in {args.org}/{args.form}; "
+              "nothing changed (run again with --apply)")
+    else:
+        print(f"repaired {len(found)} value(s) in {repaired} response(s) of {args.org}/{args.form}, each as a new "
+              "revision; the originals are in response_repairs")
     return 0
 
 
@@ -204,7 +256,10 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     url = database_url()
     report = dispatch_configured(lambda: connect(url), args.provider, args.batch_size, args.max_seconds)
-    print(report.as_dict())
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(", ".join(f"{name} {value}" for name, value in report.as_dict().items()))
     return 0
 
 
@@ -291,8 +346,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return run_up()
 
 
+JSON_HELP = "print the records as one JSON document instead of text"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fieldpipe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fieldpipe", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fieldpipe {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="the application database").add_subparsers(dest="action", required=True)
@@ -309,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=_cmd_keys_create)
     listing = keys.add_parser("list", help="list keys (never the keys themselves): id, role, prefix, revoked")
     listing.add_argument("--org", help="only this organization's keys")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(func=_cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id (see keys list)")
     revoke.add_argument("id", type=int, help="the key's id")
@@ -322,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", type=int, help="one delivery's id")
     which.add_argument("--all-failed", action="store_true", help="every failed delivery")
+    retry.add_argument("--json", action="store_true", help=JSON_HELP)
     retry.set_defaults(func=_cmd_deliveries_retry)
 
     reporting = commands.add_parser("reporting", help="the masked reporting schema").add_subparsers(
@@ -341,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--provider", choices=["file", "sns", "twilio"], help="default: FIELDPIPE_SMS_PROVIDER or file")
     send.add_argument("--batch-size", type=int)
     send.add_argument("--max-seconds", type=float, help="stop claiming after this long")
+    send.add_argument("--json", action="store_true", help=JSON_HELP)
     send.set_defaults(func=_cmd_sms_dispatch)
     again = sms.add_parser("retry", aliases=["resend"],
                            help="queue an unknown or failed message again (see docs/sms.md)")
@@ -369,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     poisoned.add_argument("org", help="organization slug")
     poisoned.add_argument("form", help="form slug")
     poisoned.add_argument("--apply", action="store_true", help="make the repairs (default: only list them)")
+    poisoned.add_argument("--json", action="store_true", help=JSON_HELP)
     poisoned.set_defaults(func=_cmd_repair_responses)
 
     commands.add_parser("up", help="run everything locally until Ctrl-C (what `make up` does)").set_defaults(func=_cmd_up)

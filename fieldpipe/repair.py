@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
@@ -63,8 +63,18 @@ def _repair_answer(question: dict, value: Any) -> tuple[str, Any] | None:
     return None
 
 
-def find(conn: psycopg.Connection, org_slug: str, form_slug: str) -> list[Repair]:
-    """Every value of the form's current responses and revisions outside its domain."""
+def count(conn: psycopg.Connection, org_slug: str, form_slug: str) -> int:
+    """How many responses `find` walks (for a progress bar)."""
+    return conn.execute(
+        """SELECT count(*) AS n FROM responses r JOIN forms f ON f.id = r.form_id
+             JOIN organizations o ON o.id = f.organization_id WHERE o.slug = %s AND f.slug = %s""",
+        (org_slug, form_slug)).fetchone()["n"]
+
+
+def find(conn: psycopg.Connection, org_slug: str, form_slug: str,
+         progress: Callable[[int], object] = lambda n: None) -> list[Repair]:
+    """Every value of the form's current responses and revisions outside its domain; `progress(1)` per
+    response read."""
     set_json_loads(lambda text: json.loads(text, parse_int=_lenient_int), conn)
     form = conn.execute(
         """SELECT f.id FROM forms f JOIN organizations o ON o.id = f.organization_id
@@ -87,6 +97,7 @@ def find(conn: psycopg.Connection, org_slug: str, form_slug: str) -> list[Repair
                  FROM responses r JOIN form_versions v ON v.id = r.form_version_id
                 WHERE r.form_id = %(form)s ORDER BY r.id""", bounds)
         for row in cursor:
+            progress(1)
             for question in row["questions"]:
                 key = question["key"]
                 if key in row["answers"]:
@@ -97,8 +108,9 @@ def find(conn: psycopg.Connection, org_slug: str, form_slug: str) -> list[Repair
     return repairs
 
 
-def apply(conn: psycopg.Connection, repairs: list[Repair]) -> int:
-    """Make the repairs (one new revision per response); returns the number of responses repaired."""
+def apply(conn: psycopg.Connection, repairs: list[Repair], progress: Callable[[int], object] = lambda n: None) -> int:
+    """Make the repairs (one new revision per response, `progress(1)` after each); returns the number of
+    responses repaired."""
     by_response: dict[int, list[Repair]] = {}
     for repair in repairs:
         by_response.setdefault(repair.response_id, []).append(repair)
@@ -136,4 +148,5 @@ def apply(conn: psycopg.Connection, repairs: list[Repair]) -> int:
                SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[])""",
             (response_id, [i.revision for i in items], [i.field for i in items], [i.original for i in items],
              [None if i.repaired_to is None else _original(i.repaired_to) for i in items]))
+        progress(1)
     return len(by_response)

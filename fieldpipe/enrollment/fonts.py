@@ -8,6 +8,7 @@ is instantiated once and kept under var/fonts (per font version), not per certif
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from fontTools.varLib.instancer import instantiateVariableFont
 from fieldpipe.config import var_dir
 
 WEIGHTS = {"": 400, "B": 700}  # fpdf style -> weight
+
+# fontTools logs every table it instantiates or subsets (fpdf subsets the font for each PDF) at INFO: a
+# flood in the API's and the tasks' logs that says nothing an operator needs.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 def _variable_font() -> Path:

@@ -97,7 +97,7 @@ def check(conn: psycopg.Connection, settings: OperationsSettings | None = None) 
     ).fetchall()
     for row in open_rows:
         if (row["organization_id"], row["incident"].removeprefix("backlog:")) not in over_keys:
-            resolved += resolve(conn, [row["incident"]], row["organization_id"])
+            resolved += resolve(conn, row["organization_id"], [row["incident"]])
     counts = {"checked": len(rows), "over": len(over), "opened": opened, "resolved": resolved}
     log.info("backlogs: %(checked)d non-empty, %(over)d past their threshold, %(opened)d notice(s) opened, "
              "%(resolved)d resolved", counts)

@@ -81,7 +81,7 @@ def raise_notice(conn: psycopg.Connection, notice: Notice) -> int | None:
     return row["id"]
 
 
-def resolve(conn: psycopg.Connection, incidents: Iterable[str], organization_id: int | None = None,
+def resolve(conn: psycopg.Connection, organization_id: int | None, incidents: Iterable[str],
             *, any_organization: bool = False) -> int:
     """Close the open notices of these incidents (of one organization, or of every one); returns how many."""
     incidents = list(incidents)

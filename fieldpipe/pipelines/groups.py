@@ -96,6 +96,7 @@ def run_group(pipeline: str, group: dict, work: Callable[[dict], str]) -> dict:
     the work is idempotent), else raise `FormFailed` naming each failed unit (not retried: the next run
     tries them again), else return the counts."""
     units = group["units"]
+    log.info("%s %s", pipeline, group["label"])  # the task log's first line: what this task has to do, in numbers
     failed: dict[str, str] = {}
     transient: Exception | None = None
     started = time.monotonic()

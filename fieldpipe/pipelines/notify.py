@@ -111,7 +111,7 @@ def on_task_succeeded(context) -> None:
 
         ti = context["ti"]
         with app_database() as conn:
-            resolve(conn, [incident_of(ti.dag_id, ti.task_id, _map_name(ti))], any_organization=True)
+            resolve(conn, None, [incident_of(ti.dag_id, ti.task_id, _map_name(ti))], any_organization=True)
             resolve_recovered_forms(conn)
     except Exception:
         log.exception("could not resolve the task's failure notice")

@@ -10,6 +10,7 @@ run by the daily `archive_responses` DAG) rather than holding up the form's edit
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import psycopg
 from psycopg import sql
@@ -71,8 +72,9 @@ def enable_login(conn: psycopg.Connection, password: str) -> None:
     conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(password)))
 
 
-def refresh_all(conn: psycopg.Connection) -> list[str]:
-    """Rebuild every form's view and re-grant the schema (after the role was created by hand, say)."""
+def refresh_all(conn: psycopg.Connection, progress: Callable[[int], object] = lambda n: None) -> list[str]:
+    """Rebuild every form's view and re-grant the schema (after the role was created by hand, say);
+    `progress(1)` after each form."""
     if _role_exists(conn):
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA reporting TO {role}; "
                              "GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO {role}").format(role=sql.Identifier(ROLE)))
@@ -81,4 +83,5 @@ def refresh_all(conn: psycopg.Connection) -> list[str]:
         name = refresh_form_view(conn, row["id"])
         if name:
             names.append(name)
+        progress(1)
     return names

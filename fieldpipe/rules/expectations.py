@@ -61,12 +61,26 @@ def load_frame(conn: psycopg.Connection, expectations: list[Expectation], source
     return pd.DataFrame(rows, columns=["response_id", *sorted(columns)])
 
 
+def _quiet_gx():
+    """GX Core, without its INFO lines (hundreds at import) and progress bars in the task log: the task's
+    summary line of numbers is what a reader should see first."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in list(logging.root.manager.loggerDict):  # some of its modules set their own level
+        if name.startswith("great_expectations."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
 def _gx_unexpected(conn: psycopg.Connection, expectations: list[Expectation],
                    source: sql.Composable) -> tuple[dict[str, list[int]], dict[str, str]]:
-    import great_expectations as gx
-
+    gx, context = _quiet_gx()
     frame = load_frame(conn, expectations, source)
-    context = gx.get_context(mode="ephemeral")
     asset = context.data_sources.add_pandas("fieldpipe").add_dataframe_asset("responses")
     batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(batch_parameters={"dataframe": frame})
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["response_id"]}
@@ -80,7 +94,7 @@ def _gx_unexpected(conn: psycopg.Connection, expectations: list[Expectation],
             continue
         found[item.id] = [] if result.success else [
             int(row["response_id"]) for row in result.result.get("unexpected_index_list") or []]
-        log.info("expectation %s: %d of %d responses unexpected", item.id, len(found[item.id]), len(frame))
+        log.debug("expectation %s: %d of %d responses unexpected", item.id, len(found[item.id]), len(frame))
     return found, broken
 
 
