@@ -1,14 +1,14 @@
 """Operations: notices to an organization's operators (pipeline failures, backlogs, the daily digest), whom
 they are mailed to, and the webhook events that carry them.
 
-Revision ID: 0017_operations
-Revises: 0016_pipeline_events
+Revision ID: 0019_operations
+Revises: 0018_student_results
 """
 
 from alembic import op
 
-revision = "0017_operations"
-down_revision = "0016_pipeline_events"
+revision = "0019_operations"
+down_revision = "0018_student_results"
 branch_labels = None
 depends_on = None
 
