@@ -12,8 +12,10 @@ down_revision = "0018_student_results"
 branch_labels = None
 depends_on = None
 
-FLAG_EVENTS = "ARRAY['flag.opened', 'flag.resolved']"
-ALL_EVENTS = "ARRAY['flag.opened', 'flag.resolved', 'pipeline.failed', 'backlog.exceeded', 'failures.digest']"
+# the events before this revision (flags, and form tasks' response events: 0017_form_tasks), then with notices
+PREVIOUS_EVENTS = "ARRAY['flag.opened', 'flag.resolved', 'response.created', 'response.updated']"
+ALL_EVENTS = ("ARRAY['flag.opened', 'flag.resolved', 'response.created', 'response.updated', "
+              "'pipeline.failed', 'backlog.exceeded', 'failures.digest']")
 
 
 def upgrade() -> None:
@@ -58,9 +60,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         f"""
-        DELETE FROM webhooks WHERE NOT events <@ {FLAG_EVENTS};
+        DELETE FROM webhooks WHERE NOT events <@ {PREVIOUS_EVENTS};
         ALTER TABLE webhooks DROP CONSTRAINT webhooks_events_check;
-        ALTER TABLE webhooks ADD CONSTRAINT webhooks_events_check CHECK (cardinality(events) > 0 AND events <@ {FLAG_EVENTS});
+        ALTER TABLE webhooks ADD CONSTRAINT webhooks_events_check
+            CHECK (cardinality(events) > 0 AND events <@ {PREVIOUS_EVENTS});
         DROP TABLE operator_notices;
         ALTER TABLE organizations DROP COLUMN notice_emails;
         """
