@@ -1,14 +1,14 @@
 """Operations: notices to an organization's operators (pipeline failures, backlogs, the daily digest), whom
 they are mailed to, and the webhook events that carry them.
 
-Revision ID: 0019_operations
-Revises: 0018_student_results
+Revision ID: 0020_operations
+Revises: 0019_announcements
 """
 
 from alembic import op
 
-revision = "0019_operations"
-down_revision = "0018_student_results"
+revision = "0020_operations"
+down_revision = "0019_announcements"
 branch_labels = None
 depends_on = None
 
