@@ -1,14 +1,14 @@
 """Operations: notices to an organization's operators (pipeline failures, backlogs, the daily digest), whom
 they are mailed to, and the webhook events that carry them.
 
-Revision ID: 0020_operations
-Revises: 0019_announcements
+Revision ID: 0021_operations
+Revises: 0020_scale_indexes
 """
 
 from alembic import op
 
-revision = "0020_operations"
-down_revision = "0019_announcements"
+revision = "0021_operations"
+down_revision = "0020_scale_indexes"
 branch_labels = None
 depends_on = None
 
