@@ -440,3 +440,22 @@ def test_the_file_provider_retries_when_it_cannot_write(tmp_path):
     (tmp_path / "sent.jsonl").mkdir()  # the disk refuses the append (here: the path is a directory)
     result = provider.send({"id": 1, "recipient": phone(1), "body": "hello", "kind": "announcement"})
     assert result.outcome == "retry" and result.error.startswith(f"cannot append to {tmp_path / 'sent.jsonl'}: ")
+
+
+def test_a_message_queued_while_a_run_waits_for_a_retry_goes_out_before_the_retry(conn, db_url, org, tmp_path):
+    """The next run cannot start while this one waits (one run at a time), so the waiting run takes new work."""
+    queue(conn, 1, org, prefix="announcement:retry")
+    conn.execute("UPDATE sms_messages SET attempts = 1, next_attempt_at = clock_timestamp() + interval '8 seconds'")
+    retry_due = conn.execute("SELECT next_attempt_at FROM sms_messages").fetchone()["next_attempt_at"]
+    run = threading.Thread(target=dispatch, args=(lambda: connect(db_url), FileProvider(tmp_path / "sent.jsonl")),
+                           kwargs={"settings": fast("file"), "max_seconds": 20})
+    run.start()
+    time.sleep(1.5)  # the run is waiting for the retry by now (were it not, it would claim the new one at once)
+    queue(conn, 1, org, prefix="receipt:new")
+    run.join(timeout=60)
+    sent = {}
+    for line in (tmp_path / "sent.jsonl").read_text().splitlines():
+        message = json.loads(line)
+        sent[message["body"].split(" message")[0]] = dt.datetime.fromisoformat(message["sent_at"])
+    assert set(sent) == {"announcement:retry", "receipt:new"}
+    assert sent["receipt:new"] < retry_due <= sent["announcement:retry"]

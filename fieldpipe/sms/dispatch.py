@@ -27,6 +27,9 @@ from fieldpipe.config import SmsSettings
 
 log = logging.getLogger("fieldpipe.sms")
 IDLE_POLL_S = 0.05
+# While a run waits for a retry to come due, it looks for newly queued messages this often: a receipt queued
+# meanwhile goes out now, not after the retry (the next run cannot start while this one waits).
+NEW_WORK_POLL_S = 1.0
 
 
 @dataclass
@@ -180,7 +183,7 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
                 wait = outbox.next_due_in(conn)
             if not wait_for_retries or wait is None or wait >= time_left():
                 break
-            time.sleep(max(wait, IDLE_POLL_S))
+            time.sleep(min(max(wait, IDLE_POLL_S), NEW_WORK_POLL_S))
     report.elapsed_s = time.monotonic() - started
     log.info("sms dispatch via %s done: %s", provider.name, report.as_dict())
     return report
