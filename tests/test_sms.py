@@ -318,7 +318,7 @@ def test_admins_list_messages_by_status_and_kind_and_resend(client, admin_key, c
     assert client.get("/api/v1/messages", headers=auth(collector_key)).status_code == 403
     bad = client.get("/api/v1/messages?status=lost", headers=auth(admin_key))
     assert bad.status_code == 422 and bad.get_json()["errors"] == [
-        {"field": "status", "code": "enum", "message": "must be one of queued, sending, sent, failed, unknown"}]
+        {"field": "status", "code": "enum", "message": "must be one of queued, sending, sent, failed, unknown, cancelled"}]
     other = ensure_organization(conn, "rival")
     enqueue(conn, [NewMessage("flag:10", "flag", other, "+919876543210", "theirs")])
     assert len(client.get("/api/v1/messages", headers=auth(admin_key)).get_json()["items"]) == 3
