@@ -10,14 +10,20 @@ against them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from fieldpipe import domains, outbox
 from fieldpipe.announcements import policy, service as announcements_service, templates as sms_templates
-from fieldpipe.answers import QUESTION_TYPES
+from fieldpipe.answers import CHOICE_TYPES, MASK_MODES, PARTIAL_MASK_TYPES, QUESTION_TYPES
+from fieldpipe.enrollment import records
+from fieldpipe.enrollment.guardians import (DEFAULT_LANGUAGE as GUARDIAN_LANGUAGE, LANGUAGE_PATTERN,
+                                            MAX_GUARDIANS, RELATIONS)
+from fieldpipe.enrollment.guardians import MAX_NAME_LENGTH as MAX_GUARDIAN_NAME
+from fieldpipe.enrollment.records import GENDERS
 from fieldpipe.assessments import definitions, results, roster, submissions
+from fieldpipe.forms import KEY_PATTERN
 from fieldpipe.operations import notices
 from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.problems import CATALOGUE
@@ -26,19 +32,35 @@ from fieldpipe.rules.loader import RULE_ID
 from fieldpipe.sms import outbox as sms_outbox
 from fieldpipe.tasks import ledger as task_ledger
 from fieldpipe.tasks.kinds import RESPONSE_EVENTS
-from fieldpipe.webhooks import delivery, registry
+from fieldpipe.webhooks import delivery, registry, targets
 
-Text = Annotated[str, Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, pattern=r"\S",
-                            json_schema_extra={"allOf": [{"pattern": domains.json_schema_string()["pattern"]}]},
-                            description=f"Not blank; {domains.TEXT_RULE}")]
+
+def text(max_length: int = domains.STRING_MAX_LENGTH) -> Any:
+    """Text that is not blank, within the text domain, at most `max_length` characters."""
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=r"\S",
+                                json_schema_extra={"allOf": [{"pattern": domains.json_schema_string()["pattern"]}]},
+                                description=f"Not blank; {domains.TEXT_RULE}")]
+
+
+Text = text()
+Title = text(domains.TITLE_MAX_LENGTH)
+Name = text(domains.NAME_MAX_LENGTH)
+Percent = Annotated[float, Field(ge=0, le=100)]
 Timestamp = Annotated[str, Field(description=domains.json_schema_timestamp()["description"]
                                  + ", e.g. 2026-11-20T10:15:00+05:30",
                                  json_schema_extra={"format": "date-time"},
                                  pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$")]
 Uuid = Annotated[str, Field(description="A UUID made on the device",
                             pattern=r"^\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\}?$")]
-Phone = Annotated[str, Field(description="A phone number, E.164 preferred (+919812345678)")]
+Phone = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$",
+                             description="A phone number in E.164 form (+919812345678) that exists in its country's "
+                                         "numbering plan")]
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+# Values whose rules are the stored form's (a question's type, choices, whether it is required): the document
+# cannot state them; the API checks them and names each field it refuses.
+CHECKED_AGAINST_QUESTIONS = {"x-checked-against": "the form's questions"}
 
 
 class Out(BaseModel):
@@ -77,35 +99,68 @@ class Choice(BaseModel):
     label: Optional[Text] = None
 
 
-class Question(BaseModel):
+class QuestionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    label: Optional[Text] = None
-    type: Literal[QUESTION_TYPES]  # type: ignore[valid-type]
+    key: str = Field(pattern=KEY_PATTERN.pattern, description="Unique among the form's questions")
+    label: Title = Field(None, description="Default: the key")
     required: bool = False
-    mask: bool = Field(False, description="Masked in exports")
-    hint: Optional[str] = None
-    choices: Optional[list[Choice]] = Field(None, min_length=1, description="Single and multi choice questions only")
+    mask: Union[bool, Literal["hash", "drop"]] = Field(False, description="Masked in exports (true: the type's "
+                                                                          "default masking)")
+    hint: str = Field(None, description="Shown under the question")
+
+
+class PlainQuestion(QuestionBase):
+    type: Literal[tuple(t for t in QUESTION_TYPES  # type: ignore[misc]
+                        if t not in (*CHOICE_TYPES, "repeat", *PARTIAL_MASK_TYPES))]
+
+
+class ContactQuestion(QuestionBase):
+    """Phone and email questions: the only ones that can be masked partially."""
+
+    type: Literal[PARTIAL_MASK_TYPES]  # type: ignore[valid-type]
+    mask: Union[bool, Literal[MASK_MODES]] = Field(False, description="Masked in exports")  # type: ignore[valid-type]
+
+
+class ChoiceQuestion(QuestionBase):
+    type: Literal[CHOICE_TYPES]  # type: ignore[valid-type]
+    choices: list[Choice] = Field(min_length=1, description="Values unique within the question")
+
+
+class RepeatQuestion(QuestionBase):
+    """A group answered any number of times (a list of objects keyed by its questions)."""
+
+    type: Literal["repeat"]
+    questions: list["Question"] = Field(min_length=1)
+
+
+Question = Annotated[Union[PlainQuestion, ContactQuestion, ChoiceQuestion, RepeatQuestion], Field()]
+RepeatQuestion.model_rebuild()
 
 
 class SmsReceipt(BaseModel):
-    phone_question: str = Field(description="The key of a phone question of the form")
+    phone_question: str = Field(description="The key of a phone question of the form",
+                                json_schema_extra=CHECKED_AGAINST_QUESTIONS)
     template: Text
 
 
 class SheetTarget(BaseModel):
     spreadsheet_id: Text
-    worksheet: Optional[Text] = None
+    worksheet: Text = Field(None, description="Default: Responses")
+
+
+class ImportSettings(BaseModel):
+    receipts: bool = Field(True, description="Imported responses get SMS receipts too")
 
 
 class FormSettings(BaseModel):
     sms_receipt: Optional[SmsReceipt] = None
     sheet: Optional[SheetTarget] = None
+    imports: Optional[ImportSettings] = None
 
 
 class FormInput(BaseModel):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    title: Text
+    title: Title
     questions: list[Question] = Field(min_length=1)
     settings: FormSettings = Field(default_factory=FormSettings, description="Free-form beyond the members shown")
 
@@ -113,9 +168,9 @@ class FormInput(BaseModel):
 class FormPatch(BaseModel):
     """Members sent replace the stored ones; changed questions make a new version."""
 
-    title: Optional[Text] = None
-    questions: Optional[list[Question]] = Field(None, min_length=1)
-    settings: Optional[FormSettings] = None
+    title: Title = None
+    questions: list[Question] = Field(None, min_length=1)
+    settings: FormSettings = None
 
 
 class Form(Out):
@@ -131,7 +186,7 @@ class Form(Out):
 # --- responses -----------------------------------------------------------------------------------------------
 
 class Collector(BaseModel):
-    id: Annotated[Text, Field(max_length=domains.NAME_MAX_LENGTH)]
+    id: Name
     phone: Optional[Phone] = None
 
 
@@ -140,7 +195,8 @@ class Submission(BaseModel):
     submitted_at: Timestamp
     collector: Collector
     form_version: Optional[int] = Field(None, description="Default: the form's current version")
-    answers: dict[str, Any] = Field(description="Question key to answer, checked against the form's questions")
+    answers: dict[str, Any] = Field(description="Question key to answer, checked against the form's questions",
+                                    json_schema_extra=CHECKED_AGAINST_QUESTIONS)
 
 
 class Batch(BaseModel):
@@ -150,10 +206,10 @@ class Batch(BaseModel):
 class ResponsePatch(BaseModel):
     """A new revision; members left out keep their current values."""
 
-    submitted_at: Optional[Timestamp] = None
-    collector: Optional[Collector] = None
-    form_version: Optional[int] = None
-    answers: Optional[dict[str, Any]] = None
+    submitted_at: Timestamp = None
+    collector: Collector = None
+    form_version: int = None
+    answers: dict[str, Any] = Field(None, json_schema_extra=CHECKED_AGAINST_QUESTIONS)
 
 
 class CollectorOut(Out):
@@ -323,8 +379,14 @@ class Requeued(Out):
     requeued: int = Field(description="How many items were queued again")
 
 
+# An absolute http(s) URL: a host name or IPv4 address, a port within range, no credentials, spaces or controls.
+WEB_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+           r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$")
+
+
 class WebhookInput(BaseModel):
-    url: str = Field(min_length=1, description="http(s) URL; https and a public address in production")
+    url: str = Field(max_length=targets.MAX_URL_LENGTH, pattern=WEB_URL,
+                     description="An http(s) URL without credentials; https and a public address in production")
     events: list[Literal[registry.EVENTS]] = Field(min_length=1)  # type: ignore[valid-type]
 
 
@@ -367,16 +429,24 @@ class Delivery(Out):
 
 # --- post-submission tasks per form ---------------------------------------------------------------------------
 
+CHECKED_AGAINST_KIND = {"x-checked-against": "the task kind's own JSON Schema (kinds are installed plugins)"}
+
+
 class TaskInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=100, description="An installed task kind: sms_receipt, sheet_export, "
                       "webhook, or one a plugin adds (entry point group fieldpipe.tasks)")
-    config: dict[str, Any] = Field(default_factory=dict, description="Checked against the kind's JSON Schema")
+    config: dict[str, Any] = Field(default_factory=dict, description="Checked against the kind's JSON Schema",
+                                   json_schema_extra=CHECKED_AGAINST_KIND)
     enabled: bool = True
-    mode: Optional[Literal["sync", "async"]] = Field(None, description="Fixed by the kind; may be omitted")
+    mode: Optional[Literal["sync", "async"]] = Field(None, description="Fixed by the kind; may be omitted",
+                                                     json_schema_extra=CHECKED_AGAINST_KIND)
 
 
 class TaskPatch(BaseModel):
-    config: Optional[dict[str, Any]] = Field(None, description="Replaces the whole configuration")
+    model_config = ConfigDict(extra="forbid")
+    config: Optional[dict[str, Any]] = Field(None, description="Replaces the whole configuration",
+                                             json_schema_extra=CHECKED_AGAINST_KIND)
     enabled: Optional[bool] = None
 
 
@@ -469,26 +539,97 @@ class Class(Out):
     section: str
 
 
+PastDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"},
+                                description="YYYY-MM-DD, not in the future")]
+
+
+class GuardianInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: text(MAX_GUARDIAN_NAME)  # type: ignore[valid-type]
+    relation: Literal[RELATIONS]  # type: ignore[valid-type]
+    phone: Optional[Phone] = None
+    preferred_language: str = Field(GUARDIAN_LANGUAGE, pattern=LANGUAGE_PATTERN.pattern, description="ISO 639-1")
+    opted_out: bool = Field(False, description="No SMS to this guardian")
+
+
 class StudentInput(BaseModel):
-    roll_number: Text | Annotated[int, Field(ge=0)]
+    model_config = ConfigDict(extra="forbid")
+    roll_number: text(20) | Annotated[int, Field(ge=0, le=domains.INTEGER_MAX)]  # type: ignore[valid-type]
     name: Text
     parent_phone: Optional[Phone] = None
-    guardians: Optional[list[dict[str, Any]]] = Field(None, max_length=4, description="As in EnrollmentInput "
-                                                      "(docs/enrollment.md); phones optional here. Listed guardians "
-                                                      "replace the student's")
+    guardians: Optional[list[GuardianInput]] = Field(None, min_length=1, max_length=MAX_GUARDIANS,
+                                                     description="Phones optional here. Listed guardians replace the "
+                                                                 "student's")
 
 
 class StudentImport(BaseModel):
     students: list[StudentInput] = Field(min_length=1, max_length=roster.MAX_STUDENT_IMPORT)
 
 
-class Student(Out):
-    id: int
-    class_id: int
-    roll_number: str
+class Guardian(Out):
     name: str
-    parent_phone: Optional[str]
+    relation: Literal[RELATIONS]  # type: ignore[valid-type]
+    phone: Optional[str] = Field(description="E.164")
+    preferred_language: str = Field(description="ISO 639-1")
+    opted_out: bool = Field(description="No SMS to this guardian")
+
+
+class EnrollmentPeriod(Out):
+    school: str
+    school_name: str
+    class_id: int
+    grade: int
+    section: str
+    started_on: Optional[dt.date] = Field(alias="from")
+    ended_on: Optional[dt.date] = Field(alias="to")
+    started_by: Literal["roster", "admission", "transfer", "out_of_state"]
+
+
+class CertificateSummary(Out):
+    id: str
+    leaving_date: dt.date
+    reason: str
+    kid: str
+    issued_at: dt.datetime
+    revoked_at: Optional[dt.datetime]
+    used_at: Optional[dt.datetime]
+    pdf_url: str
+
+
+class Certificate(CertificateSummary):
+    qr_payload: str = Field(description="The text of the certificate's QR code")
+    student_id: Optional[int] = Field(None, description="When the certificate is read alone")
+
+
+class Student(Out):
+    """One shape wherever a student is answered (rosters, enrollment, one student). A student who left has no
+    current class, school or roll number."""
+
+    id: int
+    name: str
+    status: Literal["enrolled", "left"]
+    class_id: Optional[int]
+    school: Optional[str] = Field(description="The school's UDISE code")
+    roll_number: Optional[str]
+    left_on: Optional[dt.date]
     deleted_at: Optional[dt.datetime]
+    date_of_birth: Optional[dt.date]
+    gender: Optional[Literal[GENDERS]]  # type: ignore[valid-type]
+    admission_number: Optional[str]
+    previous_school: Optional[str]
+    parent_phone: Optional[str]
+    guardians: list[Guardian]
+    enrollments: Optional[list[EnrollmentPeriod]] = Field(None, description="Every enrollment period, oldest first "
+                                                                            "(one student only)")
+    certificates: Optional[list[CertificateSummary]] = Field(None, description="School leaving certificates "
+                                                                               "(one student only)")
+    transfer_review: Optional[dict[str, Any]] = Field(None, description="A transfer from another state: its review "
+                                                                        "(when enrolling one)")
+
+
+class LeaveResult(Out):
+    student: Student
+    slc: Certificate
 
 
 class StudentImportResult(Out):
@@ -509,41 +650,94 @@ class Subject(Out):
 
 
 class AssessmentItem(BaseModel):
-    key: str = Field(pattern=definitions.ITEM_KEY.pattern)
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(pattern=definitions.ITEM_KEY.pattern, description="Unique within the assessment")
     label: Optional[str] = None
-    max_marks: float = Field(gt=0)
-    choices: Optional[list[Text]] = Field(None, min_length=2, description="Exam questions only")
-    answer_key: Optional[str] = Field(None, description="Exam questions only: one of the choices")
+    max_marks: float = Field(gt=0, lt=domains.DECIMAL_MAX_ABS)
+
+
+class ExamQuestion(AssessmentItem):
+    choices: list[Text] = Field(min_length=2, description="Distinct options", json_schema_extra={"uniqueItems": True})
+    answer_key: Text = Field(description="One of the choices")
+
+
+class MarksStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grade: Text = Field(description="Unique within the scale")
+    min_percent: Percent = Field(description="Falling from the best grade down")
 
 
 class GradeStep(BaseModel):
-    grade: Text
-    min_percent: Optional[float] = Field(None, ge=0, le=100)
+    model_config = ConfigDict(extra="forbid")
+    grade: Text = Field(description="Unique within the scale")
+    min_percent: Optional[Percent] = None
 
 
-class AssessmentInput(BaseModel):
+class MarksPass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_percent: Percent
+
+
+class GradePass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_grade: Text = Field(description="A grade of the grade scale")
+
+
+class AssessmentBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     title: Text
     subject: Optional[str] = Field(None, description="A subject code")
     type: Literal[definitions.TYPES]  # type: ignore[valid-type]
-    evaluation: Literal[definitions.SUPPORTED_EVALUATIONS]  # type: ignore[valid-type]
     outcome: Literal[definitions.SUPPORTED_OUTCOMES]  # type: ignore[valid-type]
-    level: Literal[definitions.LEVELS] = "student"  # type: ignore[valid-type]
-    items: list[AssessmentItem] = Field(min_length=1)
-    grade_scale: list[GradeStep] = Field(default_factory=list, description="Best grade first")
-    pass_criterion: dict[str, Any] = Field(description='{"min_percent": n} for Marks, {"min_grade": g} for Grade')
     class_ids: list[Id] = Field(min_length=1)
     deadline: Optional[Timestamp] = None
     sheet: Optional[SheetTarget] = None
+
+
+class MarksAssessment(AssessmentBase):
+    """Marks per item; passing at `pass_criterion.min_percent`; grades (optional) by falling `min_percent`."""
+
+    evaluation: Literal["Marks"]
+    level: Literal["student", "class"] = "student"
+    items: list[AssessmentItem] = Field(min_length=1)
+    grade_scale: list[MarksStep] = Field(default_factory=list, description="Best grade first")
+    pass_criterion: MarksPass
+
+
+class MarksExam(MarksAssessment):
+    """An exam: multiple-choice questions graded against their answer keys."""
+
+    level: Literal["exam"]  # type: ignore[assignment]
+    items: list[ExamQuestion] = Field(min_length=1)  # type: ignore[assignment]
+
+
+class GradeAssessment(AssessmentBase):
+    """A grade per item; passing from `pass_criterion.min_grade` up."""
+
+    evaluation: Literal["Grade"]
+    level: Literal["student", "class"] = "student"
+    items: list[AssessmentItem] = Field(min_length=1)
+    grade_scale: list[GradeStep] = Field(min_length=1, description="Best grade first")
+    pass_criterion: GradePass
+
+
+class GradeExam(GradeAssessment):
+    level: Literal["exam"]  # type: ignore[assignment]
+    items: list[ExamQuestion] = Field(min_length=1)  # type: ignore[assignment]
+
+
+class AssessmentInput(RootModel[Union[MarksAssessment, MarksExam, GradeAssessment, GradeExam]]):
+    """One of: Marks or Grade evaluation, of students or classes (`level` student or class) or an exam."""
 
 
 class AssessmentPatch(BaseModel):
     """Only these members can change; items, scale and criterion are fixed once marks may exist."""
 
     model_config = ConfigDict(extra="forbid")
-    title: Optional[Text] = None
-    deadline: Optional[Timestamp] = None
-    class_ids: Optional[list[Id]] = Field(None, min_length=1)
-    sheet: Optional[SheetTarget] = None
+    title: Text = None
+    deadline: Optional[Timestamp] = Field(None, description="null removes the deadline")
+    class_ids: list[Id] = Field(None, min_length=1)
+    sheet: Optional[SheetTarget] = Field(None, description="null removes the sheet")
     answer_keys: Optional[dict[str, str]] = Field(None, description="Exams: question key to the corrected choice; "
                                                   "regrades exactly the answers graded against the old key")
 
@@ -574,11 +768,17 @@ class SubmissionEnvelope(BaseModel):
     collector: Collector
 
 
+CHECKED_AGAINST_ASSESSMENT = {"x-checked-against": "the assessment's evaluation (Marks or Grade), items and scale"}
+
+
 class StudentEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     student_id: Id
     is_present: bool
-    marks: Optional[dict[str, Annotated[float, Field(ge=0)]]] = None
-    grades: Optional[dict[str, str]] = None
+    marks: dict[str, Annotated[float, Field(ge=0, lt=domains.DECIMAL_MAX_ABS)]] = Field(
+        None, description="Item key to marks (Marks evaluation; present students)", json_schema_extra=CHECKED_AGAINST_ASSESSMENT)
+    grades: dict[str, str] = Field(None, description="Item key to grade (Grade evaluation; present students)",
+                                   json_schema_extra=CHECKED_AGAINST_ASSESSMENT)
 
 
 class StudentSubmission(SubmissionEnvelope):
@@ -732,7 +932,11 @@ class Summary(Out):
 
 # --- business rules --------------------------------------------------------------------------------------------
 
+CHECKED_AGAINST_RULES = {"x-checked-against": "the form's questions and the rules grammar (docs/rules.md)"}
+
+
 class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=RULE_ID.pattern)
     expression: Text = Field(description="docs/rules.md: answers by key, arithmetic, comparisons, and/or/not, "
                                          "count(), matches(), today, date(...)")
@@ -743,6 +947,7 @@ class Rule(BaseModel):
 
 
 class Expectation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=RULE_ID.pattern)
     expectation: Text = Field(description="A Great Expectations expectation, e.g. expect_column_values_to_be_between")
     kwargs: dict[str, Any]
@@ -755,8 +960,11 @@ class Expectation(BaseModel):
 class RulesDocument(BaseModel):
     """The JSON form of a rules file; checked against the form's questions when saved or dry-run."""
 
-    rules: list[Rule] = Field(default_factory=list)
-    expectations: list[Expectation] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid")
+    # Expressions, messages and expectations name the form's answers and follow docs/rules.md's grammar: the
+    # API parses them against the stored questions and lists each problem with its rule id.
+    rules: list[Rule] = Field(default_factory=list, json_schema_extra=CHECKED_AGAINST_RULES)
+    expectations: list[Expectation] = Field(default_factory=list, json_schema_extra=CHECKED_AGAINST_RULES)
 
 
 class RulesVersion(Out):
@@ -808,26 +1016,69 @@ class Document(Out):
     model_config = ConfigDict(extra="allow")
 
 
-class EnrollmentInput(BaseModel):
-    """A new student (name, date_of_birth, gender, guardians...), a transfer within the state (`slc_qr_payload`)
-    or from another state (`out_of_state`); docs/enrollment.md lists the members."""
+EnrollmentText = text(records.MAX_TEXT)
+RollNumber = Annotated[Union[text(20), Annotated[int, Field(ge=-(10**18), le=10**19)]],  # type: ignore[valid-type]
+                       Field(description="Default: the next number in the class")]
 
-    model_config = ConfigDict(extra="allow")
+
+class OutOfStateDocument(BaseModel):
+    """The other state's transfer certificate, for review."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: EnrollmentText  # type: ignore[valid-type]
+    school_name: EnrollmentText  # type: ignore[valid-type]
+    certificate_number: EnrollmentText  # type: ignore[valid-type]
+    issued_on: PastDate
+    document_url: str = Field(None, max_length=2000, pattern=WEB_URL, description="http(s) URL of the document")
+
+
+class NewStudent(BaseModel):
+    """A new student, or (with `out_of_state`) one transferred from another state, waiting for review."""
+
+    model_config = ConfigDict(extra="forbid")
     class_id: Id
+    name: EnrollmentText  # type: ignore[valid-type]
+    date_of_birth: PastDate
+    gender: Literal[GENDERS]  # type: ignore[valid-type]
+    guardians: list[GuardianInput] = Field(min_length=1, max_length=MAX_GUARDIANS,
+                                           description="At least one with a phone")
+    admission_number: Optional[EnrollmentText] = None  # type: ignore[valid-type]
+    previous_school: Optional[EnrollmentText] = None  # type: ignore[valid-type]
+    roll_number: Optional[RollNumber] = None
+    admitted_on: PastDate = Field(None, description="Default: today; not before the date of birth")
+    out_of_state: OutOfStateDocument = None
+
+
+class StateTransfer(BaseModel):
+    """A student moving in from another school of the state, by their school leaving certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_id: Id
+    slc_qr_payload: Text = Field(description="The text of the certificate's QR code")
+    roll_number: Optional[RollNumber] = None
+    admission_number: Optional[EnrollmentText] = None  # type: ignore[valid-type]
+    admitted_on: PastDate = Field(None, description="Default: today; not before the leaving date")
+
+
+class EnrollmentInput(RootModel[Union[NewStudent, StateTransfer]]):
+    """A new student (from another state with `out_of_state`), or a transfer within the state (`slc_qr_payload`);
+    docs/enrollment.md."""
 
 
 class LeaveInput(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+    reason: EnrollmentText  # type: ignore[valid-type]
+    date: PastDate = Field(description="The leaving date: YYYY-MM-DD, not in the future nor before admission")
 
 
 class VerifyInput(BaseModel):
-    qr_payload: str = Field(description="The text of the certificate's QR code")
+    qr_payload: Text = Field(description="The text of the certificate's QR code")
 
 
 class ReviewInput(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    decision: Literal["accepted", "rejected"]
-    note: Optional[str] = None
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal[records.REVIEW_DECISIONS]  # type: ignore[valid-type]
+    note: Optional[EnrollmentText] = None  # type: ignore[valid-type]
 
 
 # --- service -------------------------------------------------------------------------------------------------

@@ -214,7 +214,8 @@ def _operation_object(view: Callable, op: Operation, rule: str, method: str, mod
                        else [{"openRosa": []}] if op.protocol else [])
     doc["parameters"] = _path_parameters(rule) + [
         {"name": q.name.rstrip("*") + ("{key}" if q.name.endswith("*") else ""), "in": "query",
-         "required": q.required, "schema": q.schema, "description": q.description} for q in op.all_query]
+         "required": q.required, "schema": state_the_domain(q.schema, domains.QUERY_MAX_LENGTH),
+         "description": q.description} for q in op.all_query]
     if op.body is None and op.body_media != ("application/json",):  # a file upload
         doc["requestBody"] = {"required": True, "content": {media: {"schema": {
             "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}
@@ -247,6 +248,70 @@ def _operation_object(view: Callable, op: Operation, rule: str, method: str, mod
     doc["responses"] = {str(op.status): success, **op.extra_responses,
                         **_problem_responses(_problems(view, op, rule), problem_media)}
     return doc
+
+
+# --- the text domain, stated on every string a request carries ---------------------------------------------------
+
+JSON_VALUE = "JsonValue"  # any JSON value within the body domain (free-form members: settings, answers, ...)
+
+
+def _json_value_schema() -> dict:
+    ref = {"$ref": REF.format(model=JSON_VALUE)}
+    return {"description": f"Any JSON value within the body domain: strings are {domains.TEXT_RULE}, object keys at "
+                           f"most {domains.KEY_MAX_LENGTH} characters, nesting at most {domains.JSON_MAX_DEPTH} deep",
+            "anyOf": [{"type": "null"}, {"type": "boolean"}, {"type": "number"},
+                      domains.json_schema_string(), {"type": "array", "items": ref},
+                      {"type": "object", "propertyNames": domains.json_schema_string(domains.KEY_MAX_LENGTH),
+                       "additionalProperties": ref}]}
+
+
+def state_the_domain(schema: Any, max_length: int = domains.STRING_MAX_LENGTH) -> Any:
+    """The request schema with what every value of a body must be (fieldpipe/domains.py) stated where the model
+    leaves it open: a string without a pattern gets the text domain's, an object's free-form members are
+    `JsonValue`s under keys within the key domain. Applied to every request body and query parameter."""
+    if isinstance(schema, list):
+        return [state_the_domain(s, max_length) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: state_the_domain(v, max_length) if k in ("items", "anyOf", "oneOf", "prefixItems") else v
+           for k, v in schema.items()}
+    if "properties" in out:
+        out["properties"] = {k: state_the_domain(v, max_length) for k, v in schema["properties"].items()}
+    if out.get("type") == "string" and "enum" not in out and "const" not in out:
+        text = domains.json_schema_string(max_length)
+        out["maxLength"] = min(out.get("maxLength", max_length), max_length)
+        years = {"date-time": domains.TIMESTAMP_YEAR_PATTERN, "date": domains.DATE_YEAR_PATTERN}.get(out.get("format"))
+        for pattern in (text["pattern"], years):
+            if pattern is None or pattern in [p.get("pattern") for p in out.get("allOf", [])] + [out.get("pattern")]:
+                continue
+            if "pattern" not in out:
+                out["pattern"] = pattern
+            else:
+                out["allOf"] = [*out.get("allOf", []), {"pattern": pattern}]
+    if "default" in out and out["default"] is None and out.get("type") not in (None, "null"):
+        del out["default"]  # pydantic's "absent" default; the member may be left out, it may not be null
+    if out.get("type") == "array" and "items" not in out:
+        out["items"] = {"$ref": REF.format(model=JSON_VALUE)}
+    is_object = out.get("type") == "object" or "properties" in out
+    if is_object and out.get("additionalProperties", True) is not False:
+        extra = out.get("additionalProperties", True)
+        out["additionalProperties"] = ({"$ref": REF.format(model=JSON_VALUE)} if extra is True or extra == {}
+                                       else state_the_domain(extra, max_length))
+        out.setdefault("propertyNames", domains.json_schema_string(domains.KEY_MAX_LENGTH))
+    if schema == {}:
+        return {"$ref": REF.format(model=JSON_VALUE)}
+    return out
+
+
+def _stated(schemas: dict[str, dict]) -> dict[str, dict]:
+    """The domain stated on the request models (answers, `Out` models, describe what the API sends)."""
+    from api import schemas as models
+
+    def is_answer(name: str) -> bool:
+        model = getattr(models, name, None)
+        return isinstance(model, type) and issubclass(model, models.Out)
+
+    return {name: schema if is_answer(name) else state_the_domain(schema) for name, schema in schemas.items()}
 
 
 def routes(app: Flask) -> list[tuple[str, str, Callable]]:
@@ -289,7 +354,7 @@ def document(app: Flask) -> dict:
             catalogue="| code | status | type | title |\n|---|---|---|---|\n" + catalogue)},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": {**_stated(defs.get("$defs", {})), JSON_VALUE: _json_value_schema()},
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "An fpk_... API key"},
                 "studentToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

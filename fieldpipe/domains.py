@@ -145,6 +145,12 @@ def json_schema_decimal() -> dict:
     return {"type": "number", "exclusiveMinimum": -DECIMAL_MAX_ABS, "exclusiveMaximum": DECIMAL_MAX_ABS}
 
 
+# What the document states of a timestamp's and a date's year (the exact bounds are in UTC, which a pattern cannot
+# state; these years keep any offset within them): timestamps in 1901 to 9998, dates in 1900 to 9999.
+TIMESTAMP_YEAR_PATTERN = "^(19(0[1-9]|[1-9][0-9])|[2-8][0-9]{3}|9([0-8][0-9]{2}|9[0-8][0-9]|99[0-8]))-"
+DATE_YEAR_PATTERN = "^(19|[2-9][0-9])[0-9]{2}-"
+
+
 def json_schema_timestamp() -> dict:
     return {"type": "string", "format": "date-time",
             "description": f"ISO 8601 with an offset; in UTC between {TIMESTAMP_MIN.isoformat()} and "

@@ -74,7 +74,8 @@ def parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datet
     if problem:
         errors.append(FieldError(name, *problem))
         return None
-    return parsed
+    # In UTC: the same instant, and an offset PostgreSQL takes (Python reads offsets up to 23:59, PostgreSQL 15:59).
+    return parsed.astimezone(dt.timezone.utc)
 
 
 class FormVersions:

@@ -106,6 +106,27 @@ def test_enrollment_stores_the_record_with_normalised_guardians_and_a_first_peri
     assert row == {"action": "student.enrolled", "subject": f"student:{enrolled['id']}", "api_key_id": key_id}
 
 
+def test_a_student_has_one_shape_in_every_answer(client, admin_key, schools, enrolled, object_store):
+    """Roster listing, one student, the duplicate's existing student, a removal and an import all answer the
+    same members with the same values (reading one student adds its history); a student who left has none of a
+    current class."""
+    h = auth(admin_key)
+    alone = client.get(f"/api/v1/students/{enrolled['id']}", headers=h).get_json()
+    history = {"enrollments", "certificates"}
+    assert history <= set(alone)
+    shape = {k: v for k, v in alone.items() if k not in history}
+    [listed] = client.get(f"/api/v1/classes/{schools[UDISE_A]}/students", headers=h).get_json()["items"]
+    duplicate = client.post("/api/v1/enrollments", json=new_student(schools[UDISE_B]), headers=h).get_json()
+    same = {"roll_number": "1", "name": enrolled["name"], "parent_phone": enrolled["parent_phone"]}
+    imported = client.post(f"/api/v1/classes/{schools[UDISE_A]}/students", headers=h,
+                           json={"students": [same]}).get_json()["students"]
+    assert listed == shape and duplicate["existing_student"] == shape and imported == [shape]
+    assert shape["guardians"] and shape["date_of_birth"] and shape["school"] == UDISE_A
+    removed = client.delete(f"/api/v1/students/{enrolled['id']}", headers=h).get_json()
+    assert set(removed) == set(shape) and removed["deleted_at"] is not None
+    assert {k: v for k, v in removed.items() if k != "deleted_at"} == {k: v for k, v in shape.items() if k != "deleted_at"}
+
+
 def test_a_duplicate_registration_is_409_with_the_existing_student_and_stores_nothing(client, conn, admin_key,
                                                                                       other_org_admin_key, schools,
                                                                                       enrolled):

@@ -22,7 +22,7 @@ def _absolute(body: dict) -> dict:
 @bp.post(f"{API}/enrollments")
 @operation("Enroll a student: new (409 duplicate-student with `existing_student`), a transfer within the state by "
            "`slc_qr_payload` (a certificate is used once), or from another state with `out_of_state` details (waits "
-           "for review); docs/enrollment.md", body=schemas.EnrollmentInput, returns=schemas.Document, status=201,
+           "for review); docs/enrollment.md", body=schemas.EnrollmentInput, returns=schemas.Student, status=201,
            problems=("duplicate-student", "already-exists", "certificate-used", "certificate-invalid", "student-enrolled"),
            examples={"a new student": ENROLLMENT}, tag="enrollment")
 @endpoint(admin=True)
@@ -32,7 +32,7 @@ def enroll(conn, caller):
 
 
 @bp.get(f"{API}/students/<student_id>")
-@operation("A student with guardians, every enrollment period and certificates", returns=schemas.Document,
+@operation("A student with guardians, every enrollment period and certificates", returns=schemas.Student,
            tag="enrollment")
 @endpoint()
 def get_student(conn, caller, student_id):
@@ -41,7 +41,7 @@ def get_student(conn, caller, student_id):
 
 @bp.post(f"{API}/students/<student_id>/leave")
 @operation("End the student's enrollment on `date` and issue a signed school leaving certificate (PDF with a QR "
-           "code): {student, slc}", body=schemas.LeaveInput, returns=schemas.Document, status=201,
+           "code): {student, slc}", body=schemas.LeaveInput, returns=schemas.LeaveResult, status=201,
            problems=("student-not-enrolled",), examples={"leaving": {"date": "2027-03-31", "reason": "family moved"}},
            tag="enrollment")
 @endpoint(admin=True)
@@ -60,7 +60,7 @@ def verify(conn, caller):
 
 
 @bp.get(f"{API}/slc/<certificate_id>")
-@operation("A certificate with its QR payload and status", returns=schemas.Document, tag="enrollment")
+@operation("A certificate with its QR payload and status", returns=schemas.Certificate, tag="enrollment")
 @endpoint()
 def get_certificate(conn, caller, certificate_id):
     return _absolute(records.get_certificate(conn, caller.organization_id, certificate_id))
@@ -76,7 +76,7 @@ def certificate_pdf(conn, caller, certificate_id):
 
 
 @bp.post(f"{API}/slc/<certificate_id>/revoke")
-@operation("Revoke a certificate issued in error: it no longer verifies", returns=schemas.Document,
+@operation("Revoke a certificate issued in error: it no longer verifies", returns=schemas.Certificate,
            tag="enrollment")
 @endpoint(admin=True)
 def revoke_certificate(conn, caller, certificate_id):

@@ -60,7 +60,8 @@ def get_version(conn, caller, slug, version):
 @operation("Evaluate a proposed rules document against the form's stored responses (or the latest N) without "
            "writing flags", description="Over FIELDPIPE_RULES_DRY_RUN_SYNC_LIMIT responses (default 100,000) it "
            "runs as a job: 202 with a link to poll.", body=schemas.RulesDocument, returns=schemas.DryRunResult,
-           query=(Query("latest", {"type": "integer", "minimum": 1}, "Only the latest N responses received"),),
+           query=(Query("latest", {"type": "integer", "minimum": 1, "maximum": dry_run.MAX_LATEST},
+                        "Only the latest N responses received"),),
            extra_responses={"202": JOB_ACCEPTED}, examples={"households": examples.RULES}, tag="rules")
 @endpoint(admin=True)
 def post_dry_run(conn, caller, slug):

@@ -30,7 +30,7 @@ STUDENTS = paging.Keyset("students", str)  # ORDER BY roll_number
 SUBJECTS = paging.Keyset("subjects", str)
 
 
-def _guardians_json(students: str) -> str:
+def guardians_json(students: str) -> str:
     """A select-list column: the guardians of each row of `students` (a table alias) in the public shape."""
     return f"""(SELECT coalesce(jsonb_agg(jsonb_build_object(
                     'name', g.name, 'relation', g.relation, 'phone', g.phone,
@@ -147,10 +147,25 @@ def get_class_row(conn: psycopg.Connection, organization_id: int, class_id: Any)
 
 # --- students --------------------------------------------------------------------------------------------------
 
-def student_body(row: dict) -> dict:
-    return {"id": row["id"], "class_id": row["class_id"], "roll_number": row["roll_number"], "name": row["name"],
-            "parent_phone": row["parent_phone"], "guardians": row["guardians"], "deleted_at": row["deleted_at"],
-            "left_on": row["left_on"]}
+# A student with their school and guardians: the row `student_body` takes (`st` is the student).
+STUDENT_ROWS = f"""SELECT st.*, sc.udise, {guardians_json('st')}
+                     FROM students st JOIN classes c ON c.id = st.class_id JOIN schools sc ON sc.id = c.school_id"""
+
+
+def student_body(row: dict, history: dict | None = None) -> dict:
+    """The one public shape of a student, wherever one is answered: a class's roster, an import, a removal, an
+    enrollment, a student read alone, the existing student of a duplicate. A student who left has no current
+    class, school or roll number. `history` (enrollment periods, certificates) only when reading one student."""
+    left = row["left_on"] is not None
+    body = {"id": row["id"], "name": row["name"], "status": "left" if left else "enrolled",
+            "class_id": None if left else row["class_id"], "school": None if left else row["udise"],
+            "roll_number": None if left else row["roll_number"], "left_on": row["left_on"],
+            "deleted_at": row["deleted_at"], "date_of_birth": row["date_of_birth"], "gender": row["gender"],
+            "admission_number": row["admission_number"], "previous_school": row["previous_school"],
+            "parent_phone": row["parent_phone"], "guardians": row["guardians"]}
+    if history is not None:
+        body.update(history)
+    return body
 
 
 def parse_students_csv(text: str) -> list[dict]:
@@ -283,9 +298,8 @@ def _replace_guardians(conn: psycopg.Connection, class_id: int, students: list[d
 
 
 def _imported(conn: psycopg.Connection, class_id: int, roll_numbers: list[str]) -> list[dict]:
-    rows = conn.execute(f"""SELECT *, {_guardians_json('students')} FROM students
-                             WHERE class_id = %s AND roll_number = ANY(%s) ORDER BY roll_number""",
-                        (class_id, roll_numbers)).fetchall()
+    rows = conn.execute(f"""{STUDENT_ROWS} WHERE st.class_id = %s AND st.roll_number = ANY(%s)
+                             ORDER BY st.roll_number""", (class_id, roll_numbers)).fetchall()
     return [student_body(r) for r in rows]
 
 
@@ -293,9 +307,9 @@ def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any,
                   include_deleted: bool = False) -> dict:
     klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
-        f"""SELECT *, {_guardians_json('students')} FROM students
-             WHERE class_id = %s {'' if include_deleted else 'AND deleted_at IS NULL AND left_on IS NULL'}
-               AND roll_number > %s ORDER BY roll_number LIMIT %s""",
+        f"""{STUDENT_ROWS}
+             WHERE st.class_id = %s {'' if include_deleted else 'AND st.deleted_at IS NULL AND st.left_on IS NULL'}
+               AND st.roll_number > %s ORDER BY st.roll_number LIMIT %s""",
         (klass["id"], page.after[0] if page.after else "", page.fetch),
     ).fetchall()
     return page.answer(rows, key=lambda r: (r["roll_number"],), shape=student_body)
@@ -309,7 +323,7 @@ def delete_student(conn: psycopg.Connection, organization_id: int, student_id: A
             f"""UPDATE students st SET deleted_at = COALESCE(st.deleted_at, now()), updated_at = now()
                   FROM classes c JOIN schools s ON s.id = c.school_id
                  WHERE st.id = %s AND c.id = st.class_id AND s.organization_id = %s
-             RETURNING st.*, {_guardians_json('st')}""",
+             RETURNING st.*, s.udise, {guardians_json('st')}""",
             (row_id, organization_id),
         ).fetchone()
     if row is None:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fieldpipe import audit, objectstore, paging
-from fieldpipe.assessments.roster import get_class_row
+from fieldpipe.assessments.roster import get_class_row, guardians_json, student_body
 from fieldpipe.domains import parse_row_id
 from fieldpipe.enrollment import certificate, signing
 from fieldpipe.enrollment.guardians import guardians_of, parse_guardians, store_guardians
@@ -108,9 +108,9 @@ def _class(conn: psycopg.Connection, organization_id: int, payload: dict, errors
 
 # --- reading ---------------------------------------------------------------------------------------------------
 
-_STUDENT = """SELECT st.*, c.grade, c.section, c.school_id, sc.udise, sc.name AS school_name, sc.district, sc.block,
-                     sc.organization_id
-                FROM students st JOIN classes c ON c.id = st.class_id JOIN schools sc ON sc.id = c.school_id"""
+_STUDENT = f"""SELECT st.*, c.grade, c.section, c.school_id, sc.udise, sc.name AS school_name, sc.district, sc.block,
+                      sc.organization_id, {guardians_json('st')}
+                 FROM students st JOIN classes c ON c.id = st.class_id JOIN schools sc ON sc.id = c.school_id"""
 
 
 def _student_row(conn: psycopg.Connection, organization_id: int, student_id: Any, lock: bool = False) -> dict:
@@ -124,32 +124,24 @@ def _student_row(conn: psycopg.Connection, organization_id: int, student_id: Any
     return row
 
 
-def student_body(conn: psycopg.Connection, row: dict, with_history: bool = True) -> dict:
-    body = {
-        "id": row["id"], "name": row["name"],
-        "date_of_birth": row["date_of_birth"], "gender": row["gender"],
-        "admission_number": row["admission_number"], "previous_school": row["previous_school"],
-        "status": "left" if row["left_on"] else "enrolled", "left_on": row["left_on"],
-        "class_id": None if row["left_on"] else row["class_id"],
-        "school": None if row["left_on"] else row["udise"],
-        "roll_number": None if row["left_on"] else row["roll_number"],
-        "guardians": guardians_of(conn, [row["id"]])[row["id"]],
-    }
-    if with_history:
-        body["enrollments"] = [{
+def _history(conn: psycopg.Connection, student_id: int) -> dict:
+    """A student's enrollment periods and certificates, oldest first."""
+    return {
+        "enrollments": [{
             "school": e["udise"], "school_name": e["school_name"], "class_id": e["class_id"], "grade": e["grade"],
             "section": e["section"], "from": e["started_on"], "to": e["ended_on"], "started_by": e["started_by"],
         } for e in conn.execute(
             """SELECT e.*, sc.udise, sc.name AS school_name, c.grade, c.section FROM enrollments e
                  JOIN classes c ON c.id = e.class_id JOIN schools sc ON sc.id = e.school_id
-                WHERE e.student_id = %s ORDER BY e.started_on NULLS FIRST, e.id""", (row["id"],))]
-        body["certificates"] = [_certificate_summary(c) for c in conn.execute(
-            "SELECT * FROM school_leaving_certificates WHERE student_id = %s ORDER BY issued_at", (row["id"],))]
-    return body
+                WHERE e.student_id = %s ORDER BY e.started_on NULLS FIRST, e.id""", (student_id,))],
+        "certificates": [_certificate_summary(c) for c in conn.execute(
+            "SELECT * FROM school_leaving_certificates WHERE student_id = %s ORDER BY issued_at", (student_id,))],
+    }
 
 
 def get_student(conn: psycopg.Connection, organization_id: int, student_id: Any) -> dict:
-    return student_body(conn, _student_row(conn, organization_id, student_id))
+    row = _student_row(conn, organization_id, student_id)
+    return student_body(row, _history(conn, row["id"]))
 
 
 def _certificate_summary(row: dict) -> dict:
@@ -227,7 +219,7 @@ def _admit(conn: psycopg.Connection, organization_id: int, api_key_id: int | Non
     if existing is not None:
         raise Problem("duplicate-student",
                       f"student {existing['id']} has the same name, date of birth and a guardian phone",
-                      extra={"existing_student": student_body(conn, existing, with_history=False)})
+                      extra={"existing_student": student_body(existing)})
 
     roll = _free_roll_number(conn, klass, roll)
     student = conn.execute(

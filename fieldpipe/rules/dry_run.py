@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
+from fieldpipe import domains
 from fieldpipe.db import connect
 from fieldpipe.forms import CURRENT_FORMS
 from fieldpipe.problems import FieldError, invalid, not_found
@@ -38,15 +39,18 @@ JOB_LEASE = dt.timedelta(minutes=30)
 _jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules-dry-run")
 
 
+MAX_LATEST = domains.INTEGER_MAX
+
+
 def parse_latest(value: Any) -> int | None:
     if value in (None, ""):
         return None
     try:
         latest = int(value)
-        if latest < 1:
+        if not 1 <= latest <= MAX_LATEST:
             raise ValueError
     except (TypeError, ValueError):
-        raise invalid([FieldError("latest", "range", "must be a whole number of responses, 1 or more")]) from None
+        raise invalid([FieldError("latest", "range", f"must be a whole number of responses from 1 to {MAX_LATEST}")]) from None
     return latest
 
 
