@@ -51,6 +51,7 @@ UNSTATABLE = {
     "absent": "marks for a student marked absent: one member compared with another",
     "grade": "a grade of the assessment's stored scale",
     "exam": "the assessment's stored kind",
+    "not_an_exam": "the assessment's stored kind (only an exam has answer keys and closes)",
     "order": "the items of a list compared with each other",
     "before_birth": "one date compared with another",
     "before_admission": "one date compared with another (stored admission)",

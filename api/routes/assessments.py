@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 from api import examples, schemas
 from api.context import endpoint, json_body
 from api.spec import Query, operation
-from fieldpipe import paging
+from fieldpipe import domains, paging
 from fieldpipe.assessments import aggregate, definitions, exams, export, readback, results, submissions
 
 bp = Blueprint("assessments", __name__, url_prefix="/api/v1/assessments")
@@ -44,7 +44,8 @@ def _cached(listing: dict, etag: str):
 
 
 NOT_MODIFIED = {"304": {"description": "Not modified: the If-None-Match ETag still matches"}}
-CLASS_QUERY = Query("class_id", {"type": "integer", "minimum": 1}, "One class of the assessment (default: all)")
+CLASS_QUERY = Query("class_id", {"type": "integer", "minimum": 1, "maximum": domains.ROW_ID_MAX},
+                    "One class of the assessment (default: all)")
 
 
 @bp.get("")
