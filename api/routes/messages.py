@@ -15,7 +15,7 @@ bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
 @bp.get("")
 @operation("List the organization's SMS messages, oldest first", listing=schemas.Message,
            query=(Query("status", {"enum": list(outbox.STATUSES)}, "Only messages in this state"),
-                  Query("kind", {"type": "string"}, "Only this kind: receipt, flag, announcement, ...")))
+                  Query("kind", {"type": "string", "minLength": 1}, "Only this kind: receipt, flag, announcement, ...")))
 @endpoint(admin=True)
 def list_messages(conn, caller):
     return outbox.list_messages(conn, caller.organization_id, paging.from_query(request.args, outbox.MESSAGES),
@@ -35,7 +35,7 @@ def get_message(conn, caller, message_id):
            returns=schemas.Requeued,
            query=(Query("status", {"enum": list(outbox.RETRYABLE), "default": "failed"}, "Only messages in this state"),
                   Query("since", {"type": "string", "format": "date-time"}, "Only messages that failed at or after this"),
-                  Query("kind", {"type": "string"}, "Only this kind: receipt, flag, announcement, ...")))
+                  Query("kind", {"type": "string", "minLength": 1}, "Only this kind: receipt, flag, announcement, ...")))
 @endpoint(admin=True)
 def retry_messages(conn, caller):
     replay = replay_filter(request.args, ("failed", "unknown"))
