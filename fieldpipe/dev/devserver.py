@@ -24,8 +24,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from fieldpipe.dev import airflow_runtime
 from fieldpipe.config import REPO_ROOT, WEBHOOK_ALLOW_NETS_ENV, Settings, var_dir
@@ -236,7 +238,43 @@ def executor_line(executor: str) -> str:
     return "LocalExecutor (FIELDPIPE_EXECUTOR=celery for Celery workers)"
 
 
-def run_up() -> int:
+class StackFailed(RuntimeError):
+    """The local stack could not start (a port in use, a service that died or never answered)."""
+
+
+@dataclass
+class Stack:
+    """The running local stack, as `local_stack` yields it."""
+
+    app_db_url: str
+    airflow_env: dict[str, str]
+    admin_key: str
+    reporting_url: str
+    certificate_id: str
+    student_slip: dict
+    services: list[Service]
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (the others keep running), e.g. to show that a restart of it loses nothing."""
+        service = self.service(name)
+        service.terminate()
+        service.wait_stopped(time.monotonic() + STOP_TIMEOUT_S)
+        service.process = None
+
+    def start_service(self, name: str) -> None:
+        service = self.service(name)
+        service.start()
+        failed = _wait_until_healthy([service])
+        if failed:
+            raise StackFailed(f"{name} did not come up again; the end of {failed.log_path}:\n{failed.log_tail()}")
+
+
+@contextmanager
+def local_stack() -> Iterator[Stack]:
+    """Everything `make up` runs, started in order and stopped (with the database it started) on exit."""
     from fieldpipe.dev.demo import load_demo
     from fieldpipe.dev.local_db import AIRFLOW_DATABASE, database_url, embedded_server
 
@@ -246,10 +284,8 @@ def run_up() -> int:
              *((airflow_runtime.LOCAL_REDIS_PORT,) if executor == "celery" else ()))
     busy = [port for port in ports if _port_open(port)]
     if busy:
-        say(f"port(s) {', '.join(map(str, busy))} already in use: is another `make up` running? Stop it first.")
-        return 1
+        raise StackFailed(f"port(s) {', '.join(map(str, busy))} already in use: is another `make up` running? Stop it first.")
 
-    previous_handlers = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = None if os.environ.get("DATABASE_URL") else embedded_server()
     started_db = server is not None and not server.is_running()
     services: list[Service] = []
@@ -282,42 +318,13 @@ def run_up() -> int:
             service.start()
         failed = _wait_until_healthy(services)
         if failed:
-            say(f"{failed.name} did not come up; the end of {failed.log_path}:\n{failed.log_tail()}")
-            return 1
+            raise StackFailed(f"{failed.name} did not come up; the end of {failed.log_path}:\n{failed.log_tail()}")
         certificate_id = load_demo_needing_storage(app_db_url, airflow_env)
         say(f"demo student transferred with certificate {certificate_id} (PDF at /api/v1/slc/{certificate_id}/pdf)")
-
-        password = airflow_runtime.admin_password(airflow_runtime.airflow_home())
-        print(f"""
-  fieldpipe is running. Ctrl-C stops everything.
-
-  Ingestion API   http://localhost:{INGESTION_API_PORT}/api/v1        docs: http://localhost:{INGESTION_API_PORT}/api/v1/docs
-  Demo admin key  {key}   (also in var/demo_admin_key)
-  ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
-  Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
-  Reporting DB    {reporting_url}   (schema reporting, read-only; see README "Reporting")
-  Demo student    class id {slip['class_id']}, roll number {slip['roll_number']} ({slip['name']}), PIN {slip['pin']}   (POST /api/v1/auth/student; README "Results per student")
-  Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
-  Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
-  Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
-  Executor        {executor_line(executor)}
-  Notices         mail to ops@demo.example in var/mail/*.eml; webhooks in var/log/webhook-receiver.log; /api/v1/notices
-  Metrics         http://localhost:{INGESTION_API_PORT}/metrics   (Prometheus; Airflow's StatsD: docs/operations.md)
-  Logs            var/log/
-""", flush=True)
-        while True:
-            for service in services:
-                if service.exited():
-                    say(f"{service.name} stopped unexpectedly; the end of {service.log_path}:\n{service.log_tail()}")
-                    return 1
-            time.sleep(1)
-    except _Stop:
-        print(flush=True)
-        return 0
+        yield Stack(app_db_url, airflow_env, key, reporting_url, certificate_id, slip, services)
     finally:
         # A second Ctrl-C must not interrupt the clean-up.
-        for sig in previous_handlers:
-            signal.signal(sig, signal.SIG_IGN)
+        previous_handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         started = [service for service in services if service.process is not None]
         if started:
             say(f"stopping {', '.join(service.name for service in started)}")
@@ -332,3 +339,45 @@ def run_up() -> int:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
         say("stopped")
+
+
+def run_up() -> int:
+    previous_handlers = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with local_stack() as stack:
+            password = airflow_runtime.admin_password(airflow_runtime.airflow_home())
+            slip = stack.student_slip
+            print(f"""
+  fieldpipe is running. Ctrl-C stops everything.
+
+  Ingestion API   http://localhost:{INGESTION_API_PORT}/api/v1        docs: http://localhost:{INGESTION_API_PORT}/api/v1/docs
+  Demo admin key  {stack.admin_key}   (also in var/demo_admin_key)
+  ODK Collect     server URL http://<this machine>:{INGESTION_API_PORT}/openrosa/demo   any user name, the demo admin key as password
+  Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
+  Reporting DB    {stack.reporting_url}   (schema reporting, read-only; see README "Reporting")
+  Demo student    class id {slip['class_id']}, roll number {slip['roll_number']} ({slip['name']}), PIN {slip['pin']}   (POST /api/v1/auth/student; README "Results per student")
+  Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
+  Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
+  Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
+  SMS sent        var/sms/sent.jsonl   (a receipt within seconds of a post: the database's events wake send_sms;
+                  see them in var/log/airflow-triggerer.log)
+  Executor        {executor_line(Settings.from_env().executor)}
+  Notices         mail to ops@demo.example in var/mail/*.eml; webhooks in var/log/webhook-receiver.log; /api/v1/notices
+  Metrics         http://localhost:{INGESTION_API_PORT}/metrics   (Prometheus; Airflow's StatsD: docs/operations.md)
+  Logs            var/log/
+""", flush=True)
+            while True:
+                for service in stack.services:
+                    if service.exited():
+                        say(f"{service.name} stopped unexpectedly; the end of {service.log_path}:\n{service.log_tail()}")
+                        return 1
+                time.sleep(1)
+    except StackFailed as err:
+        say(str(err))
+        return 1
+    except _Stop:
+        print(flush=True)
+        return 0
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
