@@ -515,7 +515,7 @@ class SchoolInput(BaseModel):
     name: Text
     district: Text
     block: Text
-    time_zone: Optional[str] = Field(None, description="IANA time zone (quiet hours of announcements); null: the "
+    time_zone: Optional[TimeZone] = Field(None, description="IANA time zone (quiet hours of announcements); null: the "
                                                        "organization's, GET /api/v1/sms-policy")
 
 
@@ -539,6 +539,7 @@ class Class(Out):
     section: str
 
 
+TimeZone = Annotated[str, Field(json_schema_extra={"enum": sorted(policy.time_zones())})]
 PastDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"},
                                 description="YYYY-MM-DD, not in the future")]
 
@@ -1101,19 +1102,21 @@ class ApiKey(Out):
 # --- announcements to parents ----------------------------------------------------------------------------------
 
 class QuietHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     start: str = Field(pattern=policy.CLOCK.pattern, description="Local time HH:MM", examples=["21:00"])
     end: str = Field(pattern=policy.CLOCK.pattern, description="Local time HH:MM", examples=["07:00"])
 
 
 class SmsPolicyPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    time_zone: Optional[str] = Field(None, description="IANA time zone of schools without their own")
+    time_zone: TimeZone = Field(None, description="IANA time zone of schools without their own")
     quiet_hours: Optional[QuietHours] = Field(None, description="No announcement goes out between start and end, in "
                                                                 "the school's time zone (queued until end); null: none")
     daily_cap: Optional[int] = Field(None, ge=1, le=1000, description="Announcements per recipient per local day; null: no cap")
-    dlt_required: Optional[bool] = Field(None, description="Templates need a DLT template id and sender id")
+    # Left out: unchanged. Not nullable: these two always have a value.
+    dlt_required: bool = Field(None, description="Templates need a DLT template id and sender id")
     sender_id: Optional[str] = Field(None, pattern=policy.SENDER_ID.pattern, description="Default sender id (header)")
-    approval_threshold: Optional[int] = Field(None, ge=0, le=policy.MAX_APPROVAL_THRESHOLD,
+    approval_threshold: int = Field(None, ge=0, le=policy.MAX_APPROVAL_THRESHOLD,
                                               description="Above this many messages an announcement waits for a "
                                                           "second admin's approval")
 
@@ -1127,13 +1130,16 @@ class SmsPolicy(Out):
     approval_threshold: int
 
 
+TemplateBodies = dict[Annotated[str, Field(pattern=r"^[a-z]{2}$")],
+                      Annotated[str, Field(min_length=1, max_length=sms_templates.MAX_BODY_LENGTH)]]
+
+
 class SmsTemplateInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)
     kind: Literal[sms_templates.KINDS]  # type: ignore[valid-type]
-    bodies: dict[Annotated[str, Field(pattern=r"^[a-z]{2}$")],
-                 Annotated[str, Field(min_length=1, max_length=sms_templates.MAX_BODY_LENGTH)]] = Field(
-        min_length=1, description="Bodies by language code; placeholders in braces, as the kind provides: "
+    bodies: TemplateBodies = Field(
+        min_length=1, json_schema_extra={"additionalProperties": False}, description="Bodies by language code; placeholders in braces, as the kind provides: "
         + "; ".join(f"{kind}: " + ", ".join("{" + p + "}" for p in names)
                     for kind, names in sms_templates.PLACEHOLDERS.items()) + " and the names it declares")
     placeholders: list[Annotated[str, Field(pattern=sms_templates.NAME_PATTERN.pattern)]] = Field(
@@ -1146,7 +1152,8 @@ class SmsTemplateInput(BaseModel):
 class SmsTemplatePatch(SmsTemplateInput):
     name: Optional[str] = Field(None, min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)  # type: ignore[assignment]
     kind: Optional[Literal[sms_templates.KINDS]] = None  # type: ignore[valid-type, assignment]
-    bodies: Optional[dict[str, str]] = None  # type: ignore[assignment]
+    bodies: Optional[TemplateBodies] = Field(None, min_length=1,  # type: ignore[assignment]
+                                             json_schema_extra={"additionalProperties": False})
     placeholders: Optional[list[str]] = None  # type: ignore[assignment]
 
 

@@ -275,8 +275,9 @@ def state_the_domain(schema: Any, max_length: int = domains.STRING_MAX_LENGTH) -
         return schema
     out = {k: state_the_domain(v, max_length) if k in ("items", "anyOf", "oneOf", "prefixItems") else v
            for k, v in schema.items()}
-    if "properties" in out:
-        out["properties"] = {k: state_the_domain(v, max_length) for k, v in schema["properties"].items()}
+    for members in ("properties", "patternProperties"):
+        if members in out:
+            out[members] = {k: state_the_domain(v, max_length) for k, v in schema[members].items()}
     if out.get("type") == "string" and "enum" not in out and "const" not in out:
         text = domains.json_schema_string(max_length)
         out["maxLength"] = min(out.get("maxLength", max_length), max_length)

@@ -67,6 +67,8 @@ UNSTATABLE = {
     "closed": "the stored state of the resource",
     "invalid": "a signature or a certificate checked against stored keys",
     "unknown_kind": "a task kind installed in this deployment (plugins add kinds)",
+    "custom_only": "one member compared with another (only a custom template declares placeholders)",
+    "unknown_placeholder": "one member compared with others (the placeholders its kind provides or it declares)",
 }
 FORMAT_STRATEGIES = {
     "uuid": st.uuids().map(str),
@@ -157,6 +159,11 @@ def valid(schema: dict, components: dict, depth: int = 0) -> st.SearchStrategy:
                                          if k not in required}
         fixed = st.fixed_dictionaries({k: valid(properties[k], components, depth + 1) for k in required},
                                       optional=optional)
+        if "patternProperties" in schema:  # keys by pattern (e.g. language codes), at least minProperties
+            [(pattern, member)] = schema["patternProperties"].items()
+            low = schema.get("minProperties", 0)
+            return st.dictionaries(st.from_regex(pattern, fullmatch=True), valid(member, components, depth + 1),
+                                   min_size=low, max_size=max(low, 2))
         extra = schema.get("additionalProperties", True)
         if extra is False or depth > 6:
             return fixed

@@ -29,13 +29,14 @@ MAX_APPROVAL_THRESHOLD = 10_000_000
 
 
 @functools.cache
-def _time_zones() -> frozenset[str]:
+def time_zones() -> frozenset[str]:
+    """The IANA time zones this installation knows (the API document lists them)."""
     return frozenset(zoneinfo.available_timezones())
 
 
 def valid_time_zone(name: Any) -> bool:
     """An IANA time zone name the system's tz database knows (Asia/Kolkata, UTC, Etc/GMT-5)."""
-    return isinstance(name, str) and name in _time_zones()
+    return isinstance(name, str) and name in time_zones()
 
 
 def policy_row(conn: psycopg.Connection, organization_id: int) -> dict:
