@@ -189,11 +189,7 @@ def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XFo
     if row is None:
         raise Problem("already-exists", f"a form with slug {slug!r} or XForm id {xform.form_id!r} already exists")
     adopt_settings(conn, row, as_tasks, replaced=False)
-    version = xform.version or "1"
-    conn.execute(
-        "INSERT INTO form_versions (form_id, version, questions, xform, xform_version) VALUES (%s, 1, %s, %s, %s)",
-        (row["id"], Jsonb(questions), with_version(xform.xml, version).decode(), version),
-    )
+    _add_version(conn, row["id"], 1, questions, xform)
     return _form_body(row, questions, as_tasks)
 
 
@@ -236,11 +232,7 @@ def update_xform_form(conn: psycopg.Connection, organization_id: int, slug: str,
             raise invalid([FieldError("file", "version", f"version {new_version!r} is already published with "
                                                          "different content; change the version in settings")])
         version += 1
-        conn.execute(
-            """INSERT INTO form_versions (form_id, version, questions, xform, xform_version)
-               VALUES (%s, %s, %s, %s, %s)""",
-            (row["id"], version, Jsonb(questions), with_version(xform.xml, new_version).decode(), new_version),
-        )
+        _add_version(conn, row["id"], version, questions, xform, new_version)
     updated = conn.execute(
         """UPDATE forms SET title = %s, settings = %s, current_version = %s, updated_at = now()
             WHERE id = %s RETURNING *""",
@@ -279,9 +271,16 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
     return _form_body(row, questions, as_tasks)
 
 
-def _add_version(conn: psycopg.Connection, form_id: int, version: int, questions: list[dict]) -> None:
-    conn.execute("INSERT INTO form_versions (form_id, version, questions) VALUES (%s, %s, %s)",
-                 (form_id, version, Jsonb(questions)))
+def _add_version(conn: psycopg.Connection, form_id: int, version: int, questions: list[dict],
+                 xform: XForm | None = None, xform_version: str | None = None) -> None:
+    """A new version of the form's questions (an XForm's with its XML, stamped with its version), and the
+    reporting view that shows them."""
+    xml = None
+    if xform is not None:
+        xform_version = xform_version or xform.version or "1"
+        xml = with_version(xform.xml, xform_version).decode()
+    conn.execute("""INSERT INTO form_versions (form_id, version, questions, xform, xform_version)
+                    VALUES (%s, %s, %s, %s, %s)""", (form_id, version, Jsonb(questions), xml, xform_version))
     refresh_form_view(conn, form_id)
 
 

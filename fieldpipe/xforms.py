@@ -33,6 +33,9 @@ XF = "http://www.w3.org/2002/xforms"
 XHTML = "http://www.w3.org/1999/xhtml"
 JR = "http://openrosa.org/javarosa"
 ORX = "http://openrosa.org/xforms"
+# fieldpipe's own bind attributes: XLSForm writes them from a `bind::fieldpipe:mask` column when the settings
+# sheet declares `namespaces` as fieldpipe="https://fieldpipe.dev/xforms" (docs/openrosa.md).
+FIELDPIPE_NS = "https://fieldpipe.dev/xforms"
 NS = {"xf": XF, "h": XHTML, "jr": JR}
 XLSFORM_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 # Instance ids that are not `uuid:<uuid>` (older clients, Central's test data) still get a stable
@@ -261,6 +264,10 @@ class _Reader:
             qtype = "text"  # a select bind type without a control to read the choices from
         question = {"key": key, "label": self.label(control, key.rsplit("/", 1)[-1]), "type": qtype,
                     "required": bind.get("required", "").replace(" ", "") == "true()"}
+        mask = bind.get(f"{{{FIELDPIPE_NS}}}mask", "").strip()
+        if mask:
+            # `true` means the type's default mask; anything else is checked with every form's questions.
+            question["mask"] = True if mask in ("true", "true()", "yes") else mask
         if choices:
             unique = {c["value"]: c for c in choices if c["value"]}
             question["choices"] = list(unique.values())

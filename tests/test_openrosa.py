@@ -78,6 +78,40 @@ def test_rejected_xlsform_is_422_with_pyxform_message(client, admin_key, conn, t
     assert count(conn, "forms") == 0
 
 
+def masked_xlsform(path, visitor_mask: str):
+    """An XLSForm whose personal questions carry fieldpipe's mask as a namespaced bind column."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    survey = book.active
+    survey.title = "survey"
+    for row in (["type", "name", "label", "bind::fieldpipe:mask"], ["text", "visitor", "Your name", visitor_mask],
+                ["text", "contact", "Phone to call back", "true"], ["integer", "age", "Age", None]):
+        survey.append(row)
+    settings = book.create_sheet("settings")
+    settings.append(["form_title", "form_id", "version", "namespaces"])
+    settings.append(["Masked", "masked_visit", "1", 'fieldpipe="https://fieldpipe.dev/xforms"'])
+    book.save(path)
+    return path
+
+
+def test_an_xlsform_marks_personal_questions_with_a_fieldpipe_mask_column(client, admin_key, conn, tmp_path):
+    answer = upload_form(client, admin_key, masked_xlsform(tmp_path / "masked.xlsx", "hash"))
+    assert answer.status_code == 201, answer.get_json()
+    masks = {q["key"]: q.get("mask") for q in answer.get_json()["questions"]}
+    assert masks == {"visitor": "hash", "contact": True, "age": None}
+    assert conn.execute("SELECT to_regclass('reporting.\"acme__masked-visit\"') AS view").fetchone()["view"]
+
+
+@pytest.mark.parametrize("mask", ["partial", "shout"])
+def test_an_xlsform_mask_that_does_not_fit_is_refused_and_nothing_stored(client, admin_key, conn, tmp_path, mask):
+    # partial is for phone and email types only; an XLSForm text question is neither
+    answer = upload_form(client, admin_key, masked_xlsform(tmp_path / "masked.xlsx", mask))
+    assert answer.status_code == 422 and answer.mimetype == "application/problem+json"
+    assert [e["field"] for e in answer.get_json()["errors"]] == ["questions[0].mask"]
+    assert count(conn, "forms") == 0
+
+
 def test_collector_key_cannot_upload_forms_and_json_forms_still_work(client, collector_key, make_form):
     assert upload_form(client, collector_key, TUTORIAL / "tutorial_w_repeats.xls").status_code == 403
     assert make_form()["slug"] == "household-survey"

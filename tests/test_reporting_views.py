@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import io
+import zipfile
 
 import psycopg
 import pytest
@@ -123,3 +125,35 @@ def test_fieldpipe_reporting_refresh_rebuilds_a_lost_view_and_its_grant(db_url, 
                          text=True, check=True, env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
     assert "rebuilt 1 reporting view" in out.stdout
     assert _as_reporting_role(conn, 'SELECT count(*) AS n FROM reporting."acme__water-survey"')[0]["n"] == 0
+
+
+def test_the_demo_forms_show_no_personal_value_to_analysts(conn, client):
+    """`make up`'s demo: every name and phone its forms hold stays out of the reporting views and the masked
+    CSV downloads (household survey: JSON answers; school visit: an XLSForm's `bind::fieldpipe:mask`)."""
+    from fieldpipe.dev.demo import SCHOOL_VISIT_INSTANCE, YESTERDAYS_ANSWERS, load_demo
+    from fieldpipe.orgs import create_key
+
+    load_demo(conn)
+    collector = create_key(conn, "demo", "collector")
+    conn.commit()
+    raw_values = [value for name, phone, *_ in YESTERDAYS_ANSWERS for value in (name, phone)]
+    raw_values += ["+919812345678", "Meera", "+919876500011"]  # a collector's phone; the school visit's visitor
+    assert all(value in SCHOOL_VISIT_INSTANCE for value in raw_values[-2:])  # the test scans what the demo holds
+
+    views = [r["table_name"] for r in conn.execute(
+        "SELECT table_name FROM information_schema.views WHERE table_schema = 'reporting' AND table_name LIKE 'demo\\_\\_%'")]
+    assert {"demo__household-survey", "demo__school-visit"} <= set(views)
+    seen = "".join(str(_as_reporting_role(conn, f'SELECT v::text AS row FROM reporting."{view}" v')) for view in views)
+    assert "Suresh Yadav" not in seen
+    assert len(_as_reporting_role(conn, 'SELECT * FROM reporting."demo__household-survey"')) == len(YESTERDAYS_ANSWERS)
+    for slug in ("household-survey", "school-visit"):
+        download = client.get(f"/api/v1/forms/{slug}/export.csv", headers=auth(collector))
+        assert download.status_code == 200
+        if download.mimetype == "application/zip":  # the school visit's classrooms repeat: one CSV per table
+            with zipfile.ZipFile(io.BytesIO(download.get_data())) as book:
+                seen += "".join(book.read(name).decode("utf-8-sig") for name in book.namelist())
+        else:
+            seen += download.get_data().decode("utf-8-sig")
+    assert "GPS Dhalli" in seen and "pune" in seen  # what is not personal is still there
+    for value in raw_values:
+        assert value not in seen, value

@@ -26,7 +26,8 @@ HOUSEHOLD_SURVEY = {
     "slug": "household-survey",
     "title": "Household survey",
     "questions": [
-        {"key": "name", "label": "Respondent name", "type": "text", "required": True},
+        # Personal answers are masked wherever analysts read them (reporting views, Parquet, downloads, Sheets).
+        {"key": "name", "label": "Respondent name", "type": "text", "required": True, "mask": "hash"},
         {"key": "phone", "label": "Respondent phone", "type": "phone", "mask": True},
         {"key": "city", "label": "City", "type": "single_choice", "required": True,
          "choices": [{"value": "pune", "label": "Pune"}, {"value": "nagpur", "label": "Nagpur"},
