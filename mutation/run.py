@@ -78,6 +78,11 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                                "fieldpipe/assessments/export.py"],
                               ["tests/test_assessments_api.py", "tests/test_assessments_aggregation.py",
                                "tests/test_assessments_export.py", "tests/test_pass_marks.py"]),
+    # exams sat by students: sign-in, sittings and their answers, results as of an instant, read-back listings
+    "assessments-exams": (["fieldpipe/assessments/exams.py", "fieldpipe/assessments/signin.py",
+                           "fieldpipe/assessments/results.py", "fieldpipe/assessments/readback.py"],
+                          ["tests/test_exams.py", "tests/test_assessment_results.py", "tests/test_assessments_api.py",
+                           "tests/test_pass_marks.py"]),
     "api": (["api/context.py"], ["tests/test_api_context.py", "tests/test_access_matrix.py", "tests/test_api_errors.py"]),
 }
 
@@ -174,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutmut mutant name globs, e.g. 'fieldpipe.answers*'")
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--sample", type=int, help="try only a fixed random sample of this many mutants")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="with --sample: try the sample's survivors again (after new tests), not only the untried")
     parser.add_argument("--list", action="store_true", help="list the parts")
     parser.add_argument("--summarize-only", action="store_true",
                         help="write the results of the part's last (perhaps stopped) run without running anything")
@@ -204,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             # mutmut generates the mutants (and collects which tests call what) before it finds no such name
             _mutmut_run(mutmut, work, env, args.max_children, ["no-such-mutant"])
             sample = sampled(_statuses(work, mutmut), args.sample, seed=args.part)
-            names = [name for name, status in sample.items() if status == "not checked"]
-            print(f"{args.part}: sample of {len(sample)} mutants, {len(names)} not tried yet")
+            again = ("not checked", "survived", "no tests") if args.rerun_survivors else ("not checked",)
+            names = [name for name, status in sample.items() if status in again]
+            print(f"{args.part}: sample of {len(sample)} mutants, {len(names)} to try")
         if names or not args.sample:
             _mutmut_run(mutmut, work, env, args.max_children, names)
     except KeyboardInterrupt:  # the mutants tried so far are still worth a score, marked as partial

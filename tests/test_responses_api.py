@@ -218,6 +218,11 @@ def test_a_missing_timestamp_is_required_saying_what_it_must_be(client, form, co
     ({"collector": {"id": "e" * 201}},
      {"field": "collector.id", "code": "too_long", "message": "must be at most 200 characters"}),
     ({"form_version": 99}, {"field": "form_version", "code": "unknown", "message": "form version 99 does not exist"}),
+    ({"submitted_at": "yesterday"},
+     {"field": "submitted_at", "code": "format", "message": "must be an ISO 8601 timestamp with a time zone"}),
+    ({"collector": {"id": "enum-7", "phone": "12"}},
+     {"field": "collector.phone", "code": "phone",
+      "message": "is not a phone number in E.164 form, e.g. +919876543210"}),
 ])
 def test_a_bad_envelope_is_refused_naming_the_field_and_the_reason(client, form, collector_key, conn, override, error):
     resp = client.post(URL, json=submission(**override), headers=auth(collector_key))
@@ -240,3 +245,19 @@ def test_an_app_still_on_the_previous_form_version_is_accepted_under_that_versio
     resp = client.post(URL, json=old, headers=auth(collector_key))
     assert resp.status_code == 201, resp.get_json()
     assert client.get(f"{URL}/{old['submission_id']}", headers=auth(collector_key)).get_json()["form_version"] == 1
+
+
+def test_an_edit_without_answers_keeps_the_answers(client, form, collector_key):
+    body = submission()
+    client.post(URL, json=body, headers=auth(collector_key))
+    resp = client.patch(f"{URL}/{body['submission_id']}", json={"collector": {"id": "enum-7", "phone": "+919812345678"}},
+                        headers=auth(collector_key))
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["answers"] == body["answers"] and resp.get_json()["revision"] == 1
+
+
+def test_filtering_on_a_question_that_cannot_be_filtered_names_it(client, form, admin_key):
+    resp = client.get(f"{URL}?answer.name=Asha", headers=auth(admin_key))
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == [{"field": "answer.name", "code": "not_filterable",
+                                          "message": "only choice and boolean questions can be filtered on"}]

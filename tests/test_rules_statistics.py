@@ -79,3 +79,44 @@ def test_too_few_recent_answers_judge_nothing(client, conn, admin_key, collector
         post(client, collector_key, "enum-lazy", 15000)
     [result] = validate_slug(conn, "household-survey")
     assert (result.checked, result.opened, result.broken) == (9, 0, {})
+
+
+def test_a_collector_share_must_lie_strictly_between_0_and_1(client, admin_key, make_form):
+    make_form()
+    for share, accepted in ((0, False), (1, False), (0.01, True), (0.99, True)):
+        resp = put_rules(client, admin_key, "household-survey", f"""
+            expectations:
+              - id: vary
+                expectation: expect_collector_answers_to_vary
+                kwargs: {{column: monthly_income, max_share: {share}}}
+                message: x
+        """, expect=None if accepted else 422)
+        if not accepted:
+            assert [e["message"] for e in resp.get_json()["errors"]] == [
+                "expectation 'vary': max_share must be a number between 0 and 1"], share
+
+
+def test_a_rules_file_naming_unknown_arguments_of_any_kind_lists_them_all():
+    """YAML keys need not be strings (a CLI check reads the file as YAML): the problems still list every one."""
+    import pytest
+
+    from fieldpipe.rules.loader import RulesFileError, load_text
+    from tests.helpers import HOUSEHOLD_QUESTIONS
+
+    text = """
+expectations:
+  - id: income
+    expectation: expect_column_values_to_be_between
+    kwargs: {column: monthly_income, min_value: 0, 7: a, tolerance: b}
+    message: x
+2: top
+"""
+    with pytest.raises(RulesFileError) as raised:
+        load_text(text, HOUSEHOLD_QUESTIONS, "household-survey.yaml")
+    problems = [str(p) for p in raised.value.problems]
+    assert problems == [
+        "unknown top-level field 2 (allowed: expectations, form, rules)",
+        "expectation 'income': expect_column_values_to_be_between takes no argument 7 (it takes: column, max_value, "
+        "min_value, mostly, strict_max, strict_min)",
+        "expectation 'income': expect_column_values_to_be_between takes no argument 'tolerance' (it takes: column, "
+        "max_value, min_value, mostly, strict_max, strict_min)"], problems

@@ -188,3 +188,39 @@ def test_rule_failing_at_run_time_is_broken_not_violated_by_everyone(client, con
     assert list(result.broken) == ["name-without-digits"] and "regular expression" in result.broken["name-without-digits"]
     assert [f["rule_id"] for f in open_flags(client, admin_key)] == ["savings-within-income"]
     assert conn.execute("SELECT rules_fingerprint FROM validation_watermarks").fetchone()["rules_fingerprint"] == ""
+
+
+def test_column_expectations_flag_the_responses_they_find_and_an_erroring_one_is_broken(
+        client, conn, admin_key, collector_key, make_form, rules_dir, caplog):
+    make_form()
+    rules_dir("household-survey", """
+        expectations:
+          - id: income-in-range
+            expectation: expect_column_values_to_be_between
+            kwargs: {column: monthly_income, min_value: 0, max_value: 100000}
+            message: "Income {monthly_income} is out of range"
+          - id: name-is-a-word
+            expectation: expect_column_values_to_match_regex
+            kwargs: {column: name, regex: "^[A-Za-z]+$"}
+            message: "Name {name} is not a word"
+          - id: local-word-in-devanagari
+            expectation: expect_column_values_to_match_regex
+            kwargs: {column: local_word, regex: "^[^a-z]+$"}
+            message: "never"
+    """)
+    rich = post(client, collector_key, answers=answers(monthly_income=900000, name="Ravi"))
+    numbered = post(client, collector_key, answers=answers(name="Asha 2"))
+    post(client, collector_key, answers=answers(local_word="पानी"))
+    form = conn.execute("""SELECT f.id, f.slug, f.rules_version, 'acme' AS organization, v.questions FROM forms f
+                           JOIN form_versions v ON v.form_id = f.id""").fetchone()
+    ruleset = ruleset_for(conn, form)
+    # the safety net, as in the test above: an expectation that errors at run time (the loader refuses this one)
+    ruleset.expectations[2].kwargs["regex"] = "("
+    caplog.set_level("DEBUG", logger="fieldpipe.rules.expectations")
+    result = validate_form(conn, form, ruleset)
+    assert {(f["submission_id"], f["rule_id"], f["message"]) for f in open_flags(client, admin_key)} == {
+        (rich["submission_id"], "income-in-range", "Income 900000 is out of range"),
+        (numbered["submission_id"], "name-is-a-word", "Name Asha 2 is not a word")}
+    assert list(result.broken) == ["local-word-in-devanagari"]
+    assert result.broken == {"local-word-in-devanagari": "Invalid regular expression: missing ): ("}
+    assert "expectation income-in-range: 1 of 3 responses unexpected" in caplog.messages

@@ -33,6 +33,8 @@ def test_first_export_writes_the_header_and_one_typed_row_per_response(conn, sur
     assert rows[0]["Problems seen"] == "leak, dirty"
     assert rows[0]["Local word for water"] == "पानी"
     assert rows[0]["Submitted at (UTC)"] == "2026-11-20 04:45:00"
+    received = conn.execute("SELECT received_at FROM responses WHERE submission_id = %s", (ids[0],)).fetchone()
+    assert rows[0]["Received at (UTC)"] == received["received_at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     typed = sheets_server.cell_values(SPREADSHEET, "Responses")[1]
     assert typed[9] == 20000 and isinstance(typed[9], int)  # a number, not the text "20000"
     assert typed[12] == dt.date(2026, 11, 20)  # a date, not text
@@ -158,3 +160,29 @@ def test_a_flag_opened_after_export_updates_the_open_flag_count_in_place(conn, s
     rows = as_dicts(worksheet_values(sheets_server))
     assert [r["Open flags"] for r in rows] == ["0", "2"]
     assert (report.updated, report.appended) == (1, 0)
+
+
+def test_the_export_job_writes_a_pending_form_to_its_google_sheet_and_names_a_form_that_fails(conn, survey,
+                                                                                               sheets_server):
+    """What the `export_sheets` DAG runs for each form (fieldpipe/sheets/jobs.py), called as its task does."""
+    from fieldpipe.pipelines.failures import FormFailed
+    from fieldpipe.sheets.jobs import export_form_sheet, pending_exports
+
+    ids = submit(conn, survey, 2)
+    assert pending_exports(conn) == [{"key": survey["id"], "name": "acme/survey", "rows": 2}]
+    connection = (None, {"base_url": sheets_server.base_url})
+    report = export_form_sheet(conn, survey["id"], connection)
+    assert (report["appended"], report["updated"]) == (2, 0) and "skipped" not in report
+    assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids
+
+    submit(conn, survey, 1)
+    sheets_server.fail_next(400, times=20)
+    with pytest.raises(FormFailed) as failed:
+        export_form_sheet(conn, survey["id"], connection)
+    assert str(failed.value).startswith("export_sheets: form survey failed: gspread.exceptions.APIError at ")
+    recorded = conn.execute("SELECT pipeline, error, failures FROM pipeline_failures").fetchall()
+    assert recorded == [{"pipeline": "export_sheets", "error": "APIError", "failures": 1}]
+    conn.execute("UPDATE form_tasks SET enabled = false")
+    skipped = export_form_sheet(conn, survey["id"], connection)
+    assert skipped["skipped"] is True and skipped["appended"] == 0
+    assert pending_exports(conn) == []

@@ -45,3 +45,12 @@ def test_a_new_tab_skips_a_title_someone_already_used():
         "Household survey (3)"
     assert _next_tab_title("Household survey", one_tab, {"Household survey", "Household survey (2)",
                                                          "Household survey (3)"}) == "Household survey (4)"
+
+
+def test_locations_read_as_odk_writes_them_a_trace_point_by_point():
+    point = {"latitude": 31.1048, "longitude": 77.1734, "altitude": 2205.5, "accuracy": 4.0}
+    assert answer_cell(Column("answers.gps", "GPS", "geopoint"), point) == "31.1048 77.1734 2205.5 4.0"
+    assert answer_cell(Column("answers.gps#latitude", "GPS latitude", "geopoint"), point) == 31.1048
+    trace = [{"latitude": 31.1, "longitude": 77.1}, {"latitude": 31.2, "longitude": 77.2, "accuracy": 5}]
+    assert answer_cell(Column("answers.path", "Path", "geotrace"), trace) == "31.1 77.1; 31.2 77.2 5"
+    assert answer_cell(Column("answers.area", "Area", "geoshape"), trace) == "31.1 77.1; 31.2 77.2 5"

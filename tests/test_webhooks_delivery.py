@@ -108,8 +108,8 @@ def test_receiver_down_then_erroring_gets_the_delivery_once_it_is_back(conn, org
     assert [r.body for r in receiver.requests].count(receiver.requests[-1].body) == len(receiver.requests)
 
 
-@pytest.mark.parametrize("status, outcome", [(400, "failed"), (404, "failed"), (410, "failed"), (301, "failed"),
-                                             (408, "queued"), (429, "queued"), (500, "queued"), (502, "queued")])
+@pytest.mark.parametrize("status, outcome", [(400, "failed"), (404, "failed"), (410, "failed"), (300, "failed"),
+                                             (301, "failed"), (408, "queued"), (429, "queued"), (500, "queued"), (502, "queued")])
 def test_which_answers_are_retried(conn, organization_id, receiver, status, outcome):
     register(conn, organization_id, receiver.url())
     enqueue(conn, [event(organization_id)])

@@ -70,7 +70,9 @@ def record(conn: psycopg.Connection, pipeline: str, form_id: int, err: BaseExcep
                ON CONFLICT (pipeline, form_id) DO UPDATE
                   SET error = excluded.error, reason = excluded.reason, last_failed_at = now(),
                       failures = pipeline_failures.failures + 1""",
-            (pipeline, form_id, getattr(err, "error", type(err).__name__), reason))
+            # our own kind of failure, else the class name: a library's `error` attribute (gspread's APIError
+            # carries the response's JSON there) is not a name, and could not even be stored
+            (pipeline, form_id, err.error if isinstance(err, Explained) else type(err).__name__, reason))
     log.error("%s: form %s failed and is skipped until the next run: %s", pipeline, form_id, reason)
     return reason
 
