@@ -230,3 +230,29 @@ def test_the_summary_check_passes_a_true_day_and_an_empty_one_and_fails_a_roll_u
     conn.execute("""UPDATE assessment_summaries SET students_assessed = 5, students_present = 4
                      WHERE level = 'school' AND entity = '02010100101'""")
     assert failed_summary_checks(conn, day) == ["students_passing_same_at_every_level"]
+
+
+def test_a_summary_reads_back_every_field_of_its_rows_and_a_bad_level_or_date_is_refused(conn, district):
+    from fieldpipe.problems import Problem
+
+    c1, c2, c3 = district["classes"]
+    a = district["students"]["a"]
+    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})
+    end = _now(conn) + DAY
+    aggregate.summarize_interval(conn, end - DAY, end)
+    day = (end - DAY).date()
+    body = aggregate.read_summary(conn, district["org"], district["assessment"], "class", day.isoformat())
+    assert (body["assessment_id"], body["level"], body["date"]) == (district["assessment"], "class", day)
+    assert body["rows"] == [{
+        "district": "Shimla", "block": "Mashobra", "school": "02010100101", "school_name": "S1",
+        "class": {"id": c1, "grade": 5, "section": "A"}, "item": "LO1", "item_label": "LO1",
+        "students_assessed": 3, "students_present": 2, "students_passing": 2, "passing_rate": 1.0,
+        "mean_marks": Decimal("6.50"), "median_marks": Decimal("6.50"), "grade_distribution": {"A": 1, "C": 1}}]
+    district_row = aggregate.read_summary(conn, district["org"], district["assessment"], "district")["rows"][0]
+    assert (district_row["block"], district_row["school"], district_row["class"]) == (None, None, None)
+
+    with pytest.raises(Problem) as refused:
+        aggregate.read_summary(conn, district["org"], district["assessment"], "state", "20-11-2026")
+    assert [(e.field, e.code, e.message) for e in refused.value.errors] == [
+        ("level", "enum", "must be one of class, school, block, district"),
+        ("date", "date", "must be a date YYYY-MM-DD")]

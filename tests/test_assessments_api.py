@@ -701,3 +701,39 @@ def test_an_assessment_without_a_sheet_is_not_one_the_summary_export_writes(clie
         assert client.post("/api/v1/assessments", json=body, headers=auth(admin_key)).status_code == 201
     rows = conn.execute("SELECT sheet FROM assessments WHERE sheet IS NOT NULL").fetchall()
     assert rows == [{"sheet": {"spreadsheet_id": "1AbC"}}]
+
+
+def test_schools_page_through_in_udise_order(client, admin_key):
+    h = auth(admin_key)
+    for udise in ("02010100303", "02010100101", "02010100202"):
+        assert client.post("/api/v1/schools", json={"udise": udise, "name": f"GPS {udise}", "district": "Shimla",
+                                                     "block": "Mashobra"}, headers=h).status_code == 201
+    first = client.get("/api/v1/schools?limit=2", headers=h).get_json()
+    assert [s["udise"] for s in first["items"]] == ["02010100101", "02010100202"]
+    rest = client.get(f"/api/v1/schools?limit=2&cursor={first['next_cursor']}", headers=h).get_json()
+    assert [s["udise"] for s in rest["items"]] == ["02010100303"] and rest["next_cursor"] is None
+    assert rest["items"][0] == {"udise": "02010100303", "name": "GPS 02010100303", "district": "Shimla",
+                                "block": "Mashobra", "time_zone": None}
+
+
+def test_a_student_csv_without_the_needed_columns_says_which_are_missing(client, admin_key, school):
+    resp = client.post(f"/api/v1/classes/{school['class_a']}/students", data=b"roll,name\n1,Asha\n",
+                       headers={**auth(admin_key), "Content-Type": "text/csv"})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == [{"field": "csv", "code": "header", "message":
+                                          "the header must name roll_number, name, parent_phone; missing roll_number"}]
+
+
+def test_subjects_are_created_once_each_and_a_bad_one_is_refused(client, admin_key, conn):
+    h = auth(admin_key)
+    created = client.post("/api/v1/subjects", json={"code": "maths", "name": " Mathematics "}, headers=h)
+    assert created.status_code == 201 and created.get_json() == {"code": "maths", "name": "Mathematics"}
+    again = client.post("/api/v1/subjects", json={"code": "maths", "name": "Maths"}, headers=h)
+    assert again.status_code == 409 and again.get_json()["detail"] == "subject 'maths' already exists"
+    for body, errors in (({"code": "Maths", "name": "M"}, [("code", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]),
+                         ({"code": "science", "name": " "}, [("name", "required", "must be a non-empty string")]),
+                         (["maths"], [("", "type", "must be a JSON object")])):
+        resp = client.post("/api/v1/subjects", json=body, headers=h)
+        assert resp.status_code == 422
+        assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == errors
+    assert client.get("/api/v1/subjects", headers=h).get_json()["items"] == [{"code": "maths", "name": "Mathematics"}]

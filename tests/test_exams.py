@@ -324,3 +324,26 @@ def test_answers_racing_a_close_are_either_graded_by_it_or_refused(live_api, cli
     stored = conn.execute("SELECT count(*) AS n, count(marks) AS graded FROM exam_answers").fetchone()
     assert stored["n"] >= 30 and stored["graded"] == stored["n"] == outcomes.count(201) == closed["answers_graded"]
     assert outcomes.count(422) == len(phones) and set(outcomes) == {201, 422}
+
+
+def test_the_daily_results_run_writes_exams_closed_before_its_instant_and_says_so(
+        client, admin_key, conn, school, exam, tokens, tmp_path, monkeypatch, caplog):
+    import datetime as dt
+
+    from openpyxl import load_workbook
+
+    from fieldpipe.assessments.export import RESULTS_TAB, export_results_as_of
+
+    monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
+    caplog.set_level("INFO", logger="fieldpipe.assessments")
+    client.patch(f"/api/v1/assessments/{exam['id']}", json={"sheet": {"spreadsheet_id": "quiz"}}, headers=auth(admin_key))
+    answer(client, tokens["1"], exam["id"], "q1", "b")
+    before_close = conn.execute("SELECT now() AS t").fetchone()["t"]
+    client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key))
+    assert export_results_as_of(conn, before_close, None) == {}
+    assert f"Results tabs as of {before_close.isoformat()}: none to write" in caplog.messages
+    after = before_close + dt.timedelta(minutes=5)
+    assert export_results_as_of(conn, after, None) == {exam["id"]: 3}
+    assert f"Results tabs as of {after.isoformat()}: assessment {exam['id']}: 3 students" in caplog.messages
+    rows = list(load_workbook(tmp_path / "exports" / f"assessment-{exam['id']}.xlsx")[RESULTS_TAB].iter_rows(values_only=True))
+    assert list(rows[1])[:4] == ["5A", "1", "Asha", "assessed"]

@@ -151,3 +151,49 @@ def test_large_exports_go_in_few_requests_each_under_the_size_limit(conn, survey
     appends = [size for method, path, size in sheets_server.state.requests if path.endswith(":append")]
     assert 2 <= len(appends) <= 4 and max(appends) < 60_000 + 1_000
     assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids
+
+
+def test_the_submission_id_column_moved_by_hand_is_found_and_edits_land_on_their_rows(conn, survey, target,
+                                                                                     sheets_server):
+    ids = submit(conn, survey, 3)
+    export_form(conn, survey["id"], target, SHEET)
+    values = worksheet_values(sheets_server)
+    for row in values:  # the id column swapped with the collector's
+        row[0], row[3] = row[3], row[0]
+    hand_worksheet(sheets_server).update(values, "A1")
+
+    edit(conn, survey, ids[2], monthly_income=7)
+    report = export_form(conn, survey["id"], target, SHEET)
+
+    rows = as_dicts(worksheet_values(sheets_server))
+    assert [r["Submission ID"] for r in rows] == ids
+    assert [r["Monthly income"] for r in rows] == ["20000", "20000", "7"]
+    assert (report.updated, report.appended) == (1, 0)
+
+
+def test_a_row_copied_by_hand_is_reported_and_the_first_row_is_kept_current(conn, survey, target, sheets_server):
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, SHEET)
+    values = worksheet_values(sheets_server)
+    hand_worksheet(sheets_server).append_row(values[1])  # the first response's row again, below the others
+
+    edit(conn, survey, ids[0], monthly_income=7)
+    report = export_form(conn, survey["id"], target, SHEET)
+
+    assert report.problems == ["tab 'Responses': 1 submission id(s) appear on more than one row; "
+                               "the first row is kept current, delete the others by hand"]
+    rows = as_dicts(worksheet_values(sheets_server))
+    assert [(r["Submission ID"], r["Monthly income"]) for r in rows] == [(ids[0], "7"), (ids[1], "20000"),
+                                                                          (ids[0], "20000")]
+
+
+def test_the_last_column_cleared_by_hand_blocks_the_export_naming_it(conn, survey, target, sheets_server):
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, SHEET)
+    values = worksheet_values(sheets_server)
+    hand_worksheet(sheets_server).update([[""] for _ in values], "N1")  # "Problems seen", the last column
+
+    edit(conn, survey, ids[0], monthly_income=5)
+    with pytest.raises(ExportBlocked) as blocked:
+        export_form(conn, survey["id"], target, SHEET)
+    assert "'Problems seen' is missing from the header" in str(blocked.value)

@@ -209,7 +209,9 @@ def test_the_configured_rate_is_never_exceeded(conn, db_url, org):
         report = dispatch(lambda: connect(db_url), twilio(fake), settings=fast("twilio", rate=rate, concurrency=16))
         assert fake.over_limit == 0 and len(set(fake.bodies())) == count
         assert report.rate <= rate * 1.01
-        assert report.rate >= rate * 0.6  # concurrency hides the 20 ms latency (sequential would be < 50/s)
+        # concurrency hides the 20 ms latency (sequential would be < 50/s); asserted as requests in flight at
+        # once, not as a rate, which a busy machine can push below any bound
+        assert fake.max_in_flight > 1
 
 
 def _dispatch_in_subprocess(db_url: str, var_dir, provider: str, extra_env: dict) -> subprocess.Popen:

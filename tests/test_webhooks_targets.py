@@ -126,3 +126,12 @@ def test_a_refused_address_is_named_with_the_reason(address, reason):
     with pytest.raises(TargetRefused) as refused:
         check_target("https://innocent-name.example/hook", resolver=fixed(address))
     assert refused.value.message.startswith(f"host 'innocent-name.example' resolves to {address}, {reason};")
+
+
+def test_an_address_of_exactly_the_maximum_length_is_accepted_and_one_more_character_refused():
+    base = "https://hooks.example/"
+    longest = base + "x" * (2048 - len(base))
+    assert check_target(longest, resolver=fixed("93.184.216.34")).address == "93.184.216.34"
+    with pytest.raises(TargetRefused) as refused:
+        check_target(longest + "x", resolver=fixed("93.184.216.34"))
+    assert (refused.value.code, str(refused.value)) == ("malformed", "must be at most 2048 characters")

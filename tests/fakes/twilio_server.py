@@ -9,7 +9,8 @@ account, records every message it accepts (with the time it arrived), answers li
 - `fail_next(status, times, retry_after)`: the next requests answer `status`;
 - `hang_next(times)`: the next requests are accepted, then answered after `hang_s` (a read timeout);
 - `invalid_numbers` / `unsubscribed_numbers`: 400 with code 21211 / 21610;
-- `latency_s`: every answer waits this long, like a real API across the internet.
+- `latency_s`: every answer waits this long, like a real API across the internet; `max_in_flight` is the
+  most requests it was answering at once.
 
 Run it by hand (or from a benchmark, in its own process): `python -m tests.fakes.twilio_server --port 8098
 --rate 200`; it prints its base URL first, and `GET /_fake/log` returns the messages and counters.
@@ -40,6 +41,7 @@ class FakeTwilio:
         self.requests = 0
         self.over_limit = 0
         self.faults = 0
+        self.in_flight = self.max_in_flight = 0
         self.invalid_numbers: set[str] = set()
         self.unsubscribed_numbers: set[str] = set()
         self._scripted: list[tuple[int, float | None]] = []
@@ -169,8 +171,13 @@ class FakeTwilio:
                 if self.headers.get("Authorization") != f"Basic {token}":
                     return self._send(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 status, body, headers, hang = fake._answer(form)
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 if fake.latency_s:
                     time.sleep(fake.latency_s)
+                with fake._lock:
+                    fake.in_flight -= 1
                 if hang:
                     time.sleep(fake.hang_s)
                 try:
