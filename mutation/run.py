@@ -39,7 +39,7 @@ COPIED = ("api", "fieldpipe", "include", "tests", "dags", "plugins", "bench", "a
 PARTS: dict[str, tuple[list[str], list[str]]] = {
     "answers": (["fieldpipe/answers.py", "fieldpipe/forms.py"],
                 ["tests/test_answer_types.py", "tests/test_forms_edges.py", "tests/test_ingestion_edges.py",
-                 "tests/test_forms_api.py", "tests/test_responses_api.py"]),
+                 "tests/test_forms_api.py", "tests/test_responses_api.py", "tests/test_openrosa.py"]),
     "responses": (["fieldpipe/responses.py"],
                   ["tests/test_responses_api.py", "tests/test_ingestion_edges.py", "tests/test_listing.py"]),
     # the rules language: parser and type checker, both executors, the regex subset
@@ -68,7 +68,8 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                 "tests/test_openrosa_export.py"]),
     # where it writes: Google (against the fake Sheets server) or a local workbook, within quota
     "sheets-targets": (["fieldpipe/sheets/targets.py", "fieldpipe/sheets/quota.py"],
-                       ["tests/test_sheets_targets.py", "tests/test_sheets_export.py", "tests/test_sheets_repairs.py"]),
+                       ["tests/test_sheets_targets.py", "tests/test_sheets_export.py", "tests/test_sheets_repairs.py",
+                        "tests/test_assessments_export.py"]),
     # definitions and what is submitted against them (marks, grades, exam answers, pass marks)
     "assessments": (["fieldpipe/assessments/definitions.py", "fieldpipe/assessments/submissions.py"],
                     ["tests/test_assessments_api.py", "tests/test_pass_marks.py",
@@ -78,7 +79,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                                "fieldpipe/assessments/export.py"],
                               ["tests/test_assessments_api.py", "tests/test_assessments_aggregation.py",
                                "tests/test_assessments_export.py", "tests/test_pass_marks.py",
-                               "tests/test_assessment_results.py", "tests/test_exams.py"]),
+                               "tests/test_assessment_results.py", "tests/test_exams.py", "tests/test_enrollment.py"]),
     # exams sat by students: sign-in, sittings and their answers, results as of an instant, read-back listings
     "assessments-exams": (["fieldpipe/assessments/exams.py", "fieldpipe/assessments/signin.py",
                            "fieldpipe/assessments/results.py", "fieldpipe/assessments/readback.py"],

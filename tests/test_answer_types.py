@@ -22,6 +22,7 @@ QUESTIONS = [
     {"key": "visited_on", "label": "Visited on", "type": "date"},
     {"key": "working", "label": "Working", "type": "boolean"},
     {"key": "email", "label": "Email", "type": "email"},
+    {"key": "location", "label": "Location", "type": "geopoint"},
 ]
 URL = "/api/v1/forms/water/responses"
 EMAIL_320 = "a" * 64 + "@" + "b" * 251 + ".com"
@@ -70,6 +71,16 @@ def post(client, key, answers):
     ({"email": 5}, ("answers.email", "email", "is not an email address")),
     ({"colour": "red"}, ("answers.colour", "unknown_question", "is not a question of this form version")),
     ({"name": ""}, ("answers.name", "required", "is required")),
+    ({"location": [31.1, 77.2]},
+     ("answers.location", "geopoint", "must be an object with latitude, longitude, altitude and accuracy")),
+    ({"location": {"latitude": "31.1", "longitude": 77.2}},
+     ("answers.location", "geopoint", "latitude and longitude must be numbers")),
+    ({"location": {"latitude": 90.5, "longitude": 77.2}},
+     ("answers.location", "geopoint", "latitude must be within ±90 and longitude within ±180 degrees")),
+    ({"location": {"latitude": 31.1, "longitude": 77.2, "altitude": "high"}},
+     ("answers.location", "geopoint", "altitude must be a number")),
+    ({"location": {"latitude": 31.1, "longitude": 77.2, "accuracy": -0.5}},
+     ("answers.location", "geopoint", "accuracy cannot be negative")),
 ])
 def test_each_bad_answer_gets_its_field_code_and_message(client, conn, collector_key, water, answers, error):
     resp = post(client, collector_key, answers)

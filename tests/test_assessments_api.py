@@ -737,3 +737,31 @@ def test_subjects_are_created_once_each_and_a_bad_one_is_refused(client, admin_k
         assert resp.status_code == 422
         assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == errors
     assert client.get("/api/v1/subjects", headers=h).get_json()["items"] == [{"code": "maths", "name": "Mathematics"}]
+
+
+def test_imported_students_read_back_with_their_guardians_and_no_phone_as_null(client, admin_key, school):
+    h = auth(admin_key)
+    imported = client.post(f"/api/v1/classes/{school['class_a']}/students", headers=h, json={"students": [
+        {"roll_number": "7", "name": "Sunil",
+         "guardians": [{"name": "Kamla Devi", "relation": "mother", "phone": "+91 98123 45678"}]},
+        {"roll_number": 8, "name": "Gita", "parent_phone": ""}]})
+    assert imported.status_code == 200, imported.get_json()
+    students = {s["roll_number"]: s for s in imported.get_json()["students"]}
+    assert [(g["name"], g["relation"], g["phone"]) for g in students["7"]["guardians"]] == [
+        ("Kamla Devi", "mother", "+919812345678")]
+    assert students["7"]["parent_phone"] == "+919812345678"  # the first guardian's, when none is given
+    assert students["8"]["parent_phone"] is None
+    listed = client.get(f"/api/v1/classes/{school['class_a']}/students?limit=10", headers=h).get_json()["items"]
+    assert [s for s in listed if s["roll_number"] in ("7", "8")] == [students["7"], students["8"]]
+    empty = client.post(f"/api/v1/classes/{school['class_a']}/students", headers=h, json={"students": []})
+    assert empty.get_json()["errors"] == [{"field": "students", "code": "required",
+                                           "message": "must be a non-empty list of students"}]
+
+
+def test_a_school_keeps_its_own_time_zone(client, admin_key):
+    h = auth(admin_key)
+    created = client.post("/api/v1/schools", headers=h, json={"udise": "02010100909", "name": "GPS Kaza",
+                                                              "district": "Lahaul", "block": "Kaza",
+                                                              "time_zone": "Asia/Kolkata"})
+    assert created.status_code == 201, created.get_json()
+    assert client.get("/api/v1/schools/02010100909", headers=h).get_json()["time_zone"] == "Asia/Kolkata"

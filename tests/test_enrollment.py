@@ -87,6 +87,7 @@ def test_enrollment_stores_the_record_with_normalised_guardians_and_a_first_peri
                                                                                    enrolled):
     assert enrolled["status"] == "enrolled" and enrolled["class_id"] == schools[UDISE_A]
     assert enrolled["school"] == UDISE_A and enrolled["roll_number"] == "1"
+    assert (enrolled["admission_number"], enrolled["previous_school"]) == ("A-17", "Anganwadi Mashobra")
     assert enrolled["guardians"] == [
         {"name": "Ramesh Thakur", "relation": "father", "phone": "+919876543210", "preferred_language": "hi",
          "opted_out": False},
