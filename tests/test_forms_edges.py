@@ -28,6 +28,8 @@ def create(client, key, **body):
     ({"questions": []}, [("questions", "required", "must be a non-empty list of questions")]),
     ({"questions": {"key": "a"}}, [("questions", "required", "must be a non-empty list of questions")]),
     ({"questions": ["name"]}, [("questions[0]", "type", "must be an object")]),
+    ({"questions": [{**Q, "questions": [{"key": "age", "label": "Age", "type": "integer"}]}]},
+     [("questions[0].questions", "not_allowed", "only a repeat has questions of its own")]),
     ({"questions": [{**Q, "colour": "red"}]}, [("questions[0].colour", "unknown_field", "is not a question field")]),
     ({"questions": [{**Q, "key": "Name"}]}, [("questions[0].key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$")]),
     ({"questions": [{**Q, "key": "n" * 64}]}, [("questions[0].key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$")]),
