@@ -197,3 +197,17 @@ def test_a_backfilled_day_lists_the_students_marked_then_even_if_the_roster_came
     assert listed() == first  # a student added today is not in a past day's results
     now = results.list_results(conn, org, assessment, paging.Page(results.RESULTS))["items"]
     assert now[-1]["roll_number"] == "99" and now[-1]["status"] == "not_assessed"  # but is in today's
+
+
+def test_results_page_through_class_by_class_student_by_student(client, collector_key, school, assessment):
+    h = auth(collector_key)
+    url = f"/api/v1/assessments/{assessment['id']}/results?limit=2"
+    seen, cursor = [], None
+    for _ in range(5):
+        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=h).get_json()
+        assert len(page["items"]) <= 2
+        seen += [r["student_id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [*school["students"], school["other_student"]]  # 5A's three, then 5B's one
