@@ -12,7 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from fieldpipe import domains
@@ -159,7 +161,9 @@ WITH input AS (
     SELECT id, received_at, received_at, %(form_id)s, form_version_id, submission_id, collector_id, collector_phone,
            submitted_at, answers, content_hash, words
       FROM numbered
-     ORDER BY submission_id  -- ... but rows locked in one order for every batch: batches sharing new ids never deadlock
+     -- ... but rows locked in one order for every batch (batches sharing new ids never deadlock), and of one id
+     -- sent twice in a batch, the first is the one stored
+     ORDER BY submission_id, position
     ON CONFLICT (form_id, submission_id) DO NOTHING
     RETURNING *
 ), revisions AS (
@@ -167,14 +171,16 @@ WITH input AS (
                                     submitted_at, answers, created_at)
     SELECT id, 1, form_version_id, collector_id, collector_phone, submitted_at, answers, received_at FROM created
 )
-SELECT id, submission_id, received_at FROM created
+-- Positions, not ids: a thousand integers cost less to read back than a thousand UUIDs.
+SELECT n.position, c.id, c.received_at FROM created c JOIN numbered n USING (id)
 """
 
 
 def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission]) -> tuple[dict, dict]:
-    """Insert what is new; return ({submission_id: created row}, {submission_id: existing row}).
+    """Insert what is new; return ({submission_id: created row (id, received_at)}, {submission_id: existing row}).
 
-    The rows travel as one JSON document: one parameter to encode instead of thousands.
+    The rows travel as one JSON document: one parameter to encode instead of thousands, encoded by msgspec
+    (a tenth of the json module's time; every value in it is within the JSON domain the API accepts).
     """
     rows = [
         {"submission_id": str(s.submission_id), "form_version_id": s.form_version_id, "collector_id": s.collector_id,
@@ -182,7 +188,10 @@ def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission])
          "content_hash": s.hash, "words": s.words}
         for s in submissions
     ]
-    created = {row["submission_id"]: row for row in conn.execute(INSERT_SQL, {"form_id": form_id, "rows": Jsonb(rows)})}
+    cursor = conn.cursor(row_factory=tuple_row)
+    cursor.execute(INSERT_SQL, {"form_id": form_id, "rows": Jsonb(rows, dumps=msgspec.json.encode)})
+    created = {submissions[position - 1].submission_id: {"id": response_id, "received_at": received_at}
+               for position, response_id, received_at in cursor}
     missing = [s.submission_id for s in submissions if s.submission_id not in created]
     existing = {}
     if missing:

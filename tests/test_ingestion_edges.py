@@ -126,6 +126,18 @@ def test_one_id_twice_in_a_batch_with_different_answers_is_a_conflict_not_a_sile
     assert client.get(f"{URL}/{sid}/revisions", headers=auth(collector_key)).get_json()["items"][0]["answers"]["city"] == "pune"
 
 
+def test_of_ids_sent_twice_in_a_large_batch_the_first_answers_are_stored(client, conn, collector_key, survey):
+    """Hundreds of twins: the insert sorts by id to lock rows in one order, and a sort that is not stable
+    could store a twin's answers under the first's `created` result."""
+    firsts = [submission(answers={"name": f"First {n}", "city": "pune"}) for n in range(300)]
+    twins = [{**first, "answers": {"name": f"Twin {n}", "city": "nagpur"}} for n, first in enumerate(firsts)]
+    resp = client.post(f"{URL}/batch", json={"items": firsts + twins}, headers=auth(collector_key))
+    assert resp.get_json()["summary"] == {"created": 300, "duplicate": 0, "conflict": 300, "invalid": 0}
+    assert [r["answers"]["name"] for r in stored(conn)] == [f"First {n}" for n in range(300)]
+    revisions = conn.execute("SELECT answers ->> 'name' AS name FROM response_revisions ORDER BY response_id").fetchall()
+    assert [r["name"] for r in revisions] == [f"First {n}" for n in range(300)]
+
+
 def test_an_id_already_stored_with_other_answers_is_409_and_keeps_the_first(client, conn, collector_key, survey):
     first = submission(answers={"name": "Asha", "city": "pune"})
     assert client.post(URL, json=first, headers=auth(collector_key)).status_code == 201
