@@ -7,8 +7,11 @@ import logging
 
 import psycopg
 import pytest
+import yaml
 
+from fieldpipe import forms, responses
 from fieldpipe.pipelines import groups
+from fieldpipe.rules import store
 from fieldpipe.pipelines.failures import FormFailed
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
@@ -119,5 +122,38 @@ def test_poisoned_rules_fail_one_form_alone_among_many_in_bounded_groups(
     for slug in slugs:
         flags = client.get(f"/api/v1/forms/{slug}/flags", headers=auth(admin_key)).get_json()["items"]
         assert [f["rule_id"] for f in flags] == ([] if slug == poisoned else ["thrifty"]), slug
+    failed = client.get("/api/v1/pipeline-failures", headers=auth(admin_key)).get_json()["items"]
+    assert [(f["pipeline"], f["form"]) for f in failed] == [("validate_responses", poisoned)]
+
+
+@pytest.mark.airflow
+def test_at_three_hundred_forms_a_poisoned_rules_file_fails_its_form_alone(client, admin_key, conn, run_dag):
+    """Issue 23's done-when, with 300 tiny forms in the default bounds (at most 8 groups)."""
+    from airflow.utils.state import TaskInstanceState
+
+    organization_id = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
+    rules = yaml.safe_load("rules:\n  - {id: thrifty, expression: monthly_savings <= monthly_income, "
+                           "message: Savings exceed income}\n")
+    slugs = [f"tiny-{n:03d}" for n in range(300)]
+    for slug in slugs:  # through the domain functions the API calls: 300 forms in seconds
+        forms.create_form(conn, organization_id, {"slug": slug, "title": slug, "questions": HOUSEHOLD_QUESTIONS})
+        form = forms.get_form_row(conn, organization_id, slug)
+        store.save(conn, form, rules, "test")
+        body = submission(answers={"name": "Asha", "city": "pune", "monthly_income": 100, "monthly_savings": 500})
+        assert [o.status for o in responses.ingest(conn, form, [body])] == ["created"]
+    poisoned = slugs[150]  # its form drops the question its rule reads
+    forms.update_form(conn, organization_id, poisoned,
+                      {"questions": [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "monthly_savings"]})
+
+    run = run_dag("validate_responses", expect="failed")
+
+    instances = run.get_task_instances()
+    validating = [ti for ti in instances if ti.task_id == "validate_group"]
+    assert 1 <= len(validating) <= 8 and len(instances) == len(validating) + 1  # not one per form
+    assert sorted(ti.state for ti in validating).count(TaskInstanceState.FAILED) == 1
+    flagged = {r["slug"]: r["n"] for r in conn.execute(
+        """SELECT f.slug, count(fl.id) FILTER (WHERE fl.rule_id = 'thrifty' AND fl.status = 'open') AS n
+             FROM forms f LEFT JOIN flags fl ON fl.form_id = f.id GROUP BY f.slug""")}
+    assert flagged == {slug: 0 if slug == poisoned else 1 for slug in slugs}
     failed = client.get("/api/v1/pipeline-failures", headers=auth(admin_key)).get_json()["items"]
     assert [(f["pipeline"], f["form"]) for f in failed] == [("validate_responses", poisoned)]
