@@ -153,7 +153,8 @@ WITH input AS (
              words, position)
 ), numbered AS MATERIALIZED (
     -- ids in the batch's order (listings and exports follow it) ...
-    SELECT *, nextval(pg_get_serial_sequence('responses', 'id')) AS id, clock_timestamp() AS received_at
+    -- (the sequence named, not looked up: pg_get_serial_sequence ran once per row)
+    SELECT *, nextval('responses_id_seq') AS id, clock_timestamp() AS received_at
       FROM (SELECT * FROM input ORDER BY position) o
 ), created AS (
     INSERT INTO responses (id, received_at, updated_at, form_id, form_version_id, submission_id, collector_id,
