@@ -64,14 +64,12 @@ def validate_responses():
     def validate_group(group: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from fieldpipe.pipelines import groups
         from fieldpipe.pipelines.connections import app_database
-        from fieldpipe.rules.validate import PIPELINE, validate_slug
+        from fieldpipe.rules.validate import validate_group as validate
 
         get_current_context()["group_label"] = group["label"]  # names the mapped task instance in the UI
         with app_database() as conn:
-            return groups.run_group(PIPELINE, group, lambda unit: "; ".join(
-                result.summary() for result in validate_slug(conn, unit["key"])))
+            return validate(conn, group)
 
     validate_group.expand(group=plan_groups())
 

@@ -16,11 +16,11 @@ VALIDATE_AS_THE_TASK_DOES = """
 import logging, sys
 from fieldpipe.db import connect
 from fieldpipe.pipelines import groups
-from fieldpipe.rules.validate import PIPELINE, pending_work, validate_slug
+from fieldpipe.rules.validate import pending_work, validate_group
 with connect(sys.argv[1], autocommit=True) as conn:
     [group] = groups.plan(pending_work(conn))  # the plan_groups task's work
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    groups.run_group(PIPELINE, group, lambda unit: "; ".join(r.summary() for r in validate_slug(conn, unit["key"])))
+    validate_group(conn, group)  # GX Core imported in a thread, as in the task
 """
 
 

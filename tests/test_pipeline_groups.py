@@ -12,6 +12,7 @@ import yaml
 from fieldpipe import forms, responses
 from fieldpipe.pipelines import groups
 from fieldpipe.rules import store
+from fieldpipe.rules.validate import pending_work, validate_group
 from fieldpipe.pipelines.failures import FormFailed
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
@@ -93,6 +94,32 @@ def test_a_failure_a_retry_may_cure_is_raised_for_the_task_retries_after_the_oth
     with pytest.raises(psycopg.OperationalError):
         groups.run_group("export_sheets", {"label": "g", "units": units(1, 1, 1)}, work)
     assert done == [2]
+
+
+def test_forms_whose_expectations_need_gx_come_last_in_their_group_after_the_sql_only_ones(
+        client, admin_key, collector_key, make_form, conn, caplog):
+    in_range = ("  - {id: in-range, expectation: expect_column_values_to_be_between, "
+                "kwargs: {column: monthly_income, min_value: 0, max_value: 1000}, message: Out of range}\n")
+    in_sql = ("  - {id: typical, expectation: expect_column_values_within_median_deviations, "
+              "kwargs: {column: monthly_income}, message: Unusual}\n")
+    rules = "rules:\n  - {id: thrifty, expression: monthly_savings <= monthly_income, message: Savings exceed income}\n"
+    for slug, document in (("a-gx", rules + "expectations:\n" + in_range), ("b-plain", rules),
+                           ("c-in-sql", rules + "expectations:\n" + in_sql)):
+        make_form(slug=slug)
+        put_rules(client, admin_key, slug, document)
+        body = submission(answers={"name": "Asha", "city": "pune", "monthly_income": 5000, "monthly_savings": 9000})
+        assert client.post(f"/api/v1/forms/{slug}/responses", json=body, headers=auth(collector_key)).status_code == 201
+
+    units = pending_work(conn)
+    assert {u["name"]: u["gx"] for u in units} == {"a-gx": True, "b-plain": False, "c-in-sql": False}
+    caplog.set_level(logging.INFO, logger="fieldpipe.pipelines.groups")
+    [group] = groups.plan(units)
+    assert validate_group(conn, group) == {"forms": 3, "rows": 3}
+
+    order = [line.split("] ")[1].split(":")[0] for line in caplog.messages if line.startswith("validate_responses [")]
+    assert order == ["b-plain", "c-in-sql", "a-gx"]
+    flagged = client.get("/api/v1/forms/a-gx/flags", headers=auth(admin_key)).get_json()["items"]
+    assert sorted(f["rule_id"] for f in flagged) == ["in-range", "thrifty"]  # GX ran, after its import
 
 
 @pytest.mark.airflow

@@ -10,6 +10,7 @@ rule and flags nothing. With `mostly`, an expectation that succeeds flags nothin
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import psycopg
@@ -61,16 +62,31 @@ def load_frame(conn: psycopg.Connection, expectations: list[Expectation], source
     return pd.DataFrame(rows, columns=["response_id", *sorted(columns)])
 
 
-def _quiet_gx():
-    """GX Core, without its INFO lines (hundreds at import) and progress bars in the task log: the task's
-    summary line of numbers is what a reader should see first."""
+def _import_gx():
+    """GX Core (and pandas), without its INFO lines (hundreds at import): the task's summary line of numbers is
+    what a reader should see first."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    import pandas  # noqa: F401  (load_frame's)
 
     for name in list(logging.root.manager.loggerDict):  # some of its modules set their own level
         if name.startswith("great_expectations."):
             logging.getLogger(name).setLevel(logging.WARNING)
+    return gx
+
+
+def import_in_background() -> threading.Thread:
+    """Start importing GX Core in a thread: a validation task that will need it imports it (seconds of CPU; a
+    minute on a loaded machine) while its other forms' SQL runs. A later import waits for this one to finish."""
+    thread = threading.Thread(target=_import_gx, name="import-great-expectations", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quiet_gx():
+    """GX Core with an ephemeral context, without progress bars in the task log."""
+    gx = _import_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
