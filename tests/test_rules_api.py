@@ -174,7 +174,7 @@ def test_a_rule_changed_through_the_api_flags_the_next_days_responses_as_its_dry
     # the next day: new responses, then the scheduled run; no deploy in between
     next_day = [post(client, collector_key, monthly_savings=17000, submitted_at="2026-11-21T09:00:00+05:30"),
                 post(client, collector_key, monthly_savings=100, submitted_at="2026-11-21T09:05:00+05:30")]
-    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 7}]  # all 7: the rules changed
+    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 7, "gx": False}]  # all 7: the rules changed
     [run] = validate_slug(conn, "household-survey")
     assert run.revalidated_all and run.closed == {"rule_removed": 1}
 

@@ -58,7 +58,7 @@ def test_seed_case_warning_at_post_then_flag_after_the_run(client, conn, admin_k
     assert bad["warnings"] == [{"rule_id": "savings-within-income", "severity": "error",
                                 "message": "Savings 30000 exceed income 20000"}]
     assert good["warnings"] == []
-    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 2}]
+    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 2, "gx": False}]
 
     [result] = validate_slug(conn, "household-survey")
     assert (result.checked, result.opened) == (2, 1)
