@@ -13,6 +13,8 @@
   enqueued, and each announcement's counts) and its log lines.
 - **Schedule**: every minute, one run at a time. **Rerun / backfill**: a run fans out what is due now;
   a rerun adds nothing (recipients and messages are keyed), so there is nothing to backfill.
+- **Deadline**: a run not finished 10 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -21,7 +23,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from fieldpipe.pipelines.assets import SMS_OUTBOX
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 
 
 @dag(
@@ -31,6 +33,7 @@ from fieldpipe.pipelines.defaults import DEFAULT_ARGS
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
+    deadline=deadline_alert(timedelta(minutes=10)),
     tags=["sms", "announcements"],
     default_args=DEFAULT_ARGS,
 )

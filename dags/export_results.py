@@ -16,6 +16,8 @@ percentage, grade, passed), written within a minute of a change rather than at t
   the end of its data interval.
 - **Rerun / backfill**: a run writes what changed, whatever its interval; rerunning rewrites the same tabs.
   To rewrite a past day's tab as of that day, rerun that day's `aggregate_assessments`.
+- **Deadline**: a run not finished 5 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -23,7 +25,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 from fieldpipe.pipelines.names import SHEETS_POOL
 
 
@@ -34,6 +36,7 @@ from fieldpipe.pipelines.names import SHEETS_POOL
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=10),
+    deadline=deadline_alert(timedelta(minutes=5)),
     tags=["assessments", "sheets"],
     default_args=DEFAULT_ARGS,
 )

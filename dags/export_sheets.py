@@ -17,6 +17,8 @@
   there is nothing to backfill. A form whose sheet was edited by hand beyond repair is recorded in
   `pipeline_failures` with the reason (e.g. a renamed column), the other forms are exported, and the
   group's task fails at the end without retries; fix the sheet and rerun. See docs/sheets.md.
+- **Deadline**: a run not finished 30 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -24,7 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 from fieldpipe.pipelines.names import SHEETS_POOL
 
 
@@ -35,6 +37,7 @@ from fieldpipe.pipelines.names import SHEETS_POOL
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=60),
+    deadline=deadline_alert(timedelta(minutes=30)),
     tags=["export", "sheets"],
     default_args=DEFAULT_ARGS,
 )

@@ -14,6 +14,8 @@
   rows and dedupe keys), so there is nothing to backfill. Failed deliveries are listed by
   `GET /api/v1/deliveries?status=failed` and replayed with `POST /api/v1/deliveries/{id}/retry` or
   `fieldpipe deliveries retry --all-failed`. See docs/webhooks.md.
+- **Deadline**: a run not finished 10 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -22,7 +24,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from fieldpipe.pipelines.assets import FLAGS, SMS_OUTBOX
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 
 
 @dag(
@@ -33,6 +35,7 @@ from fieldpipe.pipelines.defaults import DEFAULT_ARGS
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=15),
+    deadline=deadline_alert(timedelta(minutes=10)),
     tags=["flags", "sms", "webhooks"],
     default_args=DEFAULT_ARGS,
 )

@@ -17,6 +17,8 @@
 - **Rerun / backfill**: a run does what is due now, and a (task, response revision) is run once (the
   ledger's unique key), so rerunning adds nothing. To send history through a task, replay it:
   `POST /api/v1/forms/{slug}/tasks/{id}/replay {"from", "to"}`. Failed runs: `GET .../tasks/{id}/runs?status=failed`.
+- **Deadline**: a run not finished 10 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -25,7 +27,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from fieldpipe.pipelines.assets import RESPONSES, SMS_OUTBOX
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 
 RUN_SECONDS = 240  # per kind and run; what is left waits for the next run
 
@@ -38,6 +40,7 @@ RUN_SECONDS = 240  # per kind and run; what is left waits for the next run
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=15),
+    deadline=deadline_alert(timedelta(minutes=10)),
     tags=["tasks", "sms", "webhooks", "sheets"],
     default_args=DEFAULT_ARGS,
 )

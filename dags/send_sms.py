@@ -14,6 +14,8 @@
   recorded per chunk, and a claim abandoned by a killed task is settled after the lease without blind
   resending (docs/sms.md). Messages whose outcome is `unknown` wait for an operator:
   `fieldpipe sms retry <id>` or `POST /api/v1/messages/{id}/retry`.
+- **Deadline**: a run not finished 5 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -23,7 +25,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 from operators.sms import SmsDispatchOperator
 
 from fieldpipe.pipelines.assets import SMS_OUTBOX
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 from fieldpipe.pipelines.names import SMS_POOL
 
 SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
@@ -37,6 +39,7 @@ SEND_SECONDS = 50  # per run, so a run ends before the next minute's starts
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=10),
+    deadline=deadline_alert(timedelta(minutes=5)),
     tags=["sms"],
     default_args=DEFAULT_ARGS,
 )

@@ -24,6 +24,8 @@
   failed form. Save fixed rules (a new version); the next run revalidates the form.
 - **Rerun / backfill**: trigger the DAG; there is nothing to backfill. To revalidate everything, save a
   new rules version or delete the form's row in `validation_watermarks`.
+- **Deadline**: a run not finished 15 minutes after it was queued notifies the operators
+  (a deadline alert, docs/operations.md).
 """
 
 from datetime import timedelta
@@ -32,7 +34,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from fieldpipe.pipelines.assets import FLAGS, RESPONSES
-from fieldpipe.pipelines.defaults import DEFAULT_ARGS
+from fieldpipe.pipelines.defaults import DEFAULT_ARGS, deadline_alert
 
 
 @dag(
@@ -43,6 +45,7 @@ from fieldpipe.pipelines.defaults import DEFAULT_ARGS
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
+    deadline=deadline_alert(timedelta(minutes=15)),
     tags=["validation", "flags"],
     default_args=DEFAULT_ARGS,
 )

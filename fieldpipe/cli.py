@@ -30,10 +30,13 @@ def print_json(document: object) -> None:
 
 @contextmanager
 def progress(total: int | None, unit: str, description: str) -> Iterator[Callable[[int], object]]:
-    """A progress bar on standard error (only on a terminal); yields its `update(n)`."""
+    """A progress bar on standard error (only on a terminal); yields its `update(n)`. Log lines meanwhile are
+    written above the bar rather than through it."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with tqdm(total=total, unit=unit, desc=description, file=sys.stderr, disable=None, leave=False) as bar:
+    with tqdm(total=total, unit=unit, desc=description, file=sys.stderr, disable=None, leave=False) as bar, \
+            logging_redirect_tqdm():
         yield bar.update
 
 
@@ -252,10 +255,15 @@ def _cmd_sms_dispatch(args: argparse.Namespace) -> int:
 
     from fieldpipe.dev.local_db import database_url
     from fieldpipe.sms.dispatch import dispatch_configured
+    from fieldpipe.sms.outbox import status_counts
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     url = database_url()
-    report = dispatch_configured(lambda: connect(url), args.provider, args.batch_size, args.max_seconds)
+    with connect(url) as conn:
+        queued = status_counts(conn)["queued"]
+    with progress(queued, "message", "sending") as advance:
+        report = dispatch_configured(lambda: connect(url), args.provider, args.batch_size, args.max_seconds,
+                                     progress=advance)
     if args.json:
         print_json(report.as_dict())
     else:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import termios
 
+from fieldpipe.orgs import ensure_organization
+from fieldpipe.sms.outbox import NewMessage, enqueue
 from tests.helpers import submission
 from tests.test_cli import fieldpipe
 
@@ -51,12 +53,12 @@ def test_repair_responses_as_json_names_fields_and_problems_never_values(db_url,
     assert applied["applied"] is True and applied["responses_repaired"] == 1
 
 
-def run_on_a_terminal(db_url, *args) -> tuple[int, str]:
+def run_on_a_terminal(db_url, *args, env: dict | None = None) -> tuple[int, str]:
     """Run the command with its standard error on a pseudo-terminal, as in a shell; return (code, stderr)."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
     proc = subprocess.Popen([sys.executable, "-m", "fieldpipe.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=terminal, env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
+                            stderr=terminal, env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", **(env or {})})
     os.close(terminal)
     seen = b""
     while True:
@@ -83,3 +85,62 @@ def test_walking_many_rows_shows_a_progress_bar_on_a_terminal_only(db_url, conn,
     assert code == 0 and "reporting views" in shown and "/1 " in shown
     piped = fieldpipe(db_url, "repair", "responses", "acme", "household-survey")
     assert piped.stderr == ""  # no bar when standard error is not a terminal (a log, a pipe)
+
+
+def queue_sms(conn, count: int) -> int:
+    acme = ensure_organization(conn, "acme")
+    enqueue(conn, [NewMessage(f"announcement:{n}", "announcement", acme, f"+9198765{n:05d}", "Hello")
+                   for n in range(count)])
+    return acme
+
+
+def sms_env(tmp_path) -> dict:
+    """The local file provider, writing under tmp_path, fast enough for a test."""
+    return {"FIELDPIPE_VAR_DIR": str(tmp_path), "FIELDPIPE_SMS_PROVIDER": "file", "FIELDPIPE_SMS_RATE_FILE": "500"}
+
+
+def test_sms_dispatch_as_json_reports_the_outcomes_and_keeps_its_log_off_standard_output(db_url, conn, tmp_path):
+    queue_sms(conn, 3)
+    out = subprocess.run([sys.executable, "-m", "fieldpipe.cli", "sms", "dispatch", "--json"], capture_output=True,
+                         text=True, timeout=120, env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", **sms_env(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["provider"], report["sent"], report["requests"], report["failed"], report["unknown"]) == (
+        "file", 3, 3, 0, 0)
+    assert len((tmp_path / "sms" / "sent.jsonl").read_text().splitlines()) == 3
+    assert "sms dispatch via file done" in out.stderr
+    again = json.loads(subprocess.run([sys.executable, "-m", "fieldpipe.cli", "sms", "dispatch", "--json"],
+                                      capture_output=True, text=True, timeout=120, check=True,
+                                      env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", **sms_env(tmp_path)}).stdout)
+    assert (again["sent"], again["requests"]) == (0, 0)  # nothing is sent twice
+
+
+def test_sms_dispatch_shows_a_progress_bar_of_the_queued_messages_on_a_terminal(db_url, conn, tmp_path):
+    queue_sms(conn, 40)
+    code, shown = run_on_a_terminal(db_url, "sms", "dispatch", env=sms_env(tmp_path))
+    assert code == 0 and "sending" in shown and "/40 " in shown and "40/40" in shown
+    assert "sms dispatch via file done" in shown  # the log still shows, above the bar
+
+
+def test_deliveries_retry_as_json_lists_the_requeued_ids(db_url, conn, client, admin_key, monkeypatch):
+    from fieldpipe.webhooks.delivery import enqueue as enqueue_events
+    from fieldpipe.webhooks.targets import ALLOW_NETS_ENV
+    from tests.helpers import auth
+
+    monkeypatch.setenv(ALLOW_NETS_ENV, "127.0.0.0/8")
+    client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["flag.opened"]},
+                headers=auth(admin_key))
+    acme = conn.execute("SELECT id FROM organizations WHERE slug = 'acme'").fetchone()["id"]
+    enqueue_events(conn, [{"organization_id": acme, "event": "flag.opened", "event_key": f"k{n}", "data": {}}
+                          for n in range(3)])
+    failed, other_failed, queued = (r["id"] for r in conn.execute("SELECT id FROM webhook_deliveries ORDER BY id"))
+    conn.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE id <> %s", (queued,))
+
+    one = fieldpipe(db_url, "deliveries", "retry", "--id", str(failed), "--json")
+    assert json.loads(one.stdout) == {"requeued": [failed]}
+    not_failed = fieldpipe(db_url, "deliveries", "retry", "--id", str(queued), "--json", check=False)
+    assert not_failed.returncode == 1 and json.loads(not_failed.stdout) == {"requeued": []}
+    assert json.loads(fieldpipe(db_url, "deliveries", "retry", "--all-failed", "--json").stdout) == {
+        "requeued": [other_failed]}
+    assert json.loads(fieldpipe(db_url, "deliveries", "retry", "--all-failed", "--json").stdout) == {"requeued": []}
+    assert {r["status"] for r in conn.execute("SELECT status FROM webhook_deliveries")} == {"queued"}

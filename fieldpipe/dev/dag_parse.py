@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from fieldpipe.config import REPO_ROOT
@@ -32,6 +33,7 @@ DOC_TOPICS = {
     "its schedule": ("schedule",),
     "how to rerun or backfill it": ("rerun", "re-run", "backfill"),
 }
+DEADLINE_CALLBACK = "fieldpipe.pipelines.notify.on_deadline_missed"
 KNOWN_POOLS = {"default_pool", *POOLS}
 LEGACY_IMPORT = re.compile(r"^\s*(from|import)\s+airflow\.(decorators|models|operators|sensors)\b", re.M)
 
@@ -95,6 +97,10 @@ def _dag_problems(dag: dict, folder: Path) -> list[str]:
         problems.append(f"{where}: has no tags")
     if not dag["start_date_aware"]:
         problems.append(f"{where}: needs a timezone-aware start_date")
+    for deadline in dag["deadlines"]:
+        if deadline["callback"] != DEADLINE_CALLBACK:
+            problems.append(f"{where}: a deadline calls {deadline['callback']}, so its misses reach no operator; "
+                            "use fieldpipe.pipelines.defaults.deadline_alert")
     for task in dag["tasks"]:
         at = f"{where} task {task['task_id']!r}"
         if task["owner"] != OWNER:
@@ -178,6 +184,8 @@ def _report(folder: Path) -> dict:
             "doc_md": dag.doc_md,
             "tags": sorted(dag.tags or []),
             "start_date_aware": bool(start_date and start_date.tzinfo is not None),
+            "deadlines": [{"interval_s": alert.interval.total_seconds() if isinstance(alert.interval, timedelta) else None,
+                           "callback": alert.callback.path} for alert in (dag.deadline or [])],
             "tasks": [{"task_id": t.task_id, "owner": t.owner, "retries": t.retries or 0,
                        "retry_exponential_backoff": bool(t.retry_exponential_backoff), "pool": t.pool}
                       for t in dag.tasks],

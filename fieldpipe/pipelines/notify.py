@@ -6,10 +6,12 @@ operators' notices (fieldpipe.operations.notices) and never raise.
   the form, the reason and the log; the incident is the form in that pipeline, so a form failing run after
   run (in whatever group) is announced once. A failure of no one form goes to the platform's operators;
   its incident is the task (and its mapped name).
-- `on_task_succeeded` (on_success_callback): resolves the task's incident, and those of forms no longer
-  failing, so their next failure is announced.
+- `on_task_succeeded` (on_success_callback): resolves the task's incident, those of forms no longer
+  failing, and the DAG's lateness when the task succeeded within its run's deadline, so the next failure
+  or late run is announced.
 - `on_deadline_missed` (a DeadlineAlert's callback; Airflow 3's replacement for SLA misses): a notice to
-  the platform's operators naming the DAG run that is late.
+  the platform's operators naming the late DAG run, and one to each organization whose work waits on that
+  DAG (LATE_DAG_BACKLOGS); the incident is the DAG, so a DAG late run after run is announced once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,18 @@ import logging
 
 log = logging.getLogger("fieldpipe.notices")
 
+# The backlog (fieldpipe.operations.backlog) a late run of these DAGs holds up: the organizations with items
+# waiting in it hear that the DAG is late. A late run of any other DAG concerns the platform's operators only.
+LATE_DAG_BACKLOGS = {"send_sms": "sms", "flag_callbacks": "webhook", "validate_responses": "unvalidated",
+                     "export_sheets": "unexported"}
+
 
 def incident_of(dag_id: str, task_id: str, map_name: str | None) -> str:
     return f"task:{dag_id}.{task_id}" + (f"[{map_name}]" if map_name else "")
+
+
+def late_incident(dag_id: str) -> str:
+    return f"late:{dag_id}"
 
 
 def form_incident(pipeline: str, form_id: int) -> str:
@@ -113,22 +124,80 @@ def on_task_succeeded(context) -> None:
         with app_database() as conn:
             resolve(conn, None, [incident_of(ti.dag_id, ti.task_id, _map_name(ti))], any_organization=True)
             resolve_recovered_forms(conn)
+            resolve_if_on_time(conn, context)
     except Exception:
         log.exception("could not resolve the task's failure notice")
 
 
+def late_notices(conn, *, dag_id: str, run_id: str, deadline, state: str | None, run_url: str) -> list:
+    """The notices a late run raises: one to the platform's operators and one to each organization whose work
+    the late DAG holds up (LATE_DAG_BACKLOGS: its oldest waiting item and how many). The incident is the
+    DAG, not the run: a DAG late run after run is announced once, until it is on time again."""
+    from fieldpipe.operations.backlog import organization_backlogs
+    from fieldpipe.operations.notices import Notice
+
+    head = f"DAG {dag_id}, run {run_id}: not finished by its deadline {deadline} (state {state})."
+    data = {"dag_id": dag_id, "run_id": run_id, "deadline": str(deadline), "log_url": run_url, "forms": [],
+            "error": "missed its deadline"}
+    incident = late_incident(dag_id)
+    notices = [Notice(None, incident, "pipeline.failed", f"[fieldpipe] {dag_id} missed its deadline",
+                      f"{head}\nRun: {run_url}\n", data)]
+    backlog = LATE_DAG_BACKLOGS.get(dag_id)
+    if backlog is None:
+        return notices
+    from datetime import timedelta
+
+    for row in organization_backlogs(conn):
+        if row["backlog"] != backlog:
+            continue
+        count = f"{row['items']} waiting, " if row["items"] is not None else ""
+        waited = timedelta(seconds=int(row["oldest_age_s"]))
+        notices.append(Notice(
+            row["organization_id"], incident, "pipeline.failed",
+            f"[fieldpipe] {dag_id} is late for {row['organization']}",
+            f"{head}\n{row['organization']}: {count}the oldest waiting {waited} ({backlog} backlog).\n"
+            f"Run: {run_url}\n",
+            {**data, "backlog": backlog, "items": row["items"], "oldest_age_s": round(row["oldest_age_s"])}))
+    return notices
+
+
 def on_deadline_missed(context: dict, **_: object) -> None:
-    """A DAG run is still not done at its deadline: tell the platform's operators, once per run."""
+    """A DAG run is still not done at its deadline (a DeadlineAlert's callback, run by the executor with what
+    the scheduler knows: the run and the deadline): tell the operators whose work waits on it."""
     try:
-        from fieldpipe.operations.notices import Notice
+        from fieldpipe.pipelines.connections import app_database
 
         run = context.get("dag_run") or {}
         dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
         deadline = (context.get("deadline") or {}).get("deadline_time")
-        announce([Notice(None, f"deadline:{dag_id}:{run_id}", "pipeline.failed",
-                         f"[fieldpipe] {dag_id} missed its deadline",
-                         f"DAG {dag_id}, run {run_id}: not finished by its deadline {deadline} "
-                         f"(state {run.get('state')}).\n", {"dag_id": dag_id, "run_id": run_id,
-                                                            "deadline": str(deadline)})])
+        with app_database() as conn:
+            notices = late_notices(conn, dag_id=dag_id, run_id=run_id, deadline=deadline, state=run.get("state"),
+                                   run_url=run_url(dag_id, run_id))
+        announce(notices)
     except Exception:
         log.exception("could not raise the deadline notice")
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    """The run's page in the Airflow UI (its tasks and their logs)."""
+    from urllib.parse import quote
+
+    from airflow.sdk.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback="http://localhost:8080/")
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
+def resolve_if_on_time(conn, context) -> int:
+    """Close the DAG's lateness incident once one of its tasks succeeds within its run's deadline."""
+    from datetime import datetime, timedelta, timezone
+
+    from fieldpipe.operations.notices import resolve
+
+    run, dag = context.get("dag_run"), context.get("dag")
+    queued_at = getattr(run, "queued_at", None)
+    intervals = [alert.interval for alert in (getattr(dag, "deadline", None) or [])
+                 if isinstance(alert.interval, timedelta)]
+    if queued_at is None or not intervals or datetime.now(timezone.utc) > queued_at + min(intervals):
+        return 0
+    return resolve(conn, None, [late_incident(dag.dag_id)], any_organization=True)

@@ -86,9 +86,10 @@ class _Pipeline:
     """
 
     def __init__(self, conn: psycopg.Connection, pool: ThreadPoolExecutor, provider: Provider,
-                 limiter: RateLimiter, settings: SmsSettings, batch_size: int, report: DispatchReport):
+                 limiter: RateLimiter, settings: SmsSettings, batch_size: int, report: DispatchReport,
+                 progress: Callable[[int], object] | None = None):
         self.conn, self.pool, self.provider, self.limiter, self.settings = conn, pool, provider, limiter, settings
-        self.report = report
+        self.report, self.progress = report, progress
         self.chunk = _chunk_size(settings, batch_size)
         self.waiting: deque[tuple[_Batch, dict]] = deque()  # claimed, not yet handed
         self.in_flight: deque[tuple[_Batch, dict, Future]] = deque()
@@ -126,6 +127,8 @@ class _Pipeline:
             if batch.outstanding == 0:
                 finished.append(batch)
         self.report.requests += len(self.done)
+        if self.progress:
+            self.progress(len(self.done))
         self.done.clear()
         for batch in finished:
             self.log_batch(batch)
@@ -143,11 +146,13 @@ class _Pipeline:
 
 def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider, batch_size: int | None = None, *,
              settings: SmsSettings | None = None,
-             max_seconds: float | None = None, wait_for_retries: bool = True) -> DispatchReport:
+             max_seconds: float | None = None, wait_for_retries: bool = True,
+             progress: Callable[[int], object] | None = None) -> DispatchReport:
     """Send what is due through `provider` until nothing is (or `max_seconds` pass); return what happened.
 
     With `wait_for_retries`, messages whose retry falls within the time left are waited for and sent too.
-    Each batch logs its counts, the queue left and the rate achieved.
+    Each batch logs its counts, the queue left and the rate achieved; `progress(n)` hears of every n
+    messages whose attempt is recorded.
     """
     settings = settings or SmsSettings.from_env(provider.name)
     batch_size = batch_size or settings.batch_size
@@ -164,7 +169,7 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
             report.abandoned = outbox.settle_abandoned(conn, provider)
         if any(report.abandoned.values()):
             log.warning("settled claims abandoned by a stopped dispatcher: %s", report.abandoned)
-        pipeline = _Pipeline(conn, pool, provider, limiter, settings, batch_size, report)
+        pipeline = _Pipeline(conn, pool, provider, limiter, settings, batch_size, report, progress)
         while True:
             if not pipeline.waiting and time_left() > 0:
                 # claim no more than the time left allows at the configured rate
@@ -190,10 +195,11 @@ def dispatch(conn_factory: Callable[[], psycopg.Connection], provider: Provider,
 
 
 def dispatch_configured(conn_factory: Callable[[], psycopg.Connection], provider: str | None = None,
-                        batch_size: int | None = None, max_seconds: float | None = None) -> DispatchReport:
+                        batch_size: int | None = None, max_seconds: float | None = None,
+                        progress: Callable[[int], object] | None = None) -> DispatchReport:
     """`dispatch` through the provider the environment configures (what the DAG and the CLI run)."""
     from fieldpipe.sms.providers import make_provider
 
     settings = SmsSettings.from_env(provider)
     return dispatch(conn_factory, make_provider(settings.provider), batch_size, settings=settings,
-                    max_seconds=max_seconds)
+                    max_seconds=max_seconds, progress=progress)

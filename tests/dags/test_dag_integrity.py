@@ -34,3 +34,14 @@ def test_every_dag_file_defines_a_dag(report):
     files_with_dags = {dag["file"] for dag in report["dags"]}
     dag_files = [f for f in report["files"] if not f.startswith("_") and "/" not in f]
     assert sorted(set(dag_files) - files_with_dags - set(report["import_errors"])) == []
+
+
+def test_every_dag_that_work_waits_on_has_a_deadline_that_reaches_the_operators(report):
+    """Airflow 3's SLA is the deadline alert: without one a run stuck for hours tells no one."""
+    from fieldpipe.dev.dag_parse import DEADLINE_CALLBACK
+    from fieldpipe.pipelines.notify import LATE_DAG_BACKLOGS
+
+    deadlines = {dag["dag_id"]: dag["deadlines"] for dag in report["dags"]}
+    for dag_id in [*LATE_DAG_BACKLOGS, "operations", "run_tasks", "announcements", "export_results"]:
+        [deadline] = deadlines[dag_id]
+        assert deadline["callback"] == DEADLINE_CALLBACK and 0 < deadline["interval_s"] <= 30 * 60, dag_id

@@ -57,6 +57,7 @@ BAD_DAGS = {
         import pandas
         import psycopg
         from airflow.decorators import dag, task
+        from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
 
         try:
             psycopg.connect("postgresql://nobody@127.0.0.1:9/nothing")
@@ -64,7 +65,9 @@ BAD_DAGS = {
             pass
 
 
-        @dag(schedule="@daily", start_date=datetime.datetime(2026, 1, 1), default_args={"retries": 1})
+        @dag(schedule="@daily", start_date=datetime.datetime(2026, 1, 1), default_args={"retries": 1},
+             deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                                    interval=datetime.timedelta(minutes=5), callback=SyncCallback("builtins.print")))
         def sloppy_pipeline():
             @task(pool="no_such_pool")
             def step():
@@ -105,6 +108,7 @@ def test_convention_check_names_each_bad_file_and_keeps_the_good_dags(tmp_path):
         "retries=1, expected at least 2",
         "retry_exponential_backoff is off",
         "pool 'no_such_pool' is not created at init",
+        "a deadline calls builtins.print, so its misses reach no operator",
     ]:
         assert expected in problems
 
