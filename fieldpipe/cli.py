@@ -284,11 +284,14 @@ def _cmd_sms_retry(args: argparse.Namespace) -> int:
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fieldpipe.dev.rules_check import check_files
+    from fieldpipe.dev.rules_check import check_files, report_lines
 
-    ok, lines = check_files([Path(p) for p in args.files])
-    print("\n".join(lines))
-    return 0 if ok else 1
+    records = check_files([Path(p) for p in args.files])
+    if args.json:
+        print_json(records)
+    else:
+        print("\n".join(report_lines(records)))
+    return 0 if all(record["ok"] for record in records) else 1
 
 
 def _cmd_rules_push(args: argparse.Namespace) -> int:
@@ -302,7 +305,7 @@ def _cmd_rules_push(args: argparse.Namespace) -> int:
     from fieldpipe.rules.loader import RulesFileError, read_document
     from fieldpipe.rules.store import cli_author, save
 
-    failed = 0
+    records = []
     with connect(database_url()) as conn:
         org = conn.execute("SELECT id FROM organizations WHERE slug = %s", (args.org,)).fetchone()
         if org is None:
@@ -316,15 +319,23 @@ def _cmd_rules_push(args: argparse.Namespace) -> int:
                     form = get_form_row(conn, org["id"], str(slug))
                     saved, created = save(conn, form, document, cli_author(), source=str(path))
             except (RulesFileError, Problem, OSError) as err:
-                failed += 1
                 problems = [e.message for e in getattr(err, "errors", [])] or [getattr(err, "detail", None) or str(err)]
-                print("\n".join(f"{path}: {p}" for p in problems), file=sys.stderr)
+                records.append({"file": str(path), "form": None, "saved": False, "version": None,
+                                "rules": None, "expectations": None, "problems": problems})
+                if not args.json:
+                    print("\n".join(f"{path}: {p}" for p in problems), file=sys.stderr)
                 continue
-            what = f"saved as version {saved['version']}" if created else f"unchanged (version {saved['version']})"
-            print(f"{args.org}/{slug}: {what}, {len(saved['rules'])} rule(s) and {len(saved['expectations'])} "
-                  f"expectation(s)")
+            records.append({"file": str(path), "form": f"{args.org}/{slug}", "saved": created,
+                            "version": saved["version"], "rules": len(saved["rules"]),
+                            "expectations": len(saved["expectations"]), "problems": []})
+            if not args.json:
+                what = f"saved as version {saved['version']}" if created else f"unchanged (version {saved['version']})"
+                print(f"{args.org}/{slug}: {what}, {len(saved['rules'])} rule(s) and {len(saved['expectations'])} "
+                      f"expectation(s)")
         conn.commit()
-    return 1 if failed else 0
+    if args.json:
+        print_json(records)
+    return 1 if any(record["problems"] for record in records) else 0
 
 
 def _cmd_rules_pull(args: argparse.Namespace) -> int:
@@ -341,10 +352,15 @@ def _cmd_rules_pull(args: argparse.Namespace) -> int:
         return 1
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
+    records = []
     for item in pulled:
         path = folder / f"{item['form']}.yaml"
         path.write_text(as_yaml(item))
-        print(f"{path}: version {item['version']} of {args.org}/{item['form']}")
+        records.append({"file": str(path), "form": f"{args.org}/{item['form']}", "version": item["version"]})
+    if args.json:
+        print_json(records)
+    else:
+        print("\n".join(f"{r['file']}: version {r['version']} of {r['form']}" for r in records))
     return 0
 
 
@@ -420,16 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="business rules: check, push and pull rules files").add_subparsers(dest="action", required=True)
     check = rules.add_parser("check", help="check rules files as the validation DAG loads them (exit 1 if broken)")
     check.add_argument("files", nargs="*", help="rules files (default: every include/rules/*.yaml)")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.set_defaults(func=_cmd_rules_check)
     push = rules.add_parser("push", help="save rules files as their forms' new rules versions (the form is the "
                                          "file's `form`, else its name)")
     push.add_argument("--org", required=True, help="organization slug")
     push.add_argument("files", nargs="+", help="rules files (YAML)")
+    push.add_argument("--json", action="store_true", help=JSON_HELP)
     push.set_defaults(func=_cmd_rules_push)
     pull = rules.add_parser("pull", help="write the rules in force of an organization's forms as YAML files")
     pull.add_argument("--org", required=True, help="organization slug")
     pull.add_argument("--form", help="only this form's rules")
     pull.add_argument("--dir", default=".", help="where to write <form>.yaml (default: the current folder)")
+    pull.add_argument("--json", action="store_true", help=JSON_HELP)
     pull.set_defaults(func=_cmd_rules_pull)
 
     fix = commands.add_parser("repair", help="repair rows stored before the API refused their values").add_subparsers(

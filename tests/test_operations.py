@@ -291,3 +291,20 @@ def test_the_operations_dag_raises_the_backlog_notice_and_mails_it(conn, run_dag
         [mail] = sink.messages()
     assert mail["To"] == "ops@acme.example" and mail["Subject"] == "[fieldpipe] acme: sms backlog older than 30 min"
     assert conn.execute("SELECT email_status FROM operator_notices").fetchone()["email_status"] == "sent"
+
+
+@pytest.mark.airflow
+def test_a_mail_server_that_cannot_be_reached_never_fails_the_operations_dag_and_the_mail_is_kept(
+        conn, run_dag, monkeypatch):
+    from fieldpipe.dev.airflow_runtime import local_smtp_connection
+    from fieldpipe.dev.embedded_db import free_port
+
+    acme = ensure_organization(conn, "acme")
+    conn.execute("UPDATE organizations SET notice_emails = '{ops@acme.example}' WHERE id = %s", (acme,))
+    messages(conn, acme, ["queued"])
+    conn.execute("UPDATE sms_messages SET created_at = now() - interval '2 hours'")
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", local_smtp_connection(free_port()))  # nothing listens there
+    run_dag("operations")  # asserts the run succeeded
+    notice = conn.execute("SELECT kind, email_status, email_attempts, email_last_error FROM operator_notices").fetchone()
+    assert (notice["kind"], notice["email_status"], notice["email_attempts"]) == ("backlog.exceeded", "pending", 1)
+    assert "refused" in notice["email_last_error"] or "Connection" in notice["email_last_error"]

@@ -144,3 +144,34 @@ def test_deliveries_retry_as_json_lists_the_requeued_ids(db_url, conn, client, a
         "requeued": [other_failed]}
     assert json.loads(fieldpipe(db_url, "deliveries", "retry", "--all-failed", "--json").stdout) == {"requeued": []}
     assert {r["status"] for r in conn.execute("SELECT status FROM webhook_deliveries")} == {"queued"}
+
+
+def test_rules_check_push_and_pull_as_json_list_a_record_per_file(db_url, conn, make_form, tmp_path):
+    from tests.test_rules_cli import rules_cli
+
+    make_form()
+    good = tmp_path / "household-survey.yaml"
+    good.write_text("rules:\n  - {id: savings, expression: monthly_savings <= monthly_income, message: 'too much'}\n")
+    broken = tmp_path / "water-point-audit.yaml"
+    broken.write_text("rules:\n  - {id: typo, expression: flow_rate > 0, message: x}\n")
+
+    checked = rules_cli(db_url, "check", good, broken, tmp_path / "missing.yaml", "--json")
+    assert checked.returncode == 1
+    records = {r["file"]: r for r in json.loads(checked.stdout)}
+    assert records[str(good)] == {"file": str(good), "form": "acme/household-survey", "ok": True, "rules": 1,
+                                  "expectations": 0, "problems": []}
+    assert records[str(broken)]["ok"] is False and records[str(broken)]["form"] == "demo/water-point-audit (demo definition)"
+    assert "unknown answer key 'flow_rate'" in records[str(broken)]["problems"][0]
+    assert records[str(tmp_path / "missing.yaml")]["problems"] == ["no such file"]
+
+    pushed = rules_cli(db_url, "push", "--org", "acme", good, tmp_path / "missing.yaml", "--json")
+    assert pushed.returncode == 1 and pushed.stderr == ""
+    saved, refused = json.loads(pushed.stdout)
+    assert (saved["form"], saved["saved"], saved["version"], saved["rules"]) == ("acme/household-survey", True, 1, 1)
+    assert refused["saved"] is False and refused["version"] is None and refused["problems"]
+    again = json.loads(rules_cli(db_url, "push", "--org", "acme", good, "--json").stdout)
+    assert [(r["saved"], r["version"]) for r in again] == [(False, 1)]  # unchanged
+
+    pulled = rules_cli(db_url, "pull", "--org", "acme", "--dir", tmp_path / "out", "--json")
+    assert json.loads(pulled.stdout) == [{"file": str(tmp_path / "out" / "household-survey.yaml"),
+                                          "form": "acme/household-survey", "version": 1}]

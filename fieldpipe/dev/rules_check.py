@@ -45,32 +45,50 @@ def _demo_forms() -> dict[str, list[tuple[str, list[dict]]]]:
             for d in DEMO_FORMS}
 
 
-def check_files(paths: list[Path]) -> tuple[bool, list[str]]:
-    """(all good, report lines). Every file with every form of its slug; a file no form matches is an error."""
+def check_files(paths: list[Path]) -> list[dict]:
+    """One record per file and form it is checked against (every form of its slug; a file no form matches
+    is one record with `form` None): file, form, ok, rules, expectations (counts when ok), problems."""
     paths = paths or sorted(rules_dir().glob("*.yaml"))
     slugs = [p.stem for p in paths]
     database = _database_forms(slugs)
     forms = database if database is not None else {}
     demo = _demo_forms()
-    ok, lines = True, []
+    records = []
     for path in paths:
         if not path.exists():
-            ok = False
-            lines.append(f"{path}: no such file")
+            records.append(_record(path, None, ["no such file"]))
             continue
         targets = forms.get(path.stem) or demo.get(path.stem) or []
         if not targets:
-            ok = False
-            lines.append(f"{path}: no form with slug {path.stem!r} to check the answer keys against "
-                         f"({'not in the database' if database is not None else 'no database reachable'})")
+            records.append(_record(path, None, [
+                f"no form with slug {path.stem!r} to check the answer keys against "
+                f"({'not in the database' if database is not None else 'no database reachable'})"]))
             continue
         for name, questions in targets:
             try:
                 ruleset = load_file(path, questions)
             except RulesFileError as err:
-                ok = False
-                lines.append(f"{err.report()}\n  (checked against {name})")
+                records.append(_record(path, name, err.problems))
                 continue
-            lines.append(f"{path}: ok, {len(ruleset.rules)} rule(s) and {len(ruleset.expectations)} "
-                         f"expectation(s) against {name}")
-    return ok, lines
+            records.append({**_record(path, name, []), "rules": len(ruleset.rules),
+                            "expectations": len(ruleset.expectations)})
+    return records
+
+
+def _record(path: Path, form: str | None, problems: list[str]) -> dict:
+    return {"file": str(path), "form": form, "ok": not problems, "rules": None, "expectations": None,
+            "problems": problems}
+
+
+def report_lines(records: list[dict]) -> list[str]:
+    """The records as the command prints them: a line per file and form, a line per problem."""
+    lines = []
+    for record in records:
+        if record["ok"]:
+            lines.append(f"{record['file']}: ok, {record['rules']} rule(s) and {record['expectations']} "
+                         f"expectation(s) against {record['form']}")
+        else:
+            lines += [f"{record['file']}: {problem}" for problem in record["problems"]]
+            if record["form"] is not None:
+                lines.append(f"  (checked against {record['form']})")
+    return lines
