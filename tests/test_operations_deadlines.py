@@ -167,28 +167,47 @@ def deadline_context(dag_id="send_sms", run_id="scheduled__2026-11-30T04:00:00+0
             "deadline": {"id": "x", "deadline_time": "2026-11-30T04:05:00+00:00"}}
 
 
-def test_a_dag_late_run_after_run_is_announced_once_until_a_run_is_on_time_again(conn, monkeypatch, tmp_path):
-    import datetime as dt
+def succeeded(dag, started):
+    """What the Task SDK hands an on_success_callback (the DAG as parsed, the run as the Execution API gives it)."""
     from types import SimpleNamespace
 
+    from airflow.sdk.api.datamodels._generated import DagRun
+
+    run = DagRun(dag_id=dag.dag_id, run_id="r", logical_date=None, data_interval_start=None, data_interval_end=None,
+                 run_after=started, start_date=started, end_date=None, run_type="scheduled", state="running",
+                 consumed_asset_events=[], partition_key=None)
+    ti = SimpleNamespace(dag_id=dag.dag_id, task_id="dispatch_due_messages", map_index=-1)
+    return {"ti": ti, "dag": dag, "dag_run": run}
+
+
+def test_a_dag_late_run_after_run_is_announced_once_until_a_task_succeeds_in_time(conn, monkeypatch, tmp_path):
+    import datetime as dt
+
+    from airflow.sdk import DAG
+
+    from fieldpipe.pipelines.defaults import deadline_alert
+
     monkeypatch.setenv("FIELDPIPE_OPERATOR_EMAILS", "platform@example.org")
+    dag = DAG("send_sms", schedule=None, deadline=deadline_alert(dt.timedelta(minutes=5)))
+    now = dt.datetime.now(dt.timezone.utc)
     with MailSink(tmp_path) as mail:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", local_smtp_connection(mail.port))
         notify.on_deadline_missed(deadline_context())
         notify.on_deadline_missed(deadline_context(run_id="scheduled__2026-11-30T04:01:00+00:00"))
         assert len(mail.messages()) == 1
 
-        now = dt.datetime.now(dt.timezone.utc)
-        alert = SimpleNamespace(interval=dt.timedelta(minutes=5))
-        ti = SimpleNamespace(dag_id="send_sms", task_id="dispatch_due_messages", map_index=-1)
-        dag = SimpleNamespace(dag_id="send_sms", deadline=[alert])
         # a task that succeeds after its run's deadline does not end the incident
-        notify.on_task_succeeded({"ti": ti, "dag": dag, "dag_run": SimpleNamespace(queued_at=now - dt.timedelta(minutes=6))})
+        notify.on_task_succeeded(succeeded(dag, now - dt.timedelta(minutes=6)))
         notify.on_deadline_missed(deadline_context(run_id="r3"))
         assert len(mail.messages()) == 1
-        # one within it does: the next late run is announced
-        notify.on_task_succeeded({"ti": ti, "dag": dag, "dag_run": SimpleNamespace(queued_at=now - dt.timedelta(minutes=4))})
+        # another DAG's punctual task does not either
+        notify.on_task_succeeded(succeeded(DAG("export_sheets", schedule=None,
+                                               deadline=deadline_alert(dt.timedelta(minutes=30))), now))
         notify.on_deadline_missed(deadline_context(run_id="r4"))
+        assert len(mail.messages()) == 1
+        # one within it does: the next late run is announced
+        notify.on_task_succeeded(succeeded(dag, now - dt.timedelta(minutes=4)))
+        notify.on_deadline_missed(deadline_context(run_id="r5"))
         assert len(mail.messages()) == 2
 
 

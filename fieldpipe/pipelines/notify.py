@@ -17,6 +17,7 @@ operators' notices (fieldpipe.operations.notices) and never raise.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 
 log = logging.getLogger("fieldpipe.notices")
 
@@ -145,8 +146,6 @@ def late_notices(conn, *, dag_id: str, run_id: str, deadline, state: str | None,
     backlog = LATE_DAG_BACKLOGS.get(dag_id)
     if backlog is None:
         return notices
-    from datetime import timedelta
-
     for row in organization_backlogs(conn):
         if row["backlog"] != backlog:
             continue
@@ -189,15 +188,14 @@ def run_url(dag_id: str, run_id: str) -> str:
 
 
 def resolve_if_on_time(conn, context) -> int:
-    """Close the DAG's lateness incident once one of its tasks succeeds within its run's deadline."""
-    from datetime import datetime, timedelta, timezone
-
+    """Close the DAG's lateness incident once one of its tasks succeeds within its run's deadline. (A task sees
+    its run's start, not its queue time; for these DAGs, one run at a time, the two are moments apart.)"""
     from fieldpipe.operations.notices import resolve
 
     run, dag = context.get("dag_run"), context.get("dag")
-    queued_at = getattr(run, "queued_at", None)
+    started = getattr(run, "start_date", None)
     intervals = [alert.interval for alert in (getattr(dag, "deadline", None) or [])
                  if isinstance(alert.interval, timedelta)]
-    if queued_at is None or not intervals or datetime.now(timezone.utc) > queued_at + min(intervals):
+    if started is None or not intervals or datetime.now(timezone.utc) > started + min(intervals):
         return 0
     return resolve(conn, None, [late_incident(dag.dag_id)], any_organization=True)
