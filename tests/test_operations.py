@@ -254,6 +254,14 @@ def test_the_operations_dag_file_refuses_a_misconfigured_threshold_when_parsed(t
 
 # --- the daily digest ---------------------------------------------------------------------------------------------
 
+def failed_form_today(conn, organization_id):
+    from fieldpipe.pipelines import failures
+
+    form_id = conn.execute("""INSERT INTO forms (organization_id, slug, title) VALUES (%s, 'quiet-form', 'Q')
+                              RETURNING id""", (organization_id,)).fetchone()["id"]
+    failures.record(conn, "validate_responses", form_id, failures.Explained("RulesBroken", "rule x"))
+
+
 def test_the_daily_digest_lists_each_organizations_failures_of_the_day_with_counts_once(conn, monkeypatch):
     monkeypatch.setenv("FIELDPIPE_API_URL", "https://fieldpipe.example.org")
     acme, rival, quiet = (ensure_organization(conn, s) for s in ("acme", "rival", "quiet"))
@@ -263,6 +271,7 @@ def test_the_daily_digest_lists_each_organizations_failures_of_the_day_with_coun
     conn.execute("UPDATE sms_messages SET updated_at = '2026-11-29T23:59:59Z' WHERE organization_id = %s", (acme,))
     conn.execute("UPDATE sms_messages SET updated_at = '2026-11-29T00:00:00Z' WHERE organization_id <> %s", (acme,))
     messages(conn, rival, ["failed"], kind="flag")  # failed today (now), not on the 29th
+    failed_form_today(conn, quiet)  # neither is a form whose pipeline failed today
 
     assert digest.send_digests(conn, dt.date(2026, 11, 29)) == {"organizations": 2, "opened": 2}
     assert digest.send_digests(conn, dt.date(2026, 11, 29))["opened"] == 0

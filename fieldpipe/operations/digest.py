@@ -29,7 +29,8 @@ SELECT w.organization_id, 'webhook', 'failed ' || d.event, count(*)
  GROUP BY w.organization_id, d.event
 UNION ALL
 SELECT f.organization_id, 'pipeline', p.pipeline || ': ' || f.slug, p.failures
-  FROM pipeline_failures p JOIN forms f ON f.id = p.form_id WHERE p.last_failed_at >= %(start)s
+  FROM pipeline_failures p JOIN forms f ON f.id = p.form_id
+ WHERE p.last_failed_at >= %(start)s AND p.last_failed_at < %(end)s
 ORDER BY 1, 2, 3
 """
 
