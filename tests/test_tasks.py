@@ -304,7 +304,7 @@ def test_a_webhook_task_gets_its_forms_flag_events_only_while_enabled(client, ad
     assert keys == ["a"]
 
 
-def test_the_demo_forms_receipts_and_sheets_are_tasks(conn, tmp_path, monkeypatch):
+def test_the_demo_forms_receipts_sheets_and_rules_are_tasks(conn, tmp_path, monkeypatch):
     from fieldpipe.dev.demo import load_demo
 
     monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
@@ -313,8 +313,9 @@ def test_the_demo_forms_receipts_and_sheets_are_tasks(conn, tmp_path, monkeypatc
     tasks = conn.execute("""SELECT f.slug, t.kind, t.enabled FROM form_tasks t JOIN forms f ON f.id = t.form_id
                              WHERE f.slug IN ('household-survey', 'school-visit') ORDER BY f.slug, t.kind""").fetchall()
     assert [tuple(t.values()) for t in tasks] == [
-        ("household-survey", "sheet_export", True), ("household-survey", "sms_receipt", True),
-        ("school-visit", "sheet_export", True), ("school-visit", "sms_receipt", True)]
+        ("household-survey", "rules", True), ("household-survey", "sheet_export", True),
+        ("household-survey", "sms_receipt", True), ("school-visit", "sheet_export", True),
+        ("school-visit", "sms_receipt", True)]
     receipts = conn.execute("SELECT count(*) AS n FROM sms_messages WHERE kind = 'receipt'").fetchone()["n"]
     assert receipts >= 4  # yesterday's household responses, each with a phone answer
     assert run_kind(conn, "sheet_export")["done"] >= 4

@@ -74,7 +74,7 @@ import psycopg
 
 from fieldpipe.rules.inprocess import VIOLATED, render_message, verdict
 from fieldpipe.rules.loader import RulesFileError
-from fieldpipe.rules.store import cached_ruleset
+from fieldpipe.rules.store import applies, cached_ruleset
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,13 @@ log = logging.getLogger(__name__)
 def warnings_for(conn: psycopg.Connection, form: dict, answer_sets: list[dict]) -> list[list[dict]]:
     """For each submission's answers, the expression rules it violates: [{rule_id, severity, message}].
 
-    The form's rules in force are looked up once for all of them (a batch holds up to 1,000 submissions),
-    from this process's cache when the version is unchanged. Rules that no longer fit the form's questions
+    No warnings when the form has no rules or its rules task is disabled. The form's rules in force are looked up
+    once for all of them (a batch holds up to 1,000 submissions), from this process's cache when the version
+    is unchanged. Rules that no longer fit the form's questions
     give no warnings (and a logged error): ingestion never fails because of rules.
     """
+    if not applies(conn, form):
+        return [[] for _ in answer_sets]
     try:
         ruleset = cached_ruleset(conn, form)
     except RulesFileError as err:

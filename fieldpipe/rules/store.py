@@ -10,6 +10,7 @@ every request that reads the form knows which checked rules apply (`cached_rules
 from __future__ import annotations
 
 import getpass
+import re
 import threading
 from typing import Any
 
@@ -29,16 +30,30 @@ VERSIONS = paging.Keyset("rules-versions", int)  # newest first: ORDER BY versio
 class RuleFieldError(FieldError):
     """A problem of a rules document, with the id of the rule it is about (None for the document itself)."""
 
-    def __init__(self, field: str, message: str, rule_id: str | None):
-        super().__init__(field, "invalid_rule", message)
+    def __init__(self, field: str, message: str, rule_id: str | None, code: str = "invalid_rule"):
+        super().__init__(field, code, message)
         self.rule_id = rule_id
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "rule_id": self.rule_id}
 
 
+# How the loader words a reference to an answer the form does not have (in an expression, a message, a column).
+_UNKNOWN_QUESTION = re.compile(r"unknown answer key|must be an answer key of the form")
+
+
+def field_errors(err: RulesFileError, prefix: str = "", name_questions: bool = False) -> list[RuleFieldError]:
+    """Each problem of the document as a field error at `prefix` + where it is (`rules[2]`), code `invalid_rule`;
+    with `name_questions`, a problem naming a question the form lacks has the code `unknown_question` (as every
+    task configuration words it; `PUT .../rules` keeps one code)."""
+    return [RuleFieldError(".".join(filter(None, (prefix, getattr(p, "where", "")))), str(p),
+                           getattr(p, "rule_id", None),
+                           "unknown_question" if name_questions and _UNKNOWN_QUESTION.search(p) else "invalid_rule")
+            for p in err.problems]
+
+
 def rules_problem(err: RulesFileError) -> Problem:
-    errors = [RuleFieldError(getattr(p, "where", ""), str(p), getattr(p, "rule_id", None)) for p in err.problems]
+    errors = field_errors(err)
     return invalid(errors, f"the rules have {len(errors)} problem(s); nothing was saved")
 
 
@@ -90,7 +105,39 @@ def save(conn: psycopg.Connection, form: dict, document: Any, author: str,
         (form["id"], version, Jsonb(stored), author, api_key_id),
     ).fetchone()
     conn.execute("UPDATE forms SET rules_version = %s WHERE id = %s", (row["version"], form["id"]))
+    _write_task(conn, form["id"], stored)
     return version_body(row), True
+
+
+# The form's `rules` task (docs/tasks.md) carries the document in force as its configuration: saving a version
+# writes it (installing the task, enabled, on a form that has none; a disabled one stays disabled).
+RULES_KIND = "rules"
+# SQL: the form `f` has its rules task switched off (no warnings at submission, no validation).
+RULES_TASK_DISABLED = f"""EXISTS (SELECT 1 FROM form_tasks rt WHERE rt.form_id = f.id AND rt.kind = '{RULES_KIND}'
+                                                           AND NOT rt.enabled)"""
+
+
+def _write_task(conn: psycopg.Connection, form_id: int, document: dict) -> None:
+    conn.execute(
+        """WITH existing AS (
+               UPDATE form_tasks SET config = %(doc)s, updated_at = now()
+                WHERE form_id = %(form)s AND kind = %(kind)s RETURNING id)
+           INSERT INTO form_tasks (organization_id, form_id, kind, mode, config)
+           SELECT organization_id, id, %(kind)s, 'sync', %(doc)s FROM forms
+            WHERE id = %(form)s AND NOT EXISTS (SELECT 1 FROM existing)""",
+        {"doc": Jsonb(document), "form": form_id, "kind": RULES_KIND})
+
+
+def remove(conn: psycopg.Connection, form_id: int) -> None:
+    """The form has no rules in force any more (its rules task was removed): no warnings; the next validation
+    run closes its open flags (`rule_removed`). Its versions stay listed; saving one again brings it back."""
+    conn.execute("UPDATE forms SET rules_version = NULL WHERE id = %s", (form_id,))
+
+
+def applies(conn: psycopg.Connection, form: dict) -> bool:
+    """Whether the form's rules are in force: it has some, and its rules task is not disabled."""
+    return form.get("rules_version") is not None and conn.execute(
+        f"SELECT NOT {RULES_TASK_DISABLED} AS on FROM forms f WHERE f.id = %s", (form["id"],)).fetchone()["on"]
 
 
 def _version_row(conn: psycopg.Connection, form_id: int, version: int) -> dict | None:

@@ -21,7 +21,7 @@ from fieldpipe.pipelines import failures as pipeline_failures
 from fieldpipe.pipelines.failures import Explained
 from fieldpipe.rules.compiler import violations_query
 from fieldpipe.rules.loader import RuleSet, RulesFileError
-from fieldpipe.rules.store import ruleset_for
+from fieldpipe.rules.store import RULES_TASK_DISABLED, ruleset_for
 
 log = logging.getLogger(__name__)
 PIPELINE = "validate_responses"
@@ -113,10 +113,12 @@ def validate_form(conn: psycopg.Connection, form: dict, ruleset: RuleSet) -> For
     return result
 
 
+# A form whose rules task is disabled is left alone (its watermark stays, so enabling it again validates what
+# came meanwhile).
 FORMS_SQL = f"""
 SELECT f.id, f.slug, f.rules_version, o.slug AS organization, v.questions
   FROM {CURRENT_FORMS} JOIN organizations o ON o.id = f.organization_id
- WHERE f.slug = %s ORDER BY o.slug
+ WHERE f.slug = %s AND NOT {RULES_TASK_DISABLED} ORDER BY o.slug
 """
 
 
@@ -155,7 +157,7 @@ def validate_slug(conn: psycopg.Connection, form_slug: str) -> list[FormValidati
     return results
 
 
-PENDING_SQL = """
+PENDING_SQL = f"""
 WITH watermarked AS (
     SELECT f.id, f.slug, w.form_id IS NULL OR w.rules_fingerprint IS DISTINCT FROM
                          coalesce('version:' || f.rules_version, 'none') AS everything, w.validated_through,
@@ -164,7 +166,7 @@ WITH watermarked AS (
                       AND NOT e ->> 'expectation' = ANY(%(in_sql)s)) AS gx
       FROM forms f
       LEFT JOIN validation_watermarks w ON w.form_id = f.id
-     WHERE f.rules_version IS NOT NULL OR w.form_id IS NOT NULL
+     WHERE (f.rules_version IS NOT NULL OR w.form_id IS NOT NULL) AND NOT {RULES_TASK_DISABLED}
 )
 SELECT m.slug, sum(p.rows)::bigint AS rows, bool_or(m.gx) AS gx
   FROM watermarked m

@@ -2,6 +2,8 @@
 
 - `sms_receipt`: an SMS to the respondent quoting their answers, once per response (fieldpipe/sms/receipts.py).
 - `sheet_export`: the form's responses kept current in a Google Sheet or local workbook (fieldpipe/sheets/).
+- `rules`: the form's business rules (fieldpipe/rules/): warnings in the submit answer (sync), flags from the
+  `validate_responses` pipeline (its async half).
 - `webhook`: signed POSTs of `response.created` / `response.updated` (and the form's `flag.opened` /
   `flag.resolved`) to a URL, through the webhook deliveries outbox (fieldpipe/webhooks/).
 
@@ -17,6 +19,8 @@ import psycopg
 
 from fieldpipe.pipelines.failures import describe
 from fieldpipe.problems import FieldError
+from fieldpipe.rules import store as rules_store
+from fieldpipe.rules.loader import RulesFileError
 from fieldpipe.sms.receipts import enqueue_receipts, receipt_messages
 from fieldpipe.tasks.kinds import RESPONSE_EVENTS, Batch, RunFailed, TaskKind
 from fieldpipe.webhooks import delivery
@@ -25,6 +29,40 @@ from fieldpipe.webhooks.signing import new_secret
 from fieldpipe.webhooks.targets import TargetRefused, check_target
 
 FLAG_EVENTS = ("flag.opened", "flag.resolved")
+
+
+class Rules(TaskKind):
+    """The task's configuration is the rules document in force (docs/rules.md); configuring it saves a new
+    rules version, exactly as `PUT .../rules` does (which writes this task in turn). Its output is the submit
+    answer's `warnings` (for every form of submission, so it has no `run_sync` of the task list's own); its
+    flags come from `validate_responses`, which leaves a form alone while its rules task is disabled."""
+
+    description = "The form's business rules: warnings in the submit answer, flags from validate_responses"
+    mode = "sync"
+    one_per_form = True  # one rules document in force per form
+    config_schema = {
+        "type": "object",
+        "properties": {section: {"type": "array", "items": {"type": "object"}}
+                       for section in ("rules", "expectations")},
+        "additionalProperties": False,
+    }
+
+    def check(self, config: dict, form: dict) -> list[FieldError]:
+        try:
+            rules_store.check(config, form)
+        except RulesFileError as err:
+            return list(rules_store.field_errors(err, "config", name_questions=True))
+        return []
+
+    def created(self, conn: psycopg.Connection, task: dict) -> dict:
+        self.updated(conn, task)
+        return {}
+
+    def updated(self, conn: psycopg.Connection, task: dict) -> None:
+        rules_store.save(conn, task["form"], task["config"], f"form task {task['id']}")
+
+    def removed(self, conn: psycopg.Connection, task: dict) -> None:
+        rules_store.remove(conn, task["form_id"])
 
 
 class SmsReceipt(TaskKind):

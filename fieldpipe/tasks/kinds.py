@@ -18,7 +18,10 @@ and one of:
 
 Optionally `events(config)` (the response events the task runs on: `response.created` and/or
 `response.updated`), `check(config, form)` (problems a schema cannot see, such as a question the form lacks,
-as FieldErrors; `form` is {slug, questions, xform}) and `one_per_form = True` (a form has one task of it).
+as FieldErrors; `form` is {slug, questions, xform}), `one_per_form = True` (a form has one task of it), and
+hooks for a kind that owns something beside its tasks, called in the transaction that saves the task:
+`created(conn, task)` (may return members of the creation answer), `updated(conn, task)` (its configuration
+was replaced), `removed(conn, task)`; `task` is the stored row with the form's row under `form`.
 """
 
 from __future__ import annotations
@@ -81,13 +84,16 @@ class TaskKind:
     def check(self, config: dict, form: dict) -> list[FieldError]:
         return []
 
-    # Hooks for kinds that own something beside the task (a webhook endpoint): called in the saving transaction.
+    # Hooks for kinds that own something beside the task (a webhook endpoint, rules versions).
     def created(self, conn: psycopg.Connection, task: dict) -> dict:
         """Extra members of the creation answer (shown once, e.g. a secret)."""
         return {}
 
     def updated(self, conn: psycopg.Connection, task: dict) -> None:
-        pass
+        """The task's configuration was replaced."""
+
+    def removed(self, conn: psycopg.Connection, task: dict) -> None:
+        """The task is being removed."""
 
 
 class UnknownKind(LookupError):
@@ -97,10 +103,11 @@ class UnknownKind(LookupError):
 def _entry_points() -> list[EntryPoint]:
     found = list(entry_points(group=ENTRY_POINT_GROUP))
     pyproject = REPO_ROOT / "pyproject.toml"
-    if not any(ep.value.startswith("fieldpipe.") for ep in found) and pyproject.exists():
-        # An editable install made before fieldpipe declared its own kinds: read that same declaration.
+    if pyproject.exists():
+        # An editable install made before fieldpipe declared (some of) its own kinds: read that same declaration.
         declared = tomllib.loads(pyproject.read_text())["project"].get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
-        found += [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in declared.items()]
+        names = {ep.name for ep in found}
+        found += [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in declared.items() if name not in names]
     return found
 
 

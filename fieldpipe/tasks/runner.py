@@ -133,9 +133,11 @@ def run_sync_tasks(tasks: list[dict], submission: dict, budget_ms: int) -> tuple
 def after_submission(conn: psycopg.Connection, form: dict, record: dict, settings: TaskSettings | None = None) -> dict | None:
     """Run the form's sync tasks on a submission that is stored (committed); record each in the ledger.
     Returns {results, not_run} for the answer, or None when the form has no enabled sync task."""
-    tasks = conn.execute(
+    kinds = installed_kinds()
+    # A sync kind without `run_sync` has its own member of the answer (rules: `warnings`).
+    tasks = [t for t in conn.execute(
         "SELECT id, kind, config FROM form_tasks WHERE form_id = %s AND mode = 'sync' AND enabled ORDER BY id",
-        (form["id"],)).fetchall()
+        (form["id"],)).fetchall() if t["kind"] not in kinds or hasattr(kinds[t["kind"]], "run_sync")]
     if not tasks:
         return None
     settings = settings or TaskSettings.from_env()

@@ -98,9 +98,10 @@ def create_task(conn: psycopg.Connection, form: dict, payload: Any) -> dict:
         (form["organization_id"], form["id"], kind_name, kind.mode, Jsonb(config),
          kind_events(kind, config) if kind.mode == "async" else [], payload.get("enabled", True)),
     ).fetchone()
-    extra = kind.created(conn, {**row, "organization_id": form["organization_id"]}) \
-        if hasattr(kind, "created") else {}
-    return {**task_body(row), **extra}
+    if not hasattr(kind, "created"):
+        return task_body(row)
+    extra = kind.created(conn, _hooked(row, form))
+    return {**get_task(conn, form, row["id"]), **extra}  # as the hook left it
 
 
 def list_tasks(conn: psycopg.Connection, form: dict, page: paging.Page) -> dict:
@@ -150,15 +151,24 @@ def update_task(conn: psycopg.Connection, form: dict, task_id: int, payload: Any
              WHERE t.id = %s RETURNING {_COLUMNS}""",
         (Jsonb(config), events, payload.get("enabled", row["enabled"]), task_id),
     ).fetchone()
-    if kind is not None and hasattr(kind, "updated"):
-        kind.updated(conn, {**updated, "organization_id": form["organization_id"]})
+    if kind is not None and hasattr(kind, "updated") and "config" in payload:
+        kind.updated(conn, _hooked(updated, form))
+        return get_task(conn, form, task_id)  # as the hook left it
     return task_body(updated)
 
 
 def delete_task(conn: psycopg.Connection, form: dict, task_id: int) -> None:
     """Remove the task with its ledger (disable it instead to keep the history)."""
-    task_row(conn, form, task_id)
+    row = task_row(conn, form, task_id)
+    kind = installed_kinds().get(row["kind"])
+    if kind is not None and hasattr(kind, "removed"):
+        kind.removed(conn, _hooked(row, form))
     conn.execute("DELETE FROM form_tasks WHERE id = %s", (task_id,))
+
+
+def _hooked(row: dict, form: dict) -> dict:
+    """What a kind's hooks get: the stored task with its organization and form."""
+    return {**row, "organization_id": form["organization_id"], "form": form}
 
 
 def enabled_tasks(conn: psycopg.Connection, form_id: int, mode: str) -> list[dict]:
