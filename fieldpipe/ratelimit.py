@@ -21,15 +21,15 @@ from typing import Callable
 import psycopg
 from psycopg.rows import tuple_row
 
-# One statement: take the next slot of `name` (creating the budget full) and say how long to wait for it.
+# One statement: take the next `count` slots of `name` (creating the budget full) and say how far from now the
+# last one ends; slot i of n is usable (n - 1 - i + burst) intervals before that.
 TAKE_SQL = """
 WITH now AS (SELECT clock_timestamp() AS t)
 INSERT INTO rate_limits AS r (name, next_free)
-SELECT %(name)s, t + make_interval(secs => %(interval)s) FROM now
+SELECT %(name)s, t + make_interval(secs => %(interval)s * %(count)s) FROM now
 ON CONFLICT (name) DO UPDATE
-   SET next_free = greatest(r.next_free, (SELECT t FROM now)) + make_interval(secs => %(interval)s)
-RETURNING greatest(0, extract(epoch FROM r.next_free - (SELECT t FROM now)) - %(burst)s * %(interval)s)::float8
-          AS wait_s
+   SET next_free = greatest(r.next_free, (SELECT t FROM now)) + make_interval(secs => %(interval)s * %(count)s)
+RETURNING extract(epoch FROM r.next_free - (SELECT t FROM now))::float8 AS end_s
 """
 
 DEFER_SQL = """
@@ -88,11 +88,16 @@ class RateLimiter:
         params = {**conn.info.get_parameters(), "password": conn.info.password}
         return cls(lambda: psycopg.connect(**{k: v for k, v in params.items() if v}), name, rate, burst)
 
+    def reserve(self, count: int) -> list[float]:
+        """Reserve the next `count` slots in one statement; return when each comes, on this process's monotonic
+        clock, in order (a caller with many calls to make takes their tokens at once, then waits for each)."""
+        [end] = self._connection.execute(TAKE_SQL, {"name": self.name, "interval": self.interval, "count": count})
+        now = time.monotonic()
+        return [now + max(0.0, end - (count - 1 - i + self.burst) * self.interval) for i in range(count)]
+
     def _take(self) -> float:
         """Reserve the next slot; return when it comes, on this process's monotonic clock."""
-        [wait] = self._connection.execute(TAKE_SQL, {"name": self.name, "interval": self.interval,
-                                                     "burst": self.burst})
-        return time.monotonic() + wait
+        return self.reserve(1)[0]
 
     def acquire(self) -> None:
         """Block until a token of the budget is ours."""

@@ -260,3 +260,25 @@ def test_the_run_logs_what_it_did_in_numbers(conn, organization_id, receiver, ca
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("webhook deliveries in ")]
     assert re.fullmatch(r"webhook deliveries in \d+\.\d s: 2 attempted, 1 delivered, 1 to retry, 0 failed, "
                         r"0 expired behind an open circuit", line), line
+
+
+def test_deliveries_share_kept_alive_connections_and_each_arrives_once(conn, organization_id, receiver):
+    register(conn, organization_id, receiver.url())
+    enqueue(conn, [event(organization_id, key=f"e{i}") for i in range(60)])
+    policy = DeliveryPolicy(timeout=2.0, batch_size=20, per_endpoint=20, concurrency=3, endpoint_rate=10_000)
+    assert deliver_due(conn, policy)["delivered"] == 60
+    assert sorted(r.headers["Fieldpipe-Event-Id"] for r in receiver.requests) == sorted(f"e{i}" for i in range(60))
+    assert len({r.peer for r in receiver.requests}) <= 3  # a connection per thread, not one per delivery
+    assert {a["outcome"] for a in attempts(conn)} == {"delivered"} and len(attempts(conn)) == 60
+
+
+def test_a_dead_endpoints_rest_of_the_batch_goes_back_to_the_queue_untried(conn, organization_id):
+    dead = WebhookReceiver()  # never started: connection refused
+    register(conn, organization_id, dead.url())
+    enqueue(conn, [event(organization_id, key=f"e{i}") for i in range(20)])
+    policy = DeliveryPolicy(timeout=1.0, breaker_threshold=3, batch_size=20, per_endpoint=20, concurrency=1)
+    counts = deliver_due(conn, policy)
+    assert (counts["attempted"], counts["retry"]) == (3, 3)  # the circuit is open after them: nothing else tried
+    rows = delivery(conn)
+    assert sorted((r["status"], r["attempts"]) for r in rows) == [("queued", 0)] * 17 + [("queued", 1)] * 3
+    assert all(r["lease_until"] is None for r in rows) and len(attempts(conn)) == 3

@@ -159,3 +159,18 @@ def test_an_https_receiver_that_never_answers_the_handshake_costs_the_timeout(tm
         assert result.status_code is None and "timed out" in result.error
     finally:
         listener.close()
+
+
+def test_a_session_keeps_the_connection_and_resends_once_on_one_the_receiver_closed():
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver, transport.Session() as session:
+        target = Target(url=receiver.url(), scheme="http", host="127.0.0.1", port=receiver.port, path="/hooks",
+                        address="127.0.0.1")
+        for body in (b"1", b"2"):
+            assert session.post(target, body, {}, timeout=5, max_body=1024).status_code == 200
+        assert len({r.peer for r in receiver.requests}) == 1  # kept alive
+        receiver.stop()
+        receiver.start()  # the kept connection is dead now
+        assert session.post(target, b"3", {}, timeout=5, max_body=1024).status_code == 200
+        assert [r.body for r in receiver.requests] == [b"1", b"2", b"3"]

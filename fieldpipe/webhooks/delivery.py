@@ -9,8 +9,12 @@ outbox (next attempt, lease, attempt history, `retry`) are `fieldpipe.outbox`'s.
 Circuit breaker per webhook: retryable failures add up in `consecutive_failures`; from `breaker_threshold`
 on, the endpoint is left alone until `open_until` (doubling, capped), then probed with one delivery per
 batch until one succeeds. A claim takes at most `per_endpoint` deliveries of one webhook per batch, so a
-backlog or a dead receiver never crowds out the others, and no endpoint gets more than `endpoint_rate`
-requests a second from all workers together (a budget per webhook in fieldpipe.ratelimit).
+backlog or a dead receiver never crowds out the others (an endpoint failing `breaker_threshold` times in a
+row hands the rest of its share back untried), and no endpoint gets more than `endpoint_rate` requests a
+second from all workers together (a budget per webhook in fieldpipe.ratelimit, reserved per batch).
+
+Set-based: a batch is grouped by endpoint (target checked and secret unsealed once), sent `concurrency` at a
+time over kept-alive connections (transport.Session), and recorded in one statement.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
@@ -33,7 +38,7 @@ from fieldpipe.retry import Backoff
 from fieldpipe.webhooks import transport
 from fieldpipe.webhooks.secret_box import SecretUnavailable, unseal
 from fieldpipe.webhooks.signing import SIGNATURE_HEADER, sign
-from fieldpipe.webhooks.targets import Resolver, TargetRefused, check_target, system_resolver
+from fieldpipe.webhooks.targets import Resolver, Target, TargetRefused, check_target, system_resolver
 
 log = logging.getLogger("fieldpipe.webhooks")
 
@@ -52,8 +57,8 @@ class DeliveryPolicy:
     breaker_threshold: int = 5                # consecutive retryable failures that open an endpoint's circuit
     breaker_base: float = 60.0
     breaker_cap: float = 3600.0
-    batch_size: int = 50
-    per_endpoint: int = 5
+    batch_size: int = 200
+    per_endpoint: int = 50                    # a batch's share of one endpoint: about a second of its rate
     endpoint_rate: float = 50.0               # requests a second to one endpoint, across every worker
     concurrency: int = 8
 
@@ -167,7 +172,31 @@ def _outcome(status_code: int | None) -> str:
     return "delivered" if 200 <= status_code < 300 else "failed"
 
 
-def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver, limiter: RateLimiter) -> AttemptResult:
+@dataclass
+class _Lane:
+    """One endpoint's share of a batch: its target checked and its secret unsealed once, its rate limiter
+    tokens taken at once (`slots`), and its retryable failures in a row, so a dead endpoint's remaining
+    deliveries are handed back rather than each waiting out its timeout."""
+
+    target: Target | None = None
+    secret: str | None = None
+    refusal: tuple[str, str] | None = None      # (outcome, error) when the endpoint cannot be posted to
+    failures_in_a_row: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _lane(row: dict, resolver: Resolver) -> _Lane:
+    try:
+        return _Lane(target=check_target(row["url"], resolver=resolver), secret=unseal(row["secret_sealed"]))
+    except TargetRefused as refused:
+        # A name that stopped resolving may come back; one that now points inward is refused for good.
+        return _Lane(refusal=("retry" if refused.code == "unresolvable" else "failed", refused.message))
+    except SecretUnavailable as err:
+        return _Lane(refusal=("failed", str(err)))
+
+
+def _attempt(row: dict, lane: _Lane, slot: float, policy: DeliveryPolicy,
+             session: transport.Session) -> AttemptResult:
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
 
@@ -179,69 +208,92 @@ def _attempt(row: dict, policy: DeliveryPolicy, resolver: Resolver, limiter: Rat
             status_code=status_code, error=error, outcome=outcome,
             delay=policy.backoff.delay(row["attempts"], retry_after) if outcome == "retry" else 0.0)
 
-    try:
-        target = check_target(row["url"], resolver=resolver)
-        secret = unseal(row["secret_sealed"])
-    except TargetRefused as refused:
-        # A name that stopped resolving may come back; one that now points inward is refused for good.
-        return result("retry" if refused.code == "unresolvable" else "failed", None, refused.message)
-    except SecretUnavailable as err:
-        return result("failed", None, str(err))
+    if lane.refusal is not None:
+        return result(lane.refusal[0], None, lane.refusal[1])
+    if lane.failures_in_a_row >= policy.breaker_threshold:
+        return result(RELEASED, None, None)
     body = row["body"].encode()
     headers = {
         "Content-Type": "application/json", "User-Agent": USER_AGENT,
-        SIGNATURE_HEADER: sign(secret, body),
+        SIGNATURE_HEADER: sign(lane.secret, body),
         "Fieldpipe-Event": row["event"], "Fieldpipe-Event-Id": row["event_key"],
         "Fieldpipe-Delivery": str(row["id"]),
     }
-    limiter.named(f"webhook:{row['webhook_id']}").acquire()
-    answer = transport.post(target, body, headers, timeout=policy.timeout, max_body=policy.max_response_bytes)
+    wait = slot - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    answer = session.post(lane.target, body, headers, timeout=policy.timeout, max_body=policy.max_response_bytes)
     outcome = _outcome(answer.status_code)
+    with lane.lock:
+        lane.failures_in_a_row = lane.failures_in_a_row + 1 if outcome == "retry" else 0
     error = answer.error
     if error is None and outcome != "delivered":
         error = f"HTTP {answer.status_code}: {answer.body_excerpt[:200]}".strip()
     return result(outcome, answer.status_code, error, answer.retry_after, answer.duration_ms)
 
 
+# A delivery of a batch not attempted because its endpoint failed `breaker_threshold` times in a row just before:
+# it goes back to the queue as it was (the attempt it was claimed for is not counted).
+RELEASED = "released"
+
+RECORD_SQL = f"""
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outcomes)s::text[], %(delays)s::float8[],
+                         %(codes)s::int[], %(errors)s::text[], %(started)s::timestamptz[], %(durations)s::int[])
+           AS r(delivery_id, attempt, outcome, delay, status_code, error, started_at, duration_ms)
+), plan AS (
+    SELECT r.*, {outbox.after("r.delay")} AS retry_at FROM r
+), updated AS (
+    UPDATE webhook_deliveries d SET
+        status = CASE WHEN p.outcome = 'delivered' THEN 'delivered'
+                      WHEN p.outcome = 'retry' AND p.retry_at <= d.give_up_at THEN 'queued'
+                      ELSE 'failed' END,
+        next_attempt_at = p.retry_at,
+        last_status_code = p.status_code,
+        last_error = CASE WHEN p.outcome = 'retry' AND p.retry_at > d.give_up_at
+                          THEN p.error || ' (gave up: the retry window ended)' ELSE p.error END,
+        delivered_at = CASE WHEN p.outcome = 'delivered' THEN now() END,
+        lease_until = NULL, updated_at = now()
+      FROM plan p
+    -- a worker whose lease ran out and whose row was claimed again does not overwrite the new state
+     WHERE d.id = p.delivery_id AND d.status = 'sending' AND d.attempts = p.attempt
+    RETURNING d.id, d.status
+), attempts AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
+    SELECT p.delivery_id, p.attempt, p.started_at, p.duration_ms, p.status_code, p.error,
+           coalesce(CASE u.status WHEN 'queued' THEN 'retry' ELSE u.status END, p.outcome)
+      FROM plan p LEFT JOIN updated u ON u.id = p.delivery_id
+    ON CONFLICT DO NOTHING
+    RETURNING delivery_id, outcome
+)
+SELECT delivery_id, outcome FROM attempts
+"""
+
+
 def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: DeliveryPolicy) -> list[str]:
-    """Write the attempts and the deliveries' new states, then each endpoint's circuit, in one transaction.
-    Returns each attempt's recorded outcome: a retry past the retry window is recorded (and counted) failed."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            f"""WITH plan AS (SELECT {outbox.after("%(delay)s")} AS retry_at),
-               updated AS (
-                   UPDATE webhook_deliveries SET
-                       status = CASE WHEN %(outcome)s = 'delivered' THEN 'delivered'
-                                     WHEN %(outcome)s = 'retry' AND plan.retry_at <= give_up_at THEN 'queued'
-                                     ELSE 'failed' END,
-                       next_attempt_at = plan.retry_at,
-                       last_status_code = %(status_code)s,
-                       last_error = CASE WHEN %(outcome)s = 'retry' AND plan.retry_at > give_up_at
-                                     THEN %(error)s || ' (gave up: the retry window ended)' ELSE %(error)s END,
-                       delivered_at = CASE WHEN %(outcome)s = 'delivered' THEN now() END,
-                       lease_until = NULL, updated_at = now()
-                   -- a worker whose lease ran out and whose row was claimed again does not overwrite the new state
-                   FROM plan WHERE id = %(delivery_id)s AND status = 'sending' AND attempts = %(attempt)s
-                   RETURNING status
-               )
-               INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
-               VALUES (%(delivery_id)s, %(attempt)s, %(started_at)s, %(duration_ms)s, %(status_code)s, %(error)s,
-                       coalesce((SELECT CASE status WHEN 'queued' THEN 'retry' ELSE status END FROM updated),
-                                %(outcome)s))
-               ON CONFLICT DO NOTHING
-               RETURNING outcome""",
-            [vars(r) for r in results], returning=True,
-        )
-        recorded = []
-        for result in results:
-            row = cur.fetchone()
-            recorded.append(row["outcome"] if row else result.outcome)
-            cur.nextset()
+    """Write the attempts and the deliveries' new states (one statement for the batch), hand back the
+    released ones, then each endpoint's circuit, in one transaction. Returns each attempt's recorded outcome:
+    a retry past the retry window is recorded (and counted) failed."""
+    attempted = [r for r in results if r.outcome != RELEASED]
+    released = [r for r in results if r.outcome == RELEASED]
+    with conn.transaction():
+        recorded = {row["delivery_id"]: row["outcome"] for row in conn.execute(RECORD_SQL, {
+            "ids": [r.delivery_id for r in attempted], "attempts": [r.attempt for r in attempted],
+            "outcomes": [r.outcome for r in attempted], "delays": [r.delay for r in attempted],
+            "codes": [r.status_code for r in attempted], "errors": [r.error for r in attempted],
+            "started": [r.started_at for r in attempted], "durations": [r.duration_ms for r in attempted]})}
+        if released:
+            conn.execute(
+                """UPDATE webhook_deliveries d SET status = 'queued', attempts = d.attempts - 1, lease_until = NULL,
+                          updated_at = now()
+                     FROM unnest(%s::bigint[], %s::int[]) AS x(id, attempt)
+                    WHERE d.id = x.id AND d.status = 'sending' AND d.attempts = x.attempt""",
+                ([r.delivery_id for r in released], [r.attempt for r in released]))
         endpoints: dict[int, tuple[bool, int]] = {}
-        for r in results:
+        for r in attempted:
             alive, failures = endpoints.get(r.webhook_id, (False, 0))
             endpoints[r.webhook_id] = (alive or r.endpoint_alive, failures + (not r.endpoint_alive))
-        cur.execute(
+        conn.execute(
             """UPDATE webhooks w SET
                    consecutive_failures = CASE WHEN e.alive THEN 0 ELSE w.consecutive_failures + e.failures END,
                    open_until = CASE
@@ -256,7 +308,7 @@ def _record(conn: psycopg.Connection, results: list[AttemptResult], policy: Deli
              "failures": [f for _, f in endpoints.values()], "threshold": policy.breaker_threshold,
              "cap": policy.breaker_cap, "base": policy.breaker_base},
         )
-    return recorded
+    return [recorded.get(r.delivery_id, r.outcome) for r in attempted]
 
 
 def _expire_held_back(conn: psycopg.Connection) -> int:
@@ -276,18 +328,32 @@ def _expire_held_back(conn: psycopg.Connection) -> int:
 def deliver_due(conn: psycopg.Connection, policy: DeliveryPolicy = DeliveryPolicy(),
                 resolver: Resolver = system_resolver, max_seconds: float = 300.0) -> dict[str, int]:
     """Deliver what is due, batch after batch, until nothing is due or no new batch may start after
-    `max_seconds` (the rest waits for the next run); returns counts."""
+    `max_seconds` (the rest waits for the next run); returns counts.
+
+    Set-based: a batch's deliveries to one endpoint share its checked target, its secret and one reservation
+    of rate limiter tokens; they go out `concurrency` at a time over kept-alive connections; the batch's
+    outcomes are recorded in one statement."""
     counts = {"attempted": 0, "delivered": 0, "retry": 0, "failed": 0, "expired": _expire_held_back(conn)}
     started = time.monotonic()
-    with RateLimiter.beside(conn, "webhook", policy.endpoint_rate) as limiter, \
+    with RateLimiter.beside(conn, "webhook", policy.endpoint_rate) as limiter, transport.Session() as session, \
             ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="webhook") as pool:
         while time.monotonic() - started < max_seconds:
             rows = _claim(conn, policy)
             if not rows:
                 break
-            results = list(pool.map(lambda row: _attempt(row, policy, resolver, limiter), rows))
-            counts["attempted"] += len(results)
+            by_endpoint: dict[int, list[dict]] = {}
+            for row in rows:
+                by_endpoint.setdefault(row["webhook_id"], []).append(row)
+            jobs = []
+            for webhook_id, endpoint_rows in by_endpoint.items():
+                lane = _lane(endpoint_rows[0], resolver)
+                slots = limiter.named(f"webhook:{webhook_id}").reserve(len(endpoint_rows)) \
+                    if lane.refusal is None else [0.0] * len(endpoint_rows)
+                jobs += [(row, lane, slot) for row, slot in zip(endpoint_rows, slots)]
+            jobs.sort(key=lambda job: job[2])  # endpoints interleaved, each in its rate's order
+            results = list(pool.map(lambda job: _attempt(*job, policy, session), jobs))
             for outcome in _record(conn, results, policy):
+                counts["attempted"] += 1
                 counts[outcome] += 1
     log.info("webhook deliveries in %.1f s: %d attempted, %d delivered, %d to retry, %d failed, "
              "%d expired behind an open circuit", time.monotonic() - started, counts["attempted"],

@@ -3,7 +3,7 @@
     with WebhookReceiver() as receiver:          # started on a free port
         receiver.answer(500)                     # or answer(200, delay=2), answer(200, body_bytes=10_000_000)
         receiver.stop(); receiver.start()        # down (connection refused), then back on the same port
-        receiver.requests                        # [Received(path, headers, body, received_at)]
+        receiver.requests                        # [Received(path, headers, body, received_at, peer)]
 
 Run it by hand for `make up`: `python -m tests.fakes.webhook_receiver --port 8098 [--secret whsec_... | --secret-file F]`
 prints each call and whether its signature verifies.
@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     received_at: float
+    peer: tuple = ()            # the sender's (address, port): one per connection it opened
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -66,7 +67,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
-                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body, time.time()))
+                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body, time.time(),
+                                                      self.client_address))
                 behaviour = receiver.behaviour
                 if behaviour.delay and receiver._stopping.wait(behaviour.delay):
                     return
