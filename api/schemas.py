@@ -434,8 +434,8 @@ CHECKED_AGAINST_KIND = {"x-checked-against": "the task kind's own JSON Schema (k
 
 class TaskInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=100, description="An installed task kind: rules, sms_receipt, "
-                      "sheet_export, webhook, or one a plugin adds (entry point group fieldpipe.tasks)")
+    kind: str = Field(min_length=1, max_length=100, description="An installed task kind: rules, archive, "
+                      "sms_receipt, sheet_export, webhook, or one a plugin adds (entry point group fieldpipe.tasks)")
     config: dict[str, Any] = Field(default_factory=dict, description="Checked against the kind's JSON Schema",
                                    json_schema_extra=CHECKED_AGAINST_KIND)
     enabled: bool = True

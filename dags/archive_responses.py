@@ -2,7 +2,8 @@
 `reporting` schema's views in step with the forms.
 
 - **Reads**: `responses` received on the interval's UTC day, and earlier days' responses edited that day,
-  at their latest revision; masked exactly as the `reporting` views (fieldpipe/reporting/columns.py).
+  at their latest revision; masked exactly as the `reporting` views (fieldpipe/reporting/columns.py); each
+  form's `archive` task (`form_tasks`): a disabled one leaves the form out, its `exclude` leaves questions out.
 - **Writes**: `s3://<bucket>/<org>/<form>/dt=YYYY-MM-DD/part.parquet` through the Airflow connection
   `aws_default` (moto's S3 under `make up`), one file per form and day, replaced whole; the per-form views
   in the `reporting` schema, rebuilt.

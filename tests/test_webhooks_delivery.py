@@ -166,8 +166,9 @@ def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn
     dead_hook = register(conn, organization_id, dead.url())
     live_hook = register(conn, organization_id, receiver.url())
     enqueue(conn, [event(organization_id, f"flag.opened:{n}:1") for n in range(12)])
+    # The circuit stays open 1-2 s (jitter): long enough for the live endpoint's 6 batches on a loaded machine.
     policy = DeliveryPolicy(timeout=1.0, backoff_base=0.01, backoff_cap=0.01, breaker_threshold=3,
-                            breaker_base=0.5, breaker_cap=0.5, batch_size=4, per_endpoint=2)
+                            breaker_base=2.0, breaker_cap=2.0, batch_size=4, per_endpoint=2)
     deliver_due(conn, policy)
     assert len(receiver.requests) == 12
     assert all(r["status"] == "delivered" for r in delivery(conn, live_hook["id"]))
@@ -177,12 +178,12 @@ def test_dead_endpoint_is_backed_off_as_a_whole_and_does_not_hold_up_others(conn
     assert listed["open_until"] is not None and listed["consecutive_failures"] >= 3
     deliver_due(conn, policy)  # still open: nothing is tried
     assert sum(r["attempts"] for r in delivery(conn, dead_hook["id"])) == dead_attempts
-    time.sleep(0.6)
+    time.sleep(2.1)
     deliver_due(conn, policy)  # half open: one probe, which fails and opens the circuit again
     assert sum(r["attempts"] for r in delivery(conn, dead_hook["id"])) == dead_attempts + 1
     dead.start()
     try:
-        time.sleep(0.6)
+        time.sleep(2.1)
         deliver_due(conn, policy)  # the probe succeeds, the circuit closes, the backlog drains
         assert all(r["status"] == "delivered" for r in delivery(conn, dead_hook["id"]))
         assert len(dead.requests) == 12

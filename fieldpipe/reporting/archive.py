@@ -6,6 +6,9 @@ idempotent, and the file is byte-identical when nothing in it changed (rows in r
 settings, no timestamps in the file's metadata). A day's run rewrites the partitions of that day and of
 every earlier day whose responses were edited that day, so an edit reaches its partition the next day.
 
+A form's `archive` task (docs/tasks.md) configures it: without one the form is archived whole; a disabled one
+stops its archive; its `exclude` leaves those questions out of the files written from then on.
+
 Schema evolution: a partition's columns are those of `columns.form_select` when it was written: every
 question the form ever had, in the order they first appeared. A question added by a later version is a new
 column at the end of later partitions (older ones lack it); a removed question keeps its column. Readers
@@ -24,7 +27,7 @@ import datetime as dt
 import io
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -68,9 +71,10 @@ def _cast(column: ReportColumn) -> sql.Composable:
     return sql.SQL("{}::{}").format(ident, sql.SQL(cast)) if cast else ident
 
 
-def _slice_queries(conn: psycopg.Connection, form_id: int, day: dt.date) -> tuple[list[str], pa.Schema]:
+def _slice_queries(conn: psycopg.Connection, form_id: int, day: dt.date,
+                   exclude: Collection[str] = ()) -> tuple[list[str], pa.Schema]:
     """The masked SELECTs of `day` (UTC) in equal slices of time, one per `SLICE_ROWS` rows the day holds
-    (at most `MAX_SLICES`), and the Arrow schema they share."""
+    (at most `MAX_SLICES`), and the Arrow schema they share; the questions in `exclude` are left out."""
     start = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
     held = conn.execute("SELECT count(*) AS n FROM responses WHERE form_id = %s AND received_at >= %s "
                         "AND received_at < %s", (form_id, start, start + dt.timedelta(days=1))).fetchone()["n"]
@@ -81,6 +85,7 @@ def _slice_queries(conn: psycopg.Connection, form_id: int, day: dt.date) -> tupl
         where = sql.SQL("r.received_at >= {} AND r.received_at < {}").format(
             sql.Literal(start + n * step), sql.Literal(start + (n + 1) * step))
         inner, columns = form_select(conn, form_id, masked=True, where=where)
+        columns = [c for c in columns if c.question_type is None or c.name not in exclude]
         queries.append(sql.SQL("SELECT {} FROM ({}) s").format(
             sql.SQL(", ").join(_cast(c) for c in columns), inner).as_string(conn))
     return queries, pa.schema([pa.field(c.name, _arrow_type(c)) for c in columns])
@@ -103,10 +108,12 @@ def _in_order(pool: ThreadPoolExecutor, workers: int, database_url: str, queries
         yield pending.popleft().result()
 
 
-def write_partition(database_url: str, form_id: int, day: dt.date, workers: int = 2) -> tuple[bytes, int]:
-    """(Parquet file, row count) of the form's responses received on `day` (UTC), masked."""
+def write_partition(database_url: str, form_id: int, day: dt.date, workers: int = 2,
+                    exclude: Collection[str] = ()) -> tuple[bytes, int]:
+    """(Parquet file, row count) of the form's responses received on `day` (UTC), masked, without the
+    questions in `exclude`."""
     with connect(database_url) as conn:
-        queries, schema = _slice_queries(conn, form_id, day)
+        queries, schema = _slice_queries(conn, form_id, day, exclude)
     out = io.BytesIO()
     rows = 0
     with pq.ParquetWriter(out, schema, compression="zstd", write_statistics=True) as writer, \
@@ -131,20 +138,30 @@ class ArchiveReport:
                 f"{len(self.failed)} form(s) failed" + (f": {', '.join(sorted(self.failed))}" if self.failed else ""))
 
 
+# A form's archive task (docs/tasks.md) configures its archive: none, archived whole (masked); disabled, not
+# archived; `exclude`, those questions left out of its files.
+ARCHIVE_KIND = "archive"
+
+
 def partitions_touched(conn: psycopg.Connection, day: dt.date) -> list[dict]:
     """(form, partition day) pairs a run for `day` writes: responses received that day, and earlier days'
-    responses edited that day."""
+    responses edited that day; each with the questions its archive task leaves out (`exclude`)."""
     start = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
     return conn.execute(
-        """SELECT DISTINCT r.form_id, f.slug AS form, o.slug AS org,
-                  (r.received_at AT TIME ZONE 'UTC')::date AS day
-             FROM responses r
-             JOIN forms f ON f.id = r.form_id
-             JOIN organizations o ON o.id = f.organization_id
-            WHERE (r.received_at >= %(start)s AND r.received_at < %(end)s)
-               OR (r.updated_at >= %(start)s AND r.updated_at < %(end)s)
-            ORDER BY o.slug, f.slug, day""",
-        {"start": start, "end": start + dt.timedelta(days=1)}).fetchall()
+        """SELECT p.*, coalesce((SELECT array_agg(x) FROM jsonb_array_elements_text(t.config -> 'exclude') x),
+                                '{}') AS exclude
+             FROM (SELECT DISTINCT r.form_id, f.slug AS form, o.slug AS org,
+                          (r.received_at AT TIME ZONE 'UTC')::date AS day
+                     FROM responses r
+                     JOIN forms f ON f.id = r.form_id
+                     JOIN organizations o ON o.id = f.organization_id
+                    WHERE (r.received_at >= %(start)s AND r.received_at < %(end)s)
+                       OR (r.updated_at >= %(start)s AND r.updated_at < %(end)s)) p
+             LEFT JOIN LATERAL (SELECT enabled, config FROM form_tasks
+                                 WHERE form_id = p.form_id AND kind = %(kind)s ORDER BY id LIMIT 1) t ON true
+            WHERE t.enabled IS DISTINCT FROM false
+            ORDER BY p.org, p.form, p.day""",
+        {"start": start, "end": start + dt.timedelta(days=1), "kind": ARCHIVE_KIND}).fetchall()
 
 
 def archive_day(database_url: str, store: ObjectStore, day: dt.date, workers: int = 2) -> ArchiveReport:
@@ -158,7 +175,7 @@ def archive_day(database_url: str, store: ObjectStore, day: dt.date, workers: in
     for part in parts:
         name = f"{part['org']}/{part['form']}"
         try:
-            data, rows = write_partition(database_url, part["form_id"], part["day"], workers)
+            data, rows = write_partition(database_url, part["form_id"], part["day"], workers, part["exclude"])
             key = partition_key(part["org"], part["form"], part["day"])
             store.put(key, data, content_type="application/vnd.apache.parquet")
         except Exception as err:  # one form's failure must not stop the others; the error names no data

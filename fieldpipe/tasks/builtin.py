@@ -2,6 +2,7 @@
 
 - `sms_receipt`: an SMS to the respondent quoting their answers, once per response (fieldpipe/sms/receipts.py).
 - `sheet_export`: the form's responses kept current in a Google Sheet or local workbook (fieldpipe/sheets/).
+- `archive`: the form's daily Parquet archive (fieldpipe/reporting/archive.py, the `archive_responses` DAG).
 - `rules`: the form's business rules (fieldpipe/rules/): warnings in the submit answer (sync), flags from the
   `validate_responses` pipeline (its async half).
 - `webhook`: signed POSTs of `response.created` / `response.updated` (and the form's `flag.opened` /
@@ -29,6 +30,30 @@ from fieldpipe.webhooks.signing import new_secret
 from fieldpipe.webhooks.targets import TargetRefused, check_target
 
 FLAG_EVENTS = ("flag.opened", "flag.resolved")
+
+
+class Archive(TaskKind):
+    """The form's daily Parquet partitions, written by `archive_responses` for every form at once (never per
+    response: the kind wants no response events and has no runs). A form without an archive task is archived
+    whole; a disabled one is not archived; `exclude` names questions left out of the files."""
+
+    description = "The form's responses archived daily as masked Parquet files in object storage"
+    mode = "async"
+    one_per_form = True
+    config_schema = {
+        "type": "object",
+        "properties": {"exclude": {"type": "array", "uniqueItems": True,
+                                   "items": {"type": "string", "minLength": 1, "maxLength": 200}}},
+        "additionalProperties": False,
+    }
+
+    def events(self, config: dict) -> tuple[str, ...]:
+        return ()
+
+    def check(self, config: dict, form: dict) -> list[FieldError]:
+        keys = {q["key"] for q in form["questions"]}
+        return [FieldError(f"config.exclude[{i}]", "unknown_question", f"form {form['slug']!r} has no question {key!r}")
+                for i, key in enumerate(config.get("exclude", [])) if key not in keys]
 
 
 class Rules(TaskKind):

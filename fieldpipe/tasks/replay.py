@@ -32,6 +32,9 @@ def request_replay(conn: psycopg.Connection, form: dict, task_id: int, payload: 
     if task["mode"] != "async":
         errors.append(FieldError("task", "sync_task", f"a {task['kind']} task runs at submission only; "
                                                       "only async tasks are replayed"))
+    elif not task["events"]:
+        errors.append(FieldError("task", "no_response_events", f"a {task['kind']} task does not run per response; "
+                                                               "there is nothing to replay"))
     if errors:
         raise invalid(errors)
     total = conn.execute(
