@@ -14,6 +14,7 @@ worker and is claimed again. Outcomes are recorded only by the claim that holds 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Sequence
 
 import psycopg
@@ -78,7 +79,7 @@ WITH due AS (
       FROM due WHERE c.id = due.id
     RETURNING c.id, c.task_id, c.response_id, c.revision, c.attempts
 )
-SELECT c.id AS run_id, c.task_id, c.response_id, c.revision, c.attempts, t.config, t.organization_id, t.form_id,
+SELECT c.id AS run_id, c.task_id, c.response_id, c.revision, c.attempts, t.organization_id, t.form_id,
        f.slug AS form, r.submission_id, r.received_at, rv.submitted_at, rv.collector_id, rv.collector_phone,
        rv.answers, rv.form_version_id, v.version AS form_version,
        CASE WHEN c.revision = 1 THEN 'response.created' ELSE 'response.updated' END AS event
@@ -97,27 +98,30 @@ def claim(conn: psycopg.Connection, kind: str, limit: int, lease_s: float) -> li
     item a kind's `run_async` gets (see kinds.Batch), with `questions` of the version it answered."""
     with conn.transaction():
         rows = conn.execute(CLAIM_SQL, {"kind": kind, "limit": limit, "lease": lease_s}).fetchall()
+        # What many runs share (a task's configuration, a version's questions) is read once.
         versions = sorted({r["form_version_id"] for r in rows})
         questions = {v["id"]: v["questions"] for v in conn.execute(
             "SELECT id, questions FROM form_versions WHERE id = ANY (%s)", (versions,))} if versions else {}
-    items = []
-    for row in rows:
-        item = dict(row)
-        item["submission_id"] = str(row["submission_id"])
+        tasks = sorted({r["task_id"] for r in rows})
+        configs = {t["id"]: t["config"] for t in conn.execute(
+            "SELECT id, config FROM form_tasks WHERE id = ANY (%s)", (tasks,))} if tasks else {}
+    for item in rows:
+        item["submission_id"] = str(item["submission_id"])
         item["collector"] = {"id": item.pop("collector_id"), "phone": item.pop("collector_phone")}
         item["questions"] = questions[item.pop("form_version_id")]
-        items.append(item)
-    return items
+        item["config"] = configs[item["task_id"]]
+    return rows
 
 
+# The batch's outcomes travel as one JSON array: cheaper to send than an array per column.
 RECORD_SQL = f"""
 UPDATE task_runs c
    SET status = o.status,
        next_attempt_at = CASE WHEN o.status = 'queued' THEN {outbox.after("o.delay_s")} ELSE c.next_attempt_at END,
        outcome = o.outcome, last_error = o.error, lease_until = NULL, updated_at = clock_timestamp(),
        finished_at = CASE WHEN o.status = 'queued' THEN NULL ELSE clock_timestamp() END
-  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[], %(delays)s::float8[],
-              %(outcomes)s::jsonb[], %(errors)s::text[]) AS o(id, attempts, status, delay_s, outcome, error)
+  FROM jsonb_to_recordset(%(results)s::jsonb)
+       AS o(id bigint, attempts int, status text, delay_s float8, outcome jsonb, error text)
  -- a worker whose lease ran out and whose run was claimed again does not overwrite the new claim's state
  WHERE c.id = o.id AND c.status = 'sending' AND c.attempts = o.attempts
 """
@@ -127,7 +131,7 @@ def record(conn: psycopg.Connection, items: Sequence[dict], results: dict[int, t
            settings: TaskSettings) -> dict[str, int]:
     """Record each claimed run's result: (status done|skipped|failed, outcome, error, retryable). A retryable
     failure goes back to `queued` after the shared backoff until `max_attempts`. Returns counts per status."""
-    params: dict[str, list] = {k: [] for k in ("ids", "attempts", "statuses", "delays", "outcomes", "errors")}
+    rows = []
     counts = {"done": 0, "skipped": 0, "retry": 0, "failed": 0}
     for item in items:
         status, outcome, error, retryable = results[item["run_id"]]
@@ -137,12 +141,10 @@ def record(conn: psycopg.Connection, items: Sequence[dict], results: dict[int, t
         elif status == "failed" and retryable:
             error = f"gave up after {item['attempts']} attempts; last error: {error}"
         counts["retry" if status == "queued" else status] += 1
-        for name, value in (("ids", item["run_id"]), ("attempts", item["attempts"]), ("statuses", status),
-                            ("delays", delay), ("outcomes", Jsonb(outcome)),
-                            ("errors", error[:ERROR_MAX] if error else None)):
-            params[name].append(value)
-    if items:
-        conn.execute(RECORD_SQL, params)
+        rows.append({"id": item["run_id"], "attempts": item["attempts"], "status": status, "delay_s": delay,
+                     "outcome": outcome, "error": error[:ERROR_MAX] if error else None})
+    if rows:
+        conn.execute(RECORD_SQL, {"results": json.dumps(rows)})
     return counts
 
 
