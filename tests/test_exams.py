@@ -347,3 +347,51 @@ def test_the_daily_results_run_writes_exams_closed_before_its_instant_and_says_s
     assert f"Results tabs as of {after.isoformat()}: assessment {exam['id']}: 3 students" in caplog.messages
     rows = list(load_workbook(tmp_path / "exports" / f"assessment-{exam['id']}.xlsx")[RESULTS_TAB].iter_rows(values_only=True))
     assert list(rows[1])[:4] == ["5A", "1", "Asha", "assessed"]
+
+
+def test_an_answer_waiting_on_a_close_in_progress_is_refused_once_the_close_commits(live_api, admin_key, db_url,
+                                                                                    conn, exam, tokens):
+    """A close that has taken the exam's lock and marked it closed, not yet committed: an answer sent meanwhile
+    waits for it, then sees the exam closed (its check reads after the lock is granted), and stores nothing."""
+    import threading
+    import time
+
+    import psycopg
+    import requests
+
+    me = tokens["1"]
+    closing = psycopg.connect(db_url)
+    closing.execute("SELECT pg_advisory_xact_lock(hashtextextended('exam:' || %s, 0))", (exam["id"],))
+    closing.execute("UPDATE assessments SET closed_at = now() WHERE id = %s", (exam["id"],))
+    outcome: list = []
+    phone = threading.Thread(target=lambda: outcome.append(requests.post(
+        f"{live_api}/api/v1/students/{me['student']['id']}/exams/{exam['id']}/answers",
+        json={"answer_id": str(uuid.uuid4()), "question": "q1", "answer": "b"}, headers=auth(me["token"]), timeout=60)))
+    phone.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not conn.execute("""SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'
+                                     AND query LIKE '%%INSERT INTO exam_answers%%'""").fetchone():
+            assert time.monotonic() < deadline, "the answer never waited for the close"
+            assert phone.is_alive(), outcome[0].json()
+            time.sleep(0.05)
+    finally:
+        closing.commit()
+        closing.close()
+    phone.join(timeout=60)
+    assert outcome[0].status_code == 422 and outcome[0].json()["errors"][0]["code"] == "exam_closed"
+    assert count(conn) == 0
+
+
+def test_a_remembered_token_stops_working_when_it_expires(client, exam, tokens):
+    import time
+
+    me = tokens["1"]
+    expires = int(time.time()) + 2
+    claims = {**jwt.decode(me["token"], options={"verify_signature": False}), "exp": expires}
+    short = {**me, "token": jwt.encode(claims, signin._token_key(), algorithm="HS256")}
+    assert answer(client, short, exam["id"], "q1", "b").status_code == 201  # verified, and now remembered
+    while time.time() < expires + 0.05:
+        time.sleep(0.1)
+    resp = answer(client, short, exam["id"], "q1", "a")
+    assert resp.status_code == 401 and resp.get_json()["code"] == "401.1"

@@ -50,7 +50,7 @@ def open_exams(conn, student, student_id):
            extra_responses={"200": {"description": "A retry of a stored answer: the first receipt", "content": {
                "application/json": {"schema": {"$ref": "#/components/schemas/AnswerReceipt"}}}}},
            examples={"an answer": examples.STUDENT_ANSWER})
-@student_endpoint()
+@student_endpoint(autocommit=True)
 def post_answer(conn, student, student_id, assessment_id):
     receipt, created = exams.post_answer(conn, student, student_id, assessment_id, json_body())
     return receipt, 201 if created else 200

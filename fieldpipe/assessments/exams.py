@@ -1,10 +1,11 @@
 """Exams: students post their own answers (one per request, as a phone sends them), an admin closes the exam,
 and closing grades it at once.
 
-Closing and answering exclude each other through an advisory lock on the exam: every answer takes it shared
-(a separate statement before the INSERT, so the INSERT's snapshot is taken after the lock is granted), closing
-takes it exclusively. So an answer either committed before the close (and is graded by it) or sees the exam
-closed and is refused; none slips in ungraded.
+Closing and answering exclude each other through an advisory lock on the exam, which closing takes
+exclusively. A student's answer is one INSERT, committed on its own: its condition `exam_accepts_answers(exam)`
+(migration 0022) takes the lock shared and reads the exam's state after the lock is granted; a teacher's batch
+takes it shared in a statement of its own before reading the exam. So an answer either committed before the
+close (and is graded by it) or sees the exam closed and is refused; none slips in ungraded.
 
 Closing grades in the closing request's transaction, set-based (`grade_exam_answers.sql`, the same statement
 the daily `aggregate_assessments` run uses, limited to this exam): the results are readable when the close
@@ -132,8 +133,7 @@ SELECT i.assessment_id, ac.class_id, %(student)s, i.id, %(answer)s, %(answer_id)
   JOIN assessments a ON a.id = i.assessment_id
   JOIN assessment_classes ac ON ac.assessment_id = a.id AND ac.class_id = %(class)s
  WHERE i.assessment_id = %(exam)s AND i.key = %(question)s AND %(answer)s = ANY(i.choices)
-   AND a.organization_id = %(org)s AND a.submission_level = 'exam' AND a.closed_at IS NULL
-   AND (a.deadline IS NULL OR a.deadline > now())
+   AND a.organization_id = %(org)s AND exam_accepts_answers(a.id)
 ON CONFLICT (assessment_id, student_id, answer_id) WHERE answer_id IS NOT NULL DO NOTHING
 RETURNING received_at"""
 
@@ -146,7 +146,8 @@ def _receipt(exam_id: int, answer_id: uuid.UUID, question: str, answer: str, rec
 def post_answer(conn: psycopg.Connection, student: Student, student_id: Any, exam_id: Any,
                 payload: Any) -> tuple[dict, bool]:
     """Store one answer of the token's student: (receipt, created). A retry with the same answer_id is the
-    first receipt; the happy path is one INSERT."""
+    first receipt. The happy path is one INSERT, which commits on its own (the view runs in autocommit): one
+    round trip per answer."""
     _own(student, student_id)
     exam_pk = parse_row_id(exam_id)
     if exam_pk is None:
@@ -158,10 +159,7 @@ def post_answer(conn: psycopg.Connection, student: Student, student_id: Any, exa
         raise
     params = {"student": student.student_id, "class": student.class_id, "org": student.organization_id,
               "exam": exam_pk, "question": question, "answer": answer, "answer_id": answer_id}
-    with conn.pipeline():  # the lock, then the INSERT (its own snapshot, taken once the lock is granted), one trip
-        lock_exam(conn, exam_pk, shared=True)
-        inserted = conn.execute(INSERT_ANSWER, params)
-    row = inserted.fetchone()
+    row = conn.execute(INSERT_ANSWER, params).fetchone()
     if row is not None:
         return _receipt(exam_pk, answer_id, question, answer, row["received_at"]), True
     return _refusal(conn, student, exam_pk, answer_id, question, answer), False

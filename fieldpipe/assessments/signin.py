@@ -8,7 +8,8 @@ the class id and roll number), which the student exchanges for a short-lived sig
   so every API process agrees); a correct PIN during the lock is refused too. A roll number that does not
   exist is refused exactly as a wrong PIN is, after the same work, so sign-in does not reveal who exists.
 - The token names the student, their class and organization, and expires after `token_minutes`. It is checked
-  without the database (signature and expiry), so posting an answer costs one INSERT. It reaches only the
+  without the database (signature and expiry), so posting an answer costs one INSERT; a process remembers the
+  tokens it verified until they expire (a phone sends the same token with every answer). It reaches only the
   student routes (`/api/v1/students/<own id>/exams...`): never another student's, never a key route.
 """
 
@@ -18,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,9 @@ DEVELOPMENT_KEY = "fieldpipe development student tokens; set FIELDPIPE_STUDENT_T
 # scrypt's cost: about 16 MB and tens of milliseconds per PIN, so a stolen table is slow to guess through.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 _DUMMY_HASH = None  # a hash to check against for unknown roll numbers, made on first use
+# Tokens this process verified: token -> (its exp as a Unix time, its student). Bounded: emptied when full.
+VERIFIED_TOKENS_MAX = 20_000
+_verified: dict[str, tuple[float, "Student"]] = {}
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,12 @@ def looks_like_token(credential: str) -> bool:
 
 
 def verify_token(token: str) -> Student | None:
-    """The token's student, or None when the token is not one of ours, altered or expired."""
+    """The token's student, or None when the token is not one of ours, altered or expired. A token verified
+    before is taken from this process's memory while it has not expired: the same answer, without the
+    signature check and the settings read."""
+    hit = _verified.get(token)
+    if hit is not None and time.time() < hit[0]:
+        return hit[1]
     try:
         claims = jwt.decode(token, _token_key(), algorithms=[TOKEN_ALGORITHM], issuer=TOKEN_ISSUER,
                             options={"require": ["exp", "iat", "sub", "iss"]})
@@ -189,4 +199,8 @@ def verify_token(token: str) -> Student | None:
         return None
     if not all(isinstance(claims.get(k), int) and not isinstance(claims.get(k), bool) for k in ("cls", "org")):
         return None
-    return Student(int(claims["sub"]), claims["cls"], claims["org"])
+    student = Student(int(claims["sub"]), claims["cls"], claims["org"])
+    if len(_verified) >= VERIFIED_TOKENS_MAX:
+        _verified.clear()
+    _verified[token] = (float(claims["exp"]), student)  # PyJWT refuses a token once now >= exp
+    return student
