@@ -93,6 +93,7 @@ SHEET_TASK = {"kind": "sheet_export", "config": {"spreadsheet_id": "1BxiMVs0XRA5
 REPLAY = {"from": "2026-11-29T00:00:00+05:30", "to": "2026-11-30T00:00:00+05:30"}
 TASK_PATCH = {"enabled": False}
 STUDENT_SIGN_IN = {"class_id": 1, "roll_number": "1", "pin": "482913"}
+STUDENT_SIGN_IN_CODE = {"code": "q3Xw9_Lr2TmB0vKc7YhN4a"}
 STUDENT_ANSWER = {"answer_id": "0b6f3c1e-2d4a-4e8b-9c7d-1a2b3c4d5e6f", "question": "Q1", "answer": "3/4"}
 
 SMS_POLICY = {"time_zone": "Asia/Kolkata", "quiet_hours": {"start": "21:00", "end": "07:00"}, "daily_cap": 3,

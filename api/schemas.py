@@ -874,6 +874,10 @@ class PinSlip(Out):
     roll_number: str
     name: str
     pin: str = Field(description="Shown once; only a hash is stored")
+    signin_code: str = Field(description="A one-time sign-in code (shown once; only a hash is stored): "
+                                         "`POST /api/v1/auth/student` with `{\"code\": ...}`")
+    qr_payload: str = Field(description="The text of the slip's QR code: the sign-in body `{\"code\": ...}`")
+    qr_svg: str = Field(description="The QR code as an SVG data URI, to print on the slip")
 
 
 class PinSlips(Out):
@@ -885,10 +889,20 @@ class PinSlips(Out):
     slips: list[PinSlip]
 
 
-class StudentSignIn(BaseModel):
+class PinSignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     class_id: Id = Field(description="Printed on the slip")
     roll_number: str = Field(min_length=1, max_length=64)
     pin: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class CodeSignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{22}$", description="The slip's one-time code (its QR code); works once")
+
+
+class StudentSignIn(RootModel[Union[PinSignIn, CodeSignIn]]):
+    """The slip's class id, roll number and PIN, or its one-time code (scanned from its QR code)."""
 
 
 class StudentToken(Out):

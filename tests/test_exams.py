@@ -112,6 +112,47 @@ def test_a_pin_tried_too_often_locks_that_students_sign_in_for_a_while(client, a
     assert sign_in(client, school["class_a"], "1", wrong).status_code == 401
 
 
+def test_the_slips_qr_code_signs_its_student_in_once(client, admin_key, conn, school, exam, slips):
+    import json
+
+    import segno
+
+    mine, theirs = slips["2"], slips["3"]
+    assert mine["qr_svg"] == segno.make(mine["qr_payload"], error="m", micro=False).svg_data_uri(border=2)
+    assert mine["qr_svg"].startswith("data:image/svg+xml") and mine["signin_code"] != theirs["signin_code"]
+    stored = conn.execute("SELECT code_hash FROM student_signins").fetchall()
+    assert len(stored) == 3 and not any(s["signin_code"] in r["code_hash"] for s in slips.values() for r in stored)
+    scanned = client.post("/api/v1/auth/student", json=json.loads(mine["qr_payload"]))  # what a phone scans, posted
+    assert scanned.status_code == 200, scanned.get_json()
+    token = scanned.get_json()
+    assert token["student"]["id"] == school["students"][1] and token["student"]["roll_number"] == "2"
+    assert answer(client, token, exam["id"], "q1", "b").status_code == 201
+    used = client.post("/api/v1/auth/student", json={"code": mine["signin_code"]})  # it works once
+    assert used.status_code == 401 and used.get_json()["code"] == "401.1" and "token" not in used.get_json()
+    assert sign_in(client, school["class_a"], "2", mine["pin"]).status_code == 200  # the PIN remains
+    # a reissued slip's code replaces the old one
+    wrong = "000000" if theirs["pin"] != "000000" else "111111"
+    again = client.post(f"/api/v1/classes/{school['class_a']}/student-signins",
+                        json={"student_ids": [school["students"][2]]}, headers=auth(admin_key)).get_json()["slips"][0]
+    assert client.post("/api/v1/auth/student", json={"code": theirs["signin_code"]}).status_code == 401
+    # a locked sign-in refuses the code too
+    for _ in range(5):
+        sign_in(client, school["class_a"], "3", wrong if wrong != again["pin"] else "222222")
+    locked = client.post("/api/v1/auth/student", json={"code": again["signin_code"]})
+    assert locked.status_code == 429 and locked.get_json()["code"] == "429.1"
+    conn.execute("UPDATE student_signins SET locked_until = NULL")
+    assert client.post("/api/v1/auth/student", json={"code": again["signin_code"]}).status_code == 200
+    for body, field, code in (({"code": "short"}, "code", "pattern"), ({"code": 7}, "code", "pattern"),
+                              ({"code": again["signin_code"], "pin": "123456"}, "pin", "unknown_member"),
+                              ({**STUDENT_SLIP, "extra": 1}, "extra", "unknown_member")):
+        bad = client.post("/api/v1/auth/student", json=body)
+        assert bad.status_code == 422 and (bad.get_json()["errors"][0]["field"], bad.get_json()["errors"][0]["code"]) == (
+            field, code), body
+
+
+STUDENT_SLIP = {"class_id": 1, "roll_number": "1", "pin": "123456"}
+
+
 def test_a_student_sees_their_open_exams_without_keys_and_answers_them(client, conn, school, exam, tokens):
     me = tokens["1"]
     listing = client.get(f"/api/v1/students/{me['student']['id']}/exams", headers=auth(me["token"]))
@@ -270,13 +311,15 @@ def test_closing_shows_the_scores_in_the_results_tab_within_a_run_and_as_csv(cli
 
 def test_the_demo_exam_is_signed_into_answered_and_scored_on_close(conn, client):
     from fieldpipe.dev.demo import load_demo
-    from fieldpipe.dev.demo_exams import demo_student_slip
+    from fieldpipe.dev.demo_exams import demo_student_slip, slip_page
     from fieldpipe.orgs import create_key
 
     org = load_demo(conn)
     load_demo(conn)  # make up again: the same exam, the classmates' answers a duplicate
     key = create_key(conn, "demo", "admin")
     slip = demo_student_slip(conn, org)
+    page = slip_page(slip)
+    assert slip["pin"] in page and slip["qr_svg"] in page and slip["name"] in page  # make up writes it under var/
     token = sign_in(client, slip["class_id"], slip["roll_number"], slip["pin"]).get_json()
     me = token["student"]["id"]
     [exam] = client.get(f"/api/v1/students/{me}/exams", headers=auth(token["token"])).get_json()["items"]

@@ -14,8 +14,9 @@ bp = Blueprint("exams", __name__, url_prefix="/api/v1")
 
 @bp.post("/classes/<class_id>/student-signins")
 @operation("Issue sign-in PINs to a class's students, for printing on slips", description="Each student gets a "
-           "new 6-digit PIN (replacing any earlier one and ending a lockout), shown only in this answer. A student "
-           "signs in with the class id, their roll number and the PIN.", body=schemas.PinIssue,
+           "new 6-digit PIN (replacing any earlier one and ending a lockout) and a one-time sign-in code with its "
+           "QR code, shown only in this answer. A student signs in with the class id, their roll number and the "
+           "PIN, or once by scanning the QR code.", body=schemas.PinIssue,
            returns=schemas.PinSlips, status=201, examples={"the whole class": {}, "two students": {"student_ids": [1, 2]}})
 @endpoint(admin=True)
 def issue_pins(conn, caller, class_id):
@@ -23,10 +24,12 @@ def issue_pins(conn, caller, class_id):
 
 
 @bp.post("/auth/student")
-@operation("Sign a student in: class id, roll number and PIN for a short-lived token", description="No API key. "
-           "A wrong PIN is 401; after repeated wrong PINs the student's sign-in is locked for a while (429, "
-           "`locked_until`).", body=schemas.StudentSignIn, returns=schemas.StudentToken,
-           problems=("unauthenticated", "sign-in-locked"), examples={"slip": examples.STUDENT_SIGN_IN})
+@operation("Sign a student in: class id, roll number and PIN (or the slip's QR code) for a short-lived token",
+           description="No API key. A wrong PIN is 401; after repeated wrong PINs the student's sign-in is locked "
+           "for a while (429, `locked_until`). The slip's one-time code works once (then 401) and not while the "
+           "sign-in is locked.", body=schemas.StudentSignIn, returns=schemas.StudentToken,
+           problems=("unauthenticated", "sign-in-locked"),
+           examples={"slip": examples.STUDENT_SIGN_IN, "QR code": examples.STUDENT_SIGN_IN_CODE})
 def student_sign_in():
     payload = json_body()
     with current_app.extensions["fieldpipe_pool"].connection() as conn:

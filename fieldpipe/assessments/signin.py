@@ -4,6 +4,9 @@ the class id and roll number), which the student exchanges for a short-lived sig
 - Only a salted scrypt hash of each PIN is stored (`student_signins`); the PIN is shown once, when issued.
   Issuing again replaces the student's PIN (and ends any lockout). A PIN works until it expires
   (`FIELDPIPE_STUDENT_PIN_DAYS`), so a student whose phone restarts mid-exam signs in again with the same slip.
+- Each slip also carries a one-time sign-in code as a QR code: its text is the body to post to the sign-in
+  route (`{"code": ...}`), so a phone scans the slip instead of typing three fields. The code is 128 random
+  bits, stored as a SHA-256 hash, and works once and until the PIN expires; after that the PIN remains.
 - After `max_failures` wrong PINs in a row the student's sign-in locks for `lock_minutes` (kept in PostgreSQL,
   so every API process agrees); a correct PIN during the lock is refused too. A roll number that does not
   exist is refused exactly as a wrong PIN is, after the same work, so sign-in does not reveal who exists.
@@ -18,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,13 +30,16 @@ from typing import Any
 
 import jwt
 import psycopg
+import segno
 
 from fieldpipe.assessments.roster import get_class_row
-from fieldpipe.config import Settings
+from fieldpipe.config import Settings, StudentSignInSettings
 from fieldpipe.domains import parse_row_id
 from fieldpipe.problems import FieldError, Problem, invalid
 
 PIN_DIGITS = 6
+CODE_BYTES = 16  # a sign-in code's randomness: 22 URL-safe characters
+CODE_PATTERN = r"^[A-Za-z0-9_-]{22}$"
 TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "fieldpipe"
 TOKEN_SCOPE = "student"
@@ -98,25 +106,39 @@ def issue_pins(conn: psycopg.Connection, organization_id: int, class_id: Any, pa
             raise invalid(errors)
         students = [s for s in students if s["id"] in set(wanted)]
     days = Settings.from_env().student_sign_in.pin_days
-    slips = [{"student_id": s["id"], "roll_number": s["roll_number"], "name": s["name"],
-              "pin": "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))} for s in students]
+    slips = [_slip(s) for s in students]
     expires_at = conn.execute(
-        """INSERT INTO student_signins (student_id, pin_hash, expires_at)
-           SELECT student_id, pin_hash, now() + make_interval(days => %s)
-             FROM unnest(%s::bigint[], %s::text[]) AS t(student_id, pin_hash)
+        """INSERT INTO student_signins (student_id, pin_hash, code_hash, expires_at)
+           SELECT student_id, pin_hash, code_hash, now() + make_interval(days => %s)
+             FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(student_id, pin_hash, code_hash)
            ON CONFLICT (student_id) DO UPDATE
-              SET pin_hash = EXCLUDED.pin_hash, issued_at = now(), expires_at = EXCLUDED.expires_at,
-                  failed_attempts = 0, locked_until = NULL
+              SET pin_hash = EXCLUDED.pin_hash, code_hash = EXCLUDED.code_hash, code_used_at = NULL,
+                  issued_at = now(), expires_at = EXCLUDED.expires_at, failed_attempts = 0, locked_until = NULL
            RETURNING expires_at""",
-        (days, [s["student_id"] for s in slips], [hash_pin(s["pin"]) for s in slips])).fetchall()
+        (days, [s["student_id"] for s in slips], [hash_pin(s["pin"]) for s in slips],
+         [hash_code(s["signin_code"]) for s in slips])).fetchall()
     return {"class_id": klass["id"], "school": klass["udise"], "grade": klass["grade"], "section": klass["section"],
             "expires_at": expires_at[0]["expires_at"] if expires_at else None, "slips": slips}
 
 
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _slip(student: dict) -> dict:
+    """A student's new PIN and one-time sign-in code, with the code's QR code (an SVG data URI to print)."""
+    code = secrets.token_urlsafe(CODE_BYTES)
+    qr_text = json.dumps({"code": code})
+    return {"student_id": student["id"], "roll_number": student["roll_number"], "name": student["name"],
+            "pin": "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS)), "signin_code": code,
+            "qr_payload": qr_text, "qr_svg": segno.make(qr_text, error="m", micro=False).svg_data_uri(border=2)}
+
+
 def _check_sign_in(payload: Any) -> tuple[int, str, str]:
     if not isinstance(payload, dict):
-        raise invalid([FieldError("", "type", "must be a JSON object {class_id, roll_number, pin}")])
-    errors = []
+        raise invalid([FieldError("", "type", "must be a JSON object {class_id, roll_number, pin} or {code}")])
+    errors = [FieldError(k, "unknown_member", "send class_id, roll_number and pin, or the slip's code alone")
+              for k in payload if k not in ("class_id", "roll_number", "pin")]
     class_id = parse_row_id(payload.get("class_id")) if isinstance(payload.get("class_id"), int) else None
     if class_id is None:
         errors.append(FieldError("class_id", "required", "must be the class id printed on the slip"))
@@ -130,9 +152,28 @@ def _check_sign_in(payload: Any) -> tuple[int, str, str]:
     return class_id, roll_number.strip(), pin
 
 
+def _locked(until: dt.datetime) -> Problem:
+    return Problem("sign-in-locked", f"too many wrong PINs: sign-in for this student is locked until "
+                                     f"{until.isoformat()}; ask for a new slip or wait",
+                   extra={"locked_until": until.isoformat()})
+
+
+def _check_code(payload: dict) -> str:
+    errors = [FieldError(k, "unknown_member", "send the code alone, as the slip's QR code has it")
+              for k in payload if k != "code"]
+    code = payload["code"]
+    if not isinstance(code, str) or not re.fullmatch(CODE_PATTERN, code):
+        errors.append(FieldError("code", "pattern", "must be the sign-in code of a slip's QR code"))
+    if errors:
+        raise invalid(errors)
+    return code
+
+
 def sign_in(conn: psycopg.Connection, payload: Any) -> dict:
-    """Exchange class id, roll number and PIN for a token. A failure is counted and committed before the
-    refusal is raised, so the caller's rollback does not forget it."""
+    """Exchange class id, roll number and PIN (or a slip's one-time code) for a token. A wrong PIN is
+    counted and committed before the refusal is raised, so the caller's rollback does not forget it."""
+    if isinstance(payload, dict) and "code" in payload:
+        return _sign_in_with_code(conn, _check_code(payload))
     class_id, roll_number, pin = _check_sign_in(payload)
     settings = Settings.from_env().student_sign_in
     key = _token_key()
@@ -150,9 +191,7 @@ def sign_in(conn: psycopg.Connection, payload: Any) -> dict:
         pin_matches(pin, _DUMMY_HASH)  # the same work as for a real student
         raise Problem("unauthenticated", "the class id, roll number or PIN is wrong")
     if row["locked"]:
-        raise Problem("sign-in-locked", f"too many wrong PINs: sign-in for this student is locked until "
-                                        f"{row['locked_until'].isoformat()}; ask for a new slip or wait",
-                      extra={"locked_until": row["locked_until"].isoformat()})
+        raise _locked(row["locked_until"])
     if not pin_matches(pin, row["pin_hash"]) or row["expires_at"] <= dt.datetime.now(dt.timezone.utc):
         failed = conn.execute(
             """UPDATE student_signins
@@ -163,12 +202,38 @@ def sign_in(conn: psycopg.Connection, payload: Any) -> dict:
             {"max": settings.max_failures, "lock": settings.lock_minutes, "student": row["id"]}).fetchone()
         conn.commit()
         if failed["locked_until"] is not None:
-            raise Problem("sign-in-locked", f"too many wrong PINs: sign-in for this student is locked until "
-                                            f"{failed['locked_until'].isoformat()}",
-                          extra={"locked_until": failed["locked_until"].isoformat()})
+            raise _locked(failed["locked_until"])
         raise Problem("unauthenticated", "the class id, roll number or PIN is wrong")
     conn.execute("""UPDATE student_signins SET failed_attempts = 0, locked_until = NULL, last_signed_in_at = now()
                      WHERE student_id = %s""", (row["id"],))
+    return _token(row, key, settings)
+
+
+def _sign_in_with_code(conn: psycopg.Connection, code: str) -> dict:
+    """Exchange a slip's one-time code for a token, once. A locked sign-in stays locked for the code too."""
+    settings = Settings.from_env().student_sign_in
+    key = _token_key()
+    row = conn.execute(
+        """SELECT st.id, st.class_id, st.roll_number, st.name, s.organization_id, si.expires_at, si.code_used_at,
+                  si.locked_until, si.locked_until > now() AS locked, si.expires_at <= now() AS expired
+             FROM student_signins si
+             JOIN students st ON st.id = si.student_id AND st.deleted_at IS NULL AND st.left_on IS NULL
+             JOIN classes c ON c.id = st.class_id JOIN schools s ON s.id = c.school_id
+            WHERE si.code_hash = %s
+            FOR UPDATE OF si""", (hash_code(code),)).fetchone()
+    if row is None or row["expired"]:
+        raise Problem("unauthenticated", "the sign-in code is not valid; sign in with the PIN on the slip")
+    if row["code_used_at"] is not None:
+        raise Problem("unauthenticated", "this slip's sign-in code was used already; sign in with the PIN on the slip")
+    if row["locked"]:
+        raise _locked(row["locked_until"])
+    conn.execute("UPDATE student_signins SET code_used_at = now(), last_signed_in_at = now() WHERE student_id = %s",
+                 (row["id"],))
+    return _token(row, key, settings)
+
+
+def _token(row: dict, key: str, settings: StudentSignInSettings) -> dict:
+    """A signed token for the student of `row`, and what the sign-in answers."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     expires_at = now + dt.timedelta(minutes=settings.token_minutes)
     token = jwt.encode({"iss": TOKEN_ISSUER, "scope": TOKEN_SCOPE, "sub": str(row["id"]), "cls": row["class_id"],

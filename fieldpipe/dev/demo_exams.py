@@ -8,6 +8,7 @@ A closed demo exam stays closed; the next `make up` adds a fresh one to sit.
 
 from __future__ import annotations
 
+import html
 import uuid
 
 import psycopg
@@ -61,9 +62,18 @@ def load_demo_exam(conn: psycopg.Connection, organization_id: int) -> int:
 
 
 def demo_student_slip(conn: psycopg.Connection, organization_id: int) -> dict:
-    """A fresh PIN for the demo student (roll number 1 of class 5A): {class_id, roll_number, name, pin}."""
+    """A fresh slip for the demo student (roll number 1 of class 5A): {class_id, roll_number, name, pin,
+    signin_code, qr_payload, qr_svg}."""
     class_id = _demo_class(conn, organization_id)
     student = conn.execute("SELECT id FROM students WHERE class_id = %s AND roll_number = %s",
                            (class_id, DEMO_ROLL_NUMBER)).fetchone()
     slip = signin.issue_pins(conn, organization_id, class_id, {"student_ids": [student["id"]]})["slips"][0]
     return {"class_id": class_id, **slip}
+
+
+def slip_page(slip: dict) -> str:
+    """The slip as a printable HTML page: class id, roll number, name, PIN and the one-time QR code."""
+    return (f"<!doctype html><meta charset=utf-8><title>Exam sign-in slip</title>"
+            f"<h1>Exam sign-in</h1><p>{html.escape(slip['name'])}: class id {slip['class_id']}, "
+            f"roll number {html.escape(slip['roll_number'])}, PIN <b>{slip['pin']}</b></p>"
+            f"<p>Or scan once:</p><img alt='sign-in QR code' width=200 src=\"{slip['qr_svg']}\">\n")

@@ -149,14 +149,19 @@ def load_demo_needing_storage(app_db_url: str, airflow_env: dict[str, str]) -> s
     return certificate_id
 
 
+DEMO_SLIP_PAGE = "demo-student-slip.html"
+
+
 def demo_student_slip(app_db_url: str) -> dict:
-    """A fresh sign-in PIN for the demo student each time `make up` starts, printed with the other logins."""
-    from fieldpipe.dev.demo_exams import demo_student_slip as issue
+    """A fresh sign-in slip for the demo student each time `make up` starts, printed with the other logins and
+    written as a printable page with its QR code (var/demo-student-slip.html)."""
+    from fieldpipe.dev.demo_exams import demo_student_slip as issue, slip_page
     from fieldpipe.orgs import organization_id
 
     with connect(app_db_url) as conn:
         slip = issue(conn, organization_id(conn, "demo"))
         conn.commit()
+    (var_dir() / DEMO_SLIP_PAGE).write_text(slip_page(slip))
     return slip
 
 
@@ -356,6 +361,7 @@ def run_up() -> int:
   Airflow UI      http://localhost:{airflow_runtime.AIRFLOW_API_PORT}   user: {airflow_runtime.ADMIN_USER}   password: {password}
   Reporting DB    {stack.reporting_url}   (schema reporting, read-only; see README "Reporting")
   Demo student    class id {slip['class_id']}, roll number {slip['roll_number']} ({slip['name']}), PIN {slip['pin']}   (POST /api/v1/auth/student; README "Results per student")
+                  or once with the slip's QR code: var/{DEMO_SLIP_PAGE}, its text {slip['qr_payload']}
   Broken forms    http://localhost:{INGESTION_API_PORT}/api/v1/pipeline-failures   (forms a DAG skipped, and why)
   Form tasks      http://localhost:{INGESTION_API_PORT}/api/v1/forms/household-survey/tasks   (receipt, sheet; run by the run_tasks DAG)
   Announcements   http://localhost:{INGESTION_API_PORT}/api/v1/announcements   (the demo's Hindi announcement and its progress; SMS in var/sms/sent.jsonl)
