@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import select
 
-import psycopg
 from flask import Flask
-from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -37,7 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
         kwargs={"row_factory": dict_row, "autocommit": False}, open=True, name="fieldpipe-api",
         timeout=app.config["POOL_TIMEOUT"],
         # A connection the server dropped (a restart) is replaced before a request gets it, not after it fails.
-        check=check_idle_connection,
+        check=ConnectionPool.check_connection,
     )
     app.extensions["fieldpipe_pool"] = pool
     errors.register(app)
@@ -46,19 +43,6 @@ def create_app(config: dict | None = None) -> Flask:
     register_routes(app)
     app.before_request(spec.check_query_of_open_routes)
     return app
-
-
-def check_idle_connection(conn: psycopg.Connection) -> None:
-    """The pool's check before it lends a connection: raise when the connection is gone. An idle connection
-    receives nothing unless the server is ending it (a restart or a terminated backend sends its reason, then
-    closes the socket), so only a connection with something to read pays a round trip to be checked; a busy
-    API saves one round trip per request."""
-    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
-        raise psycopg.OperationalError("the connection is closed")
-    waiting = select.poll()
-    waiting.register(conn.pgconn.socket, select.POLLIN)
-    if waiting.poll(0):
-        ConnectionPool.check_connection(conn)
 
 
 def register_routes(app: Flask) -> None:
