@@ -3,7 +3,7 @@ and closing grades it at once.
 
 Closing and answering exclude each other through an advisory lock on the exam, which closing takes
 exclusively. A student's answer is one INSERT, committed on its own: its condition `exam_accepts_answers(exam)`
-(migration 0022) takes the lock shared and reads the exam's state after the lock is granted; a teacher's batch
+(migration 0023) takes the lock shared and reads the exam's state after the lock is granted; a teacher's batch
 takes it shared in a statement of its own before reading the exam. So an answer either committed before the
 close (and is graded by it) or sees the exam closed and is refused; none slips in ungraded.
 

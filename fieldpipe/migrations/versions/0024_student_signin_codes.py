@@ -3,14 +3,14 @@
 `student_signins.code_hash`: the SHA-256 of the code (128 random bits, so a fast hash is enough and the code
 is found through its hash); `code_used_at`: when it was exchanged for a token (it works once).
 
-Revision ID: 0023_student_signin_codes
-Revises: 0022_exam_answer_gate
+Revision ID: 0024_student_signin_codes
+Revises: 0023_exam_answer_gate
 """
 
 from alembic import op
 
-revision = "0023_student_signin_codes"
-down_revision = "0022_exam_answer_gate"
+revision = "0024_student_signin_codes"
+down_revision = "0023_exam_answer_gate"
 branch_labels = None
 depends_on = None
 

@@ -7,14 +7,14 @@ that read happens after the lock is granted: a close committed while the answer 
 that starts later waits for the answer's transaction. So one INSERT per answer, committed on its own, keeps
 the rule that every answer is either graded by the close or refused.
 
-Revision ID: 0022_exam_answer_gate
-Revises: 0021_operations
+Revision ID: 0023_exam_answer_gate
+Revises: 0022_rules_tasks
 """
 
 from alembic import op
 
-revision = "0022_exam_answer_gate"
-down_revision = "0021_operations"
+revision = "0023_exam_answer_gate"
+down_revision = "0022_rules_tasks"
 branch_labels = None
 depends_on = None
 
