@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from api.spec import Upload, file_part
 from fieldpipe import domains, outbox
 from fieldpipe.announcements import policy, service as announcements_service, templates as sms_templates
 from fieldpipe.answers import CHOICE_TYPES, MASK_MODES, PARTIAL_MASK_TYPES, QUESTION_TYPES
@@ -148,6 +149,38 @@ class SheetTarget(BaseModel):
     worksheet: Text = Field(None, description="Default: Responses")
 
 
+class ImportRowError(Out):
+    row: int = Field(description="The file's row (the header is row 1)")
+    column: Optional[str]
+    code: str
+    reason: str
+
+
+class Import(Out):
+    """An import of a file of responses: its state, counts and (one import only) the rows it refused."""
+
+    id: str
+    organization: str
+    form: str
+    file: str
+    source: Literal["upload", "s3"] = Field(description="upload: through the API; s3: a file dropped in the bucket")
+    status: Literal["queued", "running", "done", "failed"]
+    code: Optional[str] = Field(description="Why the whole file was refused, e.g. unknown_column")
+    reason: Optional[str]
+    rows: int
+    created: Optional[int]
+    duplicate: Optional[int]
+    conflict: Optional[int]
+    invalid: Optional[int]
+    object_key: str
+    report_key: Optional[str]
+    created_at: dt.datetime
+    started_at: Optional[dt.datetime]
+    finished_at: Optional[dt.datetime]
+    errors: Optional[list[ImportRowError]] = Field(None, description="The first 1000 refused rows (one import only)")
+    errors_truncated: Optional[bool] = Field(None, description="More rows were refused than listed (one import only)")
+
+
 class ImportSettings(BaseModel):
     receipts: bool = Field(True, description="Imported responses get SMS receipts too")
 
@@ -171,6 +204,22 @@ class FormPatch(BaseModel):
     title: Title = None
     questions: list[Question] = Field(None, min_length=1)
     settings: FormSettings = None
+
+
+XFORM_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/vnd.ms-excel",
+               "text/xml")
+XFORM_UPLOAD = Upload(
+    parts={"file": file_part("An XLSForm (.xlsx, .xlsm, .xls) or an XForm (.xml); the name's extension says which",
+                             checked_against="the XLSForm (pyxform) or XForm grammar"),
+           "media": file_part("Files the form shows (jr://images/..., CSV choices), listed in its OpenRosa manifest; "
+                              "names without path separators", many=True),
+           "slug": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]{0,62}$", "description": "Default: from the XForm id"},
+           "title": {"type": "string", "minLength": 1, "maxLength": domains.TITLE_MAX_LENGTH, "pattern": r"\S",
+                     "description": "Default: the XForm's title"},
+           "settings": {"type": "string", "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": "#/components/schemas/FormSettings"},
+                        "description": "The form's settings as JSON text (as in the JSON body)"}},
+    required=("file",), encoding={"file": XFORM_TYPES})
 
 
 class Form(Out):
@@ -197,6 +246,25 @@ class Submission(BaseModel):
     form_version: Optional[int] = Field(None, description="Default: the form's current version")
     answers: dict[str, Any] = Field(description="Question key to answer, checked against the form's questions",
                                     json_schema_extra=CHECKED_AGAINST_QUESTIONS)
+
+
+IMPORT_TYPES = ("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+IMPORT_UPLOAD = Upload(
+    parts={"file": file_part("A CSV or XLSX file of responses, one row each, columns as in GET .../imports/template; "
+                             "its rows are checked against the form's questions when it is imported (the import's "
+                             "report lists the rows it refused)", checked_against="the form's questions, row by row")},
+    required=("file",), encoding={"file": IMPORT_TYPES})
+OPENROSA_SUBMISSION = Upload(
+    parts={"xml_submission_file": file_part("The submission's instance XML (OpenRosa form submission API)",
+                                            checked_against="the form's XForm and questions")},
+    required=("xml_submission_file",),
+    other_parts=file_part("An attachment the instance names (a photo, audio): the part's file name, without path "
+                          "separators"),
+    encoding={"xml_submission_file": ("text/xml", "application/xml")})
+
+
+ANSWER_FILTER = {"type": "string", "x-checked-against": "the form's questions: `answer.<key>` names a choice or "
+                                                      "boolean question, and the value is one it takes"}
 
 
 class Batch(BaseModel):
@@ -447,7 +515,7 @@ class TaskPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: Optional[dict[str, Any]] = Field(None, description="Replaces the whole configuration",
                                              json_schema_extra=CHECKED_AGAINST_KIND)
-    enabled: Optional[bool] = None
+    enabled: bool = None
 
 
 class Task(Out):
@@ -482,6 +550,9 @@ class TaskRun(Out):
 
 
 class ReplayInput(BaseModel):
+    """`to` must be later than `from` (422 `order`)."""
+
+    model_config = ConfigDict(extra="forbid")
     from_: Timestamp = Field(alias="from", description="Responses received at or after this time")
     to: Timestamp = Field(description="... and before this time")
 
@@ -561,6 +632,14 @@ class StudentInput(BaseModel):
     guardians: Optional[list[GuardianInput]] = Field(None, min_length=1, max_length=MAX_GUARDIANS,
                                                      description="Phones optional here. Listed guardians replace the "
                                                                  "student's")
+
+
+STUDENTS_CSV = {
+    "type": "string", "contentMediaType": "text/csv",
+    "description": "UTF-8 CSV with a header naming roll_number and name, optionally parent_phone and one guardian "
+                   "per row (guardian_name, guardian_relation, guardian_phone, guardian_language, guardian_opted_out: "
+                   "true/false, yes/no, 1/0); each row follows the rules of StudentInput, and errors name "
+                   "students[<row>].<member> as for the JSON body"}
 
 
 class StudentImport(BaseModel):
@@ -787,9 +866,10 @@ class StudentSubmission(SubmissionEnvelope):
 
 
 class ClassResult(BaseModel):
-    item: str
-    present: int = Field(ge=0)
-    cleared: int = Field(ge=0)
+    item: str = Field(description="The key of one of the assessment's items",
+                      json_schema_extra={"x-checked-against": "the assessment's items"})
+    present: int = Field(ge=0, le=submissions.MAX_CLASS_SIZE, description="Students present")
+    cleared: int = Field(ge=0, le=submissions.MAX_CLASS_SIZE, description="Students who cleared it; at most present")
 
 
 class ClassSubmission(SubmissionEnvelope):
@@ -912,11 +992,16 @@ class StudentToken(Out):
     student: dict[str, Any]
 
 
+CHECKED_AGAINST_EXAM = {"x-checked-against": "the exam's questions and their choices"}
+
+
 class StudentAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     answer_id: Uuid = Field(description="Made on the device for this answer: a retried post is stored once")
-    question: str
-    answer: str = Field(description="One of the question's choices")
+    question: str = Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, json_schema_extra=CHECKED_AGAINST_EXAM,
+                          description="The key of one of the exam's questions")
+    answer: str = Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, json_schema_extra=CHECKED_AGAINST_EXAM,
+                        description="One of the question's choices")
 
 
 class AnswerReceipt(Out):
@@ -1025,12 +1110,6 @@ class DryRunJob(Out):
 
 # --- enrollment (issue 19; shapes in docs/enrollment.md) ---------------------------------------------------------
 
-class Document(Out):
-    """A JSON object whose members docs/enrollment.md describes (not yet modelled member by member here)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 EnrollmentText = text(records.MAX_TEXT)
 RollNumber = Annotated[Union[text(20), Annotated[int, Field(ge=-(10**18), le=10**19)]],  # type: ignore[valid-type]
                        Field(description="Default: the next number in the class")]
@@ -1088,6 +1167,71 @@ class LeaveInput(BaseModel):
 
 class VerifyInput(BaseModel):
     qr_payload: Text = Field(description="The text of the certificate's QR code")
+
+
+class VerifiedCertificate(Out):
+    """What the certificate's QR code says (read once its signature is good)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    id: Optional[str]
+    student_id: Optional[int]
+    name: Optional[str]
+    date_of_birth: Optional[str]
+    school: Optional[str] = Field(description="The school's UDISE code")
+    class_: Optional[str] = Field(alias="class", description="Grade and section, e.g. 5A")
+    leaving_date: Optional[str]
+
+
+class Verification(Out):
+    valid: bool
+    reason: Optional[Literal["malformed", "unknown-key", "bad-signature", "key-revoked", "unknown-certificate",
+                             "certificate-revoked", "already-used"]] = Field(description="Why it is not valid")
+    detail: Optional[str] = Field(description="What is wrong with a malformed payload")
+    kid: Optional[str] = Field(description="The signing key the payload names")
+    certificate: Optional[VerifiedCertificate] = Field(description="Once the signature is good")
+
+
+class SigningKey(Out):
+    """A certificate signing key's public half as a JWK (RFC 8037), with its organization and status."""
+
+    kid: str
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    x: str = Field(description="The public key, base64url")
+    organization: str = Field(description="The organization's slug")
+    status: Literal["active", "retired", "revoked"] = Field(
+        description="retired: replaced, its certificates still verify; revoked: they no longer do")
+    created_at: dt.datetime
+    retired_at: Optional[dt.datetime]
+    revoked_at: Optional[dt.datetime]
+
+
+class SigningKeySet(Out):
+    keys: list[SigningKey]
+
+
+class Transfer(Out):
+    """A transfer from another state, waiting for review or reviewed."""
+
+    id: int
+    student_id: int
+    status: Literal[("pending", *records.REVIEW_DECISIONS)]  # type: ignore[valid-type]
+    document: dict[str, Any] = Field(description="The other state's transfer certificate (OutOfStateDocument)")
+    review_note: Optional[str]
+    reviewed_at: Optional[dt.datetime]
+    created_at: dt.datetime
+
+
+class AuditEntry(Out):
+    id: int
+    action: str = Field(description="e.g. student.enrolled, slc.issued, slc_key.rotated")
+    subject: str = Field(description="What it acted on, e.g. student:12, slc_key:<kid>")
+    details: dict[str, Any]
+    at: dt.datetime
+    api_key_id: Optional[int] = Field(description="The API key that did it")
+    api_key: Optional[str] = Field(description="That key's prefix, to recognise it")
 
 
 class ReviewInput(BaseModel):
@@ -1148,6 +1292,9 @@ TemplateBodies = dict[Annotated[str, Field(pattern=r"^[a-z]{2}$")],
                       Annotated[str, Field(min_length=1, max_length=sms_templates.MAX_BODY_LENGTH)]]
 
 
+TemplatePlaceholder = Annotated[str, Field(pattern=sms_templates.NAME_PATTERN.pattern)]
+
+
 class SmsTemplateInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)
@@ -1156,7 +1303,7 @@ class SmsTemplateInput(BaseModel):
         min_length=1, json_schema_extra={"additionalProperties": False}, description="Bodies by language code; placeholders in braces, as the kind provides: "
         + "; ".join(f"{kind}: " + ", ".join("{" + p + "}" for p in names)
                     for kind, names in sms_templates.PLACEHOLDERS.items()) + " and the names it declares")
-    placeholders: list[Annotated[str, Field(pattern=sms_templates.NAME_PATTERN.pattern)]] = Field(
+    placeholders: list[TemplatePlaceholder] = Field(
         [], max_length=sms_templates.MAX_DECLARED, description="A custom template's own placeholder names")
     dlt_template_id: Optional[str] = Field(None, pattern=sms_templates.DLT_TEMPLATE_ID.pattern,
                                            description="The regulator's (DLT) template id; required by policy")
@@ -1164,11 +1311,14 @@ class SmsTemplateInput(BaseModel):
 
 
 class SmsTemplatePatch(SmsTemplateInput):
-    name: Optional[str] = Field(None, min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)  # type: ignore[assignment]
-    kind: Optional[Literal[sms_templates.KINDS]] = None  # type: ignore[valid-type, assignment]
-    bodies: Optional[TemplateBodies] = Field(None, min_length=1,  # type: ignore[assignment]
-                                             json_schema_extra={"additionalProperties": False})
-    placeholders: Optional[list[str]] = None  # type: ignore[assignment]
+    """Members sent replace the stored ones; `name`, `kind`, `bodies` and `placeholders` are never null."""
+
+    name: str = Field(None, min_length=1, max_length=sms_templates.MAX_NAME_LENGTH)  # type: ignore[assignment]
+    kind: Literal[sms_templates.KINDS] = None  # type: ignore[valid-type, assignment]
+    bodies: TemplateBodies = Field(None, min_length=1,  # type: ignore[assignment]
+                                   json_schema_extra={"additionalProperties": False})
+    placeholders: list[TemplatePlaceholder] = Field(  # type: ignore[assignment]
+        None, max_length=sms_templates.MAX_DECLARED, description="A custom template's own placeholder names")
 
 
 class SmsTemplate(Out):
@@ -1183,14 +1333,44 @@ class SmsTemplate(Out):
     updated_at: dt.datetime
 
 
+AudienceIds = Annotated[list[Id], Field(min_length=1, max_length=announcements_service.MAX_IDS)]
+AreaName = text(200)
+
+
+class ClassAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    class_ids: AudienceIds = Field(json_schema_extra={"x-checked-against": "the organization's classes"})
+
+
+class StudentAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    student_ids: AudienceIds = Field(json_schema_extra={"x-checked-against": "the organization's enrolled students"})
+
+
+class SchoolAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    school: str = Field(pattern=roster.UDISE_PATTERN.pattern, description="The school's UDISE code")
+
+
+class BlockAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block: AreaName  # type: ignore[valid-type]
+    district: AreaName = None  # type: ignore[valid-type]
+
+
+class DistrictAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    district: AreaName  # type: ignore[valid-type]
+
+
 class AnnouncementInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template_id: Id
     values: dict[str, Any] = Field({}, description="The template's placeholders the roster does not fill "
-                                                   "({date}, {subject}, declared names); `assessment_id` for a result")
-    audience: dict[str, Any] = Field(description='One of {"class_ids": [...]}, {"student_ids": [...]}, '
-                                                 '{"school": "<udise>"}, {"block": "...", "district": "..."} '
-                                                 '(district optional), {"district": "..."}')
+                                                   "({date}, {subject}, declared names); `assessment_id` for a result",
+                                   json_schema_extra={"x-checked-against": "the template's placeholders"})
+    audience: Union[ClassAudience, StudentAudience, SchoolAudience, BlockAudience, DistrictAudience] = Field(
+        description="Whom to message: classes, students, a school, a block (of a district) or a district")
     send_at: Optional[Timestamp] = Field(None, description="When to send (not in the past); now when left out")
 
 

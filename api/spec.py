@@ -8,6 +8,7 @@ A route declares itself with `@operation(...)` between the blueprint decorator a
     def list_forms(conn, caller): ...
 
 - `body`: the pydantic model of the JSON request body; its JSON Schema (bounds included) goes in the document.
+  `upload` (`Upload`) declares a multipart/form-data body part by part, `text_body` other text media (text/csv).
 - `returns`: the model of the success answer. Collections pass `listing=Model` instead: the operation takes
   `limit` and `cursor` and answers `{"items": [Model], "next_cursor": ...}` (fieldpipe/paging.py).
 - `status`: the success status (200 by default, 201 for creations, 204 without a body).
@@ -83,12 +84,38 @@ LISTING_QUERY = (
 )
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A multipart/form-data request: each part's JSON Schema (a file is `{"type": "string", "format": "binary"}`,
+    see `file_part`), which are required, what any other part may be, and the content types of the file parts."""
+
+    parts: dict[str, dict]
+    required: tuple[str, ...] = ()
+    other_parts: dict | None = None
+    encoding: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def schema(self) -> dict:
+        schema: dict[str, Any] = {"type": "object", "required": list(self.required), "properties": self.parts,
+                                  "additionalProperties": self.other_parts if self.other_parts else False}
+        return schema
+
+
+def file_part(description: str, checked_against: str | None = None, many: bool = False) -> dict:
+    """A multipart part holding a file; `checked_against`: what its content is checked against (a file format's
+    grammar, a form's questions), which a schema cannot state."""
+    part: dict[str, Any] = {"type": "string", "format": "binary", "description": description}
+    if checked_against:
+        part["x-checked-against"] = checked_against
+    return {"type": "array", "items": part, "description": description} if many else part
+
+
 @dataclass
 class Operation:
     summary: str
     description: str | None = None
     body: type[BaseModel] | None = None
-    body_media: tuple[str, ...] = ("application/json",)
+    upload: Upload | None = None  # the multipart/form-data alternative (or only form) of the body
+    text_body: dict[str, dict] = field(default_factory=dict)  # other text media (text/csv): media -> schema
     returns: type[BaseModel] | None = None
     produces: str = "application/json"
     listing: type[BaseModel] | None = None
@@ -172,7 +199,9 @@ def _problems(view: Callable, op: Operation, rule: str) -> list[str]:
     if not op.protocol:
         slugs.append("validation-failed")  # any unknown query parameter, and every listing's limit and cursor
     if op.body is not None:
-        slugs += ["malformed-json", "payload-too-large", "unsupported-media-type"]
+        slugs.append("malformed-json")
+    if (op.body is not None or op.upload is not None or op.text_body) and not op.protocol:
+        slugs += ["payload-too-large", "unsupported-media-type"]
     return list(dict.fromkeys(slugs))
 
 
@@ -216,18 +245,19 @@ def _operation_object(view: Callable, op: Operation, rule: str, method: str, mod
         {"name": q.name.rstrip("*") + ("{key}" if q.name.endswith("*") else ""), "in": "query",
          "required": q.required, "schema": state_the_domain(q.schema, domains.QUERY_MAX_LENGTH),
          "description": q.description} for q in op.all_query]
-    if op.body is None and op.body_media != ("application/json",):  # a file upload
-        doc["requestBody"] = {"required": True, "content": {media: {"schema": {
-            "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}
-            for media in op.body_media}}
+    content: dict[str, Any] = {}
     if op.body is not None:
         models.add(op.body)
-        content = {}
-        for media in op.body_media:
-            entry: dict[str, Any] = {"schema": {"$ref": REF.format(model=op.body.__name__)}}
-            if media == "application/json" and op.examples:
-                entry["examples"] = {name: {"value": value} for name, value in op.examples.items()}
-            content[media] = entry if media == "application/json" else {"schema": {"type": "string"}}
+        entry: dict[str, Any] = {"schema": {"$ref": REF.format(model=op.body.__name__)}}
+        if op.examples:
+            entry["examples"] = {name: {"value": value} for name, value in op.examples.items()}
+        content["application/json"] = entry
+    for media, schema in op.text_body.items():
+        content[media] = {"schema": state_the_domain(schema)}
+    if op.upload is not None:
+        content["multipart/form-data"] = {"schema": state_the_domain(op.upload.schema()), "encoding": {
+            name: {"contentType": ", ".join(types)} for name, types in op.upload.encoding.items()}}
+    if content:
         doc["requestBody"] = {"required": True, "content": content}
     success: dict[str, Any] = {"description": "OK" if op.status == 200 else "Created" if op.status == 201 else "No content"}
     answer = op.listing or op.returns
@@ -278,7 +308,7 @@ def state_the_domain(schema: Any, max_length: int = domains.STRING_MAX_LENGTH) -
     for members in ("properties", "patternProperties"):
         if members in out:
             out[members] = {k: state_the_domain(v, max_length) for k, v in schema[members].items()}
-    if out.get("type") == "string" and "enum" not in out and "const" not in out:
+    if out.get("type") == "string" and "enum" not in out and "const" not in out and out.get("format") != "binary":
         text = domains.json_schema_string(max_length)
         out["maxLength"] = min(out.get("maxLength", max_length), max_length)
         years = {"date-time": domains.TIMESTAMP_YEAR_PATTERN, "date": domains.DATE_YEAR_PATTERN}.get(out.get("format"))
@@ -289,7 +319,9 @@ def state_the_domain(schema: Any, max_length: int = domains.STRING_MAX_LENGTH) -
                 out["pattern"] = pattern
             else:
                 out["allOf"] = [*out.get("allOf", []), {"pattern": pattern}]
-    if "default" in out and out["default"] is None and out.get("type") not in (None, "null"):
+    kinds = out.get("type") if isinstance(out.get("type"), list) else [out.get("type")]
+    nullable = "null" in kinds or any(o.get("type") == "null" for o in out.get("anyOf", []) + out.get("oneOf", []))
+    if "default" in out and out["default"] is None and not nullable:
         del out["default"]  # pydantic's "absent" default; the member may be left out, it may not be null
     if out.get("type") == "array" and "items" not in out:
         out["items"] = {"$ref": REF.format(model=JSON_VALUE)}

@@ -6,6 +6,7 @@ Title and settings change in place, since they do not change what an answer mean
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -155,7 +156,10 @@ def read_upload(data: bytes, filename: str) -> XForm:
 
 def upload_fields(fields: dict, xform: XForm) -> tuple[str, str, Any]:
     """slug, title and settings sent beside the file; the slug defaults to the XForm id, the title to its title."""
-    slug = fields.get("slug") or re.sub(r"[^a-z0-9-]+", "-", xform.form_id.lower()).strip("-")[:63]
+    # the XForm id in slug form; an id without a Latin letter or digit (an XLSForm named after its file, उपस्थिति.xls)
+    # gets one made from its hash, so the upload needs no slug of its own
+    slug = (fields.get("slug") or re.sub(r"[^a-z0-9-]+", "-", xform.form_id.lower()).strip("-")[:63]
+            or "form-" + hashlib.sha256(xform.form_id.encode()).hexdigest()[:12])
     title = fields.get("title") or xform.title
     try:
         settings = json.loads(fields["settings"]) if fields.get("settings") else {}

@@ -228,7 +228,7 @@ def test_leaving_ends_the_enrollment_and_issues_a_pdf_whose_qr_code_carries_the_
     drawn = [[pixels.getpixel((c + 2, r + 2)) < 128 for c in range(modules)] for r in range(modules)]
     assert drawn == [[bool(v) for v in row] for row in matrix]
     assert _verify(client, collector_key, slc["qr_payload"]) == {
-        "valid": True, "reason": None, "kid": slc["kid"],
+        "valid": True, "reason": None, "detail": None, "kid": slc["kid"],
         "certificate": {"id": slc["id"], "student_id": enrolled["id"], "name": "Asha Thakur",
                         "date_of_birth": "2015-04-02", "school": UDISE_A, "class": "5A", "leaving_date": "2026-11-20"}}
     # Gone from the class list; marks for the student are refused from now on.
@@ -287,8 +287,8 @@ def test_forged_altered_and_malformed_payloads_do_not_verify(client, collector_k
     # The right key id, the wrong private key.
     prefix, body, _ = payload.split(".")
     forged = f"{prefix}.{body}.{_b64(Ed25519PrivateKey.generate().sign(f'{prefix}.{body}'.encode()))}"
-    assert _verify(client, collector_key, forged) == {"valid": False, "reason": "bad-signature",
-                                                      "kid": left["slc"]["kid"]}
+    assert _verify(client, collector_key, forged) == {"valid": False, "reason": "bad-signature", "detail": None,
+                                                      "kid": left["slc"]["kid"], "certificate": None}
     for broken in ("hello", payload[:-5], payload.replace("FPSLC1", "FPSLC2"), "FPSLC1.!!!.???"):
         result = _verify(client, collector_key, broken)
         assert result["valid"] is False and result["reason"] in ("malformed", "bad-signature"), broken

@@ -52,7 +52,7 @@ def leave(conn, caller, student_id):
 
 @bp.post(f"{API}/slc/verify")
 @operation("Check a certificate's QR payload: {valid, reason, kid, certificate}", body=schemas.VerifyInput,
-           returns=schemas.Document, examples={"a payload": {"qr_payload": "FPSLC1...."}}, tag="enrollment")
+           returns=schemas.Verification, examples={"a payload": {"qr_payload": "FPSLC1...."}}, tag="enrollment")
 @endpoint()
 def verify(conn, caller):
     body = json_body()
@@ -85,7 +85,7 @@ def revoke_certificate(conn, caller, certificate_id):
 
 @bp.get("/.well-known/fieldpipe-slc-keys")
 @operation("Every organization's certificate keys as a JWK set, with their status (public, for offline checks)",
-           returns=schemas.Document, tag="enrollment")
+           returns=schemas.SigningKeySet, tag="enrollment")
 def published_keys():
     """Every organization's certificate keys as a JWK set, with their status; public, for offline checks."""
     with current_app.extensions["fieldpipe_pool"].connection() as conn:
@@ -94,7 +94,7 @@ def published_keys():
 
 
 @bp.get(f"{API}/slc-keys")
-@operation("The organization's certificate signing keys (public halves) and status", listing=schemas.Document,
+@operation("The organization's certificate signing keys (public halves) and status", listing=schemas.SigningKey,
            tag="enrollment")
 @endpoint(admin=True)
 def list_keys(conn, caller):
@@ -103,14 +103,14 @@ def list_keys(conn, caller):
 
 @bp.post(f"{API}/slc-keys/rotate")
 @operation("Make a new signing key; the old one is retired (its certificates still verify)",
-           returns=schemas.Document, status=201, tag="enrollment")
+           returns=schemas.SigningKey, status=201, tag="enrollment")
 @endpoint(admin=True)
 def rotate_key(conn, caller):
     return signing.rotate(conn, caller.organization_id, caller.key_id), 201
 
 
 @bp.post(f"{API}/slc-keys/<kid>/revoke")
-@operation("Revoke a signing key: every certificate it signed is refused from now on", returns=schemas.Document,
+@operation("Revoke a signing key: every certificate it signed is refused from now on", returns=schemas.SigningKey,
            tag="enrollment")
 @endpoint(admin=True)
 def revoke_key(conn, caller, kid):
@@ -118,7 +118,7 @@ def revoke_key(conn, caller, kid):
 
 
 @bp.get(f"{API}/transfers")
-@operation("Transfers from other states and their review status", listing=schemas.Document,
+@operation("Transfers from other states and their review status", listing=schemas.Transfer,
            query=(Query("status", {"enum": ["pending", "accepted", "rejected"]}, "Only transfers in this state"),),
            tag="enrollment")
 @endpoint(admin=True)
@@ -128,7 +128,7 @@ def list_transfers(conn, caller):
 
 
 @bp.post(f"{API}/transfers/<transfer_id>/review")
-@operation("Accept or reject a transfer from another state", body=schemas.ReviewInput, returns=schemas.Document,
+@operation("Accept or reject a transfer from another state", body=schemas.ReviewInput, returns=schemas.Transfer,
            problems=("already-reviewed",), examples={"accept": {"decision": "accepted", "note": "documents checked"}},
            tag="enrollment")
 @endpoint(admin=True)
@@ -138,7 +138,7 @@ def review_transfer(conn, caller, transfer_id):
 
 @bp.get(f"{API}/audit")
 @operation("The audit log: who (which API key) enrolled, transferred, issued or revoked what",
-           listing=schemas.Document, query=(Query("subject", {"type": "string"}, "e.g. student:12"),),
+           listing=schemas.AuditEntry, query=(Query("subject", {"type": "string"}, "e.g. student:12"),),
            tag="enrollment")
 @endpoint(admin=True)
 def audit_log(conn, caller):

@@ -6,6 +6,7 @@ gets masked values and is refused `?masked=false`.
 
 from flask import Blueprint, Response, current_app, request
 
+from api import schemas
 from api.context import endpoint
 from api.spec import Query, operation
 from fieldpipe import responses
@@ -17,7 +18,7 @@ bp = Blueprint("exports", __name__, url_prefix="/api/v1/forms/<slug>")
 EXPORT_QUERY = (Query("masked", {"enum": ["true", "false"]},
                       "Admin keys: true to mask personal data (other keys always get it masked)"),
                 Query("since", {"type": "string", "format": "date-time"}, "As in the responses listing"),
-                Query("answer.*", {"type": "string"}, "As in the responses listing"),
+                Query("answer.*", schemas.ANSWER_FILTER, "As in the responses listing"),
                 Query("q", {"type": "string"}, "As in the responses listing"))
 EXPORT_RESPONSES = {"304": {"description": "Not modified: the If-None-Match ETag still matches"}}
 

@@ -21,7 +21,7 @@ def list_forms(conn, caller):
 
 @bp.post("")
 @operation("Create a form from JSON questions, or upload an XLSForm/XForm as the multipart part `file` (with `media` "
-           "parts for the files it shows)", body=schemas.FormInput, body_media=("application/json", "multipart/form-data"),
+           "parts for the files it shows)", body=schemas.FormInput, upload=schemas.XFORM_UPLOAD,
            returns=schemas.Form, status=201,
            problems=("already-exists",), examples={"household survey": FORM},
            headers={"Location": "The new form's URL"})
@@ -45,7 +45,7 @@ def get_form(conn, caller, slug):
 @bp.patch("/<slug>")
 @operation("Change a form's title, settings or questions; changed questions make a new version (responses keep "
            "the version they were posted against); or upload a new XLSForm/XForm as the multipart part `file`",
-           body=schemas.FormPatch, body_media=("application/json", "multipart/form-data"), returns=schemas.Form,
+           body=schemas.FormPatch, upload=schemas.XFORM_UPLOAD, returns=schemas.Form,
            examples={"add a question": {"questions": FORM["questions"] + [
                {"key": "household_size", "label": "People in the household", "type": "integer"}]},
                "rename": {"title": "Household survey 2027"}})

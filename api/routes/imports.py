@@ -20,13 +20,15 @@ bp = Blueprint("imports", __name__, url_prefix="/api/v1/forms/<slug>/imports")
 
 @bp.post("")
 @operation("Upload a CSV or XLSX file of responses (multipart part `file`); the import_responses DAG imports it: "
-           "202 with the import to follow", body_media=("multipart/form-data",),
-           returns=schemas.Document, status=202, problems=("already-exists", "payload-too-large"), tag="imports")
+           "202 with the import to follow", upload=schemas.IMPORT_UPLOAD,
+           returns=schemas.Import, status=202, problems=("already-exists",), tag="imports")
 @endpoint(admin=True)
 def upload(conn, caller, slug):
     """Put the file where dropped files wait (`<org>/<form>/incoming/`) and queue its import: 202 with its id."""
     form = get_form_row(conn, caller.organization_id, slug)
     request.max_content_length = Settings.from_env().max_import_bytes
+    if request.mimetype != "multipart/form-data":
+        raise Problem("unsupported-media-type", f"send multipart/form-data with the part 'file', not {request.mimetype}")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise invalid([FieldError("file", "required", "send the CSV or XLSX file as multipart form field 'file'")])
@@ -43,7 +45,7 @@ def upload(conn, caller, slug):
 
 
 @bp.get("")
-@operation("The form's imports, with their progress and outcome", listing=schemas.Document, tag="imports")
+@operation("The form's imports, with their progress and outcome", listing=schemas.Import, tag="imports")
 @endpoint()
 def list_imports(conn, caller, slug):
     form = get_form_row(conn, caller.organization_id, slug)
@@ -65,7 +67,7 @@ def get_template(conn, caller, slug):
 
 
 @bp.get("/<import_id>")
-@operation("One import: its state, counts and the rows it refused", returns=schemas.Document, tag="imports")
+@operation("One import: its state, counts and the rows it refused", returns=schemas.Import, tag="imports")
 @endpoint()
 def get_import(conn, caller, slug, import_id):
     form = get_form_row(conn, caller.organization_id, slug)

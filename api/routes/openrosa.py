@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from api import schemas
 from api.context import _cached_caller
 from api.errors import HTTP_TO_PROBLEM
 from api.metrics import SUBMISSION_OUTCOMES, count_submissions
@@ -171,7 +172,7 @@ def form_download(org: str, xform_id: str):
 @bp.route("/submission", methods=["HEAD", "POST"])
 @operation("OpenRosa submission: multipart/form-data with xml_submission_file and its attachments; 201 with an "
            "OpenRosaResponse (a HEAD answers 204 for Collect's pre-flight)", produces="text/xml", status=201,
-           protocol="openrosa", problems=OPENROSA_PROBLEMS + ("bad-request", "payload-too-large", "submission-conflict",
+           upload=schemas.OPENROSA_SUBMISSION, protocol="openrosa", problems=OPENROSA_PROBLEMS + ("bad-request", "payload-too-large", "submission-conflict",
                                                         "validation-failed", "not-found"), tag="openrosa")
 def submission(org: str):
     with _connection() as conn:

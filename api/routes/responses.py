@@ -81,7 +81,7 @@ def post_batch(conn, caller, slug):
            listing=schemas.Response,
            query=(Query("since", {"type": "string", "format": "date-time"},
                         "Only responses received at or after this ISO 8601 time (with its zone)"),
-                  Query("answer.*", {"type": "string"},
+                  Query("answer.*", schemas.ANSWER_FILTER,
                         "answer.<key>=<value>: equality on a choice or boolean question, e.g. answer.source=well"),
                   Query("q", {"type": "string"}, "Words that must all appear in the text answers")))
 @endpoint()

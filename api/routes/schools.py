@@ -55,7 +55,7 @@ def list_classes(conn, caller, udise):
 @operation("Import students, all or nothing: JSON {students: [...]} or a text/csv body with the columns "
            "roll_number,name,parent_phone (and one guardian per row: guardian_name, guardian_relation, guardian_phone, "
            "guardian_language, guardian_opted_out). Existing roll numbers are updated (and re-enrolled)",
-           body=schemas.StudentImport, body_media=("application/json", "text/csv"),
+           body=schemas.StudentImport, text_body={"text/csv": schemas.STUDENTS_CSV},
            returns=schemas.StudentImportResult, examples={"two students": examples.STUDENTS},
            problems=("bad-request",))
 @endpoint(admin=True)

@@ -365,9 +365,9 @@ def _verify(conn: psycopg.Connection, qr_payload: str) -> tuple[dict, dict | Non
     try:
         fields, message, signature = certificate.parse_payload(qr_payload)
     except certificate.MalformedPayload as err:
-        return {"valid": False, "reason": "malformed", "detail": str(err)}, None
+        return {"valid": False, "reason": "malformed", "detail": str(err), "kid": None, "certificate": None}, None
     reason = signing.check_signature(conn, fields["k"], message, signature)
-    result: dict[str, Any] = {"valid": False, "reason": reason, "kid": fields["k"]}
+    result: dict[str, Any] = {"valid": False, "reason": reason, "detail": None, "kid": fields["k"], "certificate": None}
     if reason in ("unknown-key", "bad-signature"):
         return result, None
     result["certificate"] = {"id": fields.get("c"), "student_id": fields.get("s"), "name": fields.get("n"),

@@ -28,7 +28,7 @@ def request_replay(conn: psycopg.Connection, form: dict, task_id: int, payload: 
     start = parse_timestamp(payload.get("from"), "from", errors)
     end = parse_timestamp(payload.get("to"), "to", errors)
     if start is not None and end is not None and start >= end:
-        errors.append(FieldError("to", "range", "must be later than from"))
+        errors.append(FieldError("to", "order", "must be later than from"))
     if task["mode"] != "async":
         errors.append(FieldError("task", "sync_task", f"a {task['kind']} task runs at submission only; "
                                                       "only async tasks are replayed"))
