@@ -1365,7 +1365,7 @@ class DistrictAudience(BaseModel):
 
 class AnnouncementInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    template_id: Id
+    template_id: Id = Field(json_schema_extra={"x-checked-against": "the organization's SMS templates"})
     values: dict[str, Any] = Field({}, description="The template's placeholders the roster does not fill "
                                                    "({date}, {subject}, declared names); `assessment_id` for a result",
                                    json_schema_extra={"x-checked-against": "the template's placeholders"})
