@@ -992,7 +992,7 @@ class StudentToken(Out):
     student: dict[str, Any]
 
 
-CHECKED_AGAINST_EXAM = {"x-checked-against": "the exam's questions and their choices"}
+CHECKED_AGAINST_EXAM = {"x-checked-against": "the exam's questions"}
 
 
 class StudentAnswer(BaseModel):
@@ -1000,7 +1000,8 @@ class StudentAnswer(BaseModel):
     answer_id: Uuid = Field(description="Made on the device for this answer: a retried post is stored once")
     question: str = Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, json_schema_extra=CHECKED_AGAINST_EXAM,
                           description="The key of one of the exam's questions")
-    answer: str = Field(min_length=1, max_length=domains.STRING_MAX_LENGTH, json_schema_extra=CHECKED_AGAINST_EXAM,
+    answer: str = Field(min_length=1, max_length=domains.STRING_MAX_LENGTH,
+                        json_schema_extra={"x-checked-against": "the question's choices"},
                         description="One of the question's choices")
 
 
