@@ -22,7 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 
 from fieldpipe import domains
-from fieldpipe.answers import CHECKS, AnswerError, is_empty
+from fieldpipe.answers import AnswerError, answer_check, is_empty
 
 MAX_PARSED_DIGITS = 1000  # longer integers are kept as text: they are out of range whatever they say
 
@@ -56,7 +56,7 @@ def _repair_answer(question: dict, value: Any) -> tuple[str, Any] | None:
             again = _repair_answer(question, cleaned)
             return "character", (again[1] if again else cleaned) or None
     try:
-        CHECKS[question["type"]](value, question)
+        answer_check(question)(value)
     except AnswerError as err:
         if err.code in ("range", "too_long", "character", "type"):
             return err.code, None

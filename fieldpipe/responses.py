@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from fieldpipe import domains
 from fieldpipe.answers import (
-    CHOICE_TYPES, AnswerError, check_answers, content_hash, normalize_phone, search_words, split_words,
+    CHOICE_TYPES, AnswerError, AnswersChecker, normalize_phone, split_words,
 )
 from fieldpipe.forms import get_version
 from fieldpipe import paging
@@ -45,11 +45,8 @@ class Submission:
     answers: dict
     form_version_id: int
     form_version: int
-    words: list[str] = field(default_factory=list)
-
-    @property
-    def hash(self) -> str:
-        return content_hash(self.answers)
+    words: list[str]
+    hash: str  # content_hash(answers)
 
 
 @dataclass
@@ -81,16 +78,18 @@ def parse_timestamp(value: Any, name: str, errors: list[FieldError]) -> dt.datet
 
 
 class FormVersions:
-    """The versions of one form, loaded on demand and kept for the length of a request."""
+    """The versions of one form, loaded on demand and kept for the length of a request (or an import), each
+    with its questions compiled once into a `checker` (AnswersChecker)."""
 
     def __init__(self, conn: psycopg.Connection, form: dict):
         self.conn, self.form = conn, form
-        self._cache = {form["current_version"]: {"id": form["version_id"], "version": form["current_version"],
-                                                  "questions": form["questions"]}}
+        self._cache: dict[int, dict | None] = {}
 
     def get(self, version: int) -> dict | None:
         if version not in self._cache:
-            self._cache[version] = get_version(self.conn, self.form["id"], version)
+            found = ({"id": self.form["version_id"], "version": version, "questions": self.form["questions"]}
+                     if version == self.form["current_version"] else get_version(self.conn, self.form["id"], version))
+            self._cache[version] = found and {**found, "checker": AnswersChecker(found["questions"])}
         return self._cache[version]
 
 
@@ -136,12 +135,13 @@ def check_submission(payload: Any, versions: FormVersions,
     if version is None:
         errors.append(FieldError("form_version", "unknown", f"form version {version_no!r} does not exist"))
         return None, errors
-    answers, answer_errors = check_answers(payload.get("answers"), version["questions"])
+    checker = version["checker"]
+    answers, answer_errors = checker.check(payload.get("answers"))
     errors += answer_errors
     if errors:
         return None, errors
     return Submission(parsed_id, submitted_at, collector_id, collector_phone, answers, version["id"],
-                      version["version"], search_words(answers, version["questions"])), []
+                      version["version"], checker.search_words(answers), checker.hash(answers)), []
 
 
 INSERT_SQL = """
@@ -244,33 +244,34 @@ def judge(versions: FormVersions, items: list[Any]) -> tuple[list[Outcome], list
 
 
 def settle(conn: psycopg.Connection, form: dict, outcomes: list[Outcome], valid: list[tuple[int, Submission]],
-           send_receipts: bool = True) -> list[Outcome]:
+           send_receipts: bool = True, records: bool = True) -> list[Outcome]:
     """Store the valid new submissions in one statement and settle each outcome as created, duplicate or conflict.
 
-    `send_receipts=False` is for imports of a form whose settings turn receipts off for them.
+    `send_receipts=False` is for imports of a form whose settings turn receipts off for them; `records=False`
+    leaves out each outcome's record (the stored response as the API shows it), which imports never show.
     """
     if not valid:
         return outcomes
     created, existing = store(conn, form["id"], [s for _, s in valid])
     task_hooks.on_created(conn, form, created, [s for _, s in valid], send_receipts)  # same transaction
-    claimed: set[uuid.UUID] = set()
+    first_of: dict[uuid.UUID, Submission] = {}  # of an id sent twice in the batch, the first is the one stored
     for index, sub in valid:
         outcome = outcomes[index]
         outcome.submission_id = str(sub.submission_id)
-        if sub.submission_id in created and sub.submission_id not in claimed:
-            claimed.add(sub.submission_id)
-            outcome.status, outcome.record = "created", _created_body(form["slug"], sub, created[sub.submission_id])
-            continue
-        stored = existing.get(sub.submission_id)
-        if stored is None:  # an earlier item of this batch created it
-            first = next(s for i, s in valid if s.submission_id == sub.submission_id)
+        first = first_of.setdefault(sub.submission_id, sub)
+        if sub.submission_id in created:
+            if first is sub:
+                outcome.status = "created"
+                outcome.record = _created_body(form["slug"], sub, created[sub.submission_id]) if records else None
+                continue
             same = first.hash == sub.hash
-            stored_body = _created_body(form["slug"], first, created[sub.submission_id])
+            stored_body = _created_body(form["slug"], first, created[sub.submission_id]) if same and records else None
         else:
+            stored = existing[sub.submission_id]
             same = stored["content_hash"] == sub.hash
-            stored_body = record_body(form["slug"], stored)
+            stored_body = record_body(form["slug"], stored) if same and records else None
         outcome.status = "duplicate" if same else "conflict"
-        outcome.record = stored_body if same else None
+        outcome.record = stored_body
     return outcomes
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fieldpipe.domains import LONG_TEXT_MAX_LENGTH
 
@@ -157,6 +159,44 @@ def test_the_content_hash_is_a_known_answer():
 
     canonical = '{"a":"पानी","b":[1,2],"c":{"d":null}}'
     assert content_hash({"c": {"d": None}, "b": [1, 2], "a": "पानी"}) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+FLOAT_FREE = [{"key": "name", "type": "text"}, {"key": "visits", "type": "integer"},
+              {"key": "working", "type": "boolean"},
+              {"key": "problems", "type": "multi_choice", "choices": ["leak", "dry"]},
+              {"key": "members", "type": "repeat", "questions": [{"key": "who", "type": "text"}]}]
+CHECKED_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # no lone surrogates once checked
+FLOAT_FREE_ANSWERS = st.fixed_dictionaries({}, optional={
+    "name": CHECKED_TEXT, "visits": st.integers(-(2**53 - 1), 2**53 - 1), "working": st.booleans(),
+    "problems": st.lists(CHECKED_TEXT, max_size=3),
+    "members": st.lists(st.dictionaries(CHECKED_TEXT, CHECKED_TEXT | st.integers(-(2**53 - 1), 2**53 - 1),
+                                        max_size=3), max_size=3)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(FLOAT_FREE_ANSWERS)
+def test_a_form_without_decimals_hashes_its_answers_as_the_canonical_json_does(answers):
+    """The checker hashes answers without floats with msgspec: it must give the stored hash to the bit."""
+    from fieldpipe.answers import AnswersChecker, content_hash
+    from fieldpipe.forms import check_questions
+
+    checker = AnswersChecker(check_questions(FLOAT_FREE)[0])
+    assert checker.float_free
+    assert checker.hash(answers) == content_hash(answers)
+
+
+@pytest.mark.parametrize("depth", [1e-05, -3.03e-05, 5e-324, 0.1, 123456789.125, 0.0, -0.0, 999999999999999.9])
+def test_a_form_with_decimals_hashes_floats_as_the_canonical_json_does(depth):
+    """msgspec writes 1e-05 as 0.00001: a form with decimal or geo questions keeps the json module's hash."""
+    from fieldpipe.answers import AnswersChecker, content_hash
+    from fieldpipe.forms import check_questions
+
+    for questions in ([*FLOAT_FREE, {"key": "depth", "type": "decimal"}],
+                      [{"key": "r", "type": "repeat", "questions": [{"key": "at", "type": "geopoint"}]}]):
+        checker = AnswersChecker(check_questions(questions)[0])
+        assert not checker.float_free
+        answers = {"name": "Asha", "depth": depth, "r": [{"at": {"latitude": depth, "longitude": 1.0}}]}
+        assert checker.hash(answers) == content_hash(answers)
 
 
 def test_a_retry_after_the_questions_were_reordered_is_still_a_duplicate(client, admin_key, collector_key, water):

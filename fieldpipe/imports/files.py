@@ -121,8 +121,13 @@ def _delimiter(first_line: str) -> str:
     return max(DELIMITERS, key=first_line.count) if first_line else ","
 
 
+def blank_cell(cell: Any) -> bool:
+    """An empty cell: none at all, or only white space."""
+    return cell is None or (isinstance(cell, str) and (not cell or cell.isspace()))
+
+
 def _blank(cells) -> bool:
-    return all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells)
+    return all(map(blank_cell, cells))
 
 
 def _header_and_rows(rows) -> tuple[list[Any], Iterator[tuple[int, list[Any]]]]:
@@ -135,9 +140,10 @@ def _header_and_rows(rows) -> tuple[list[Any], Iterator[tuple[int, list[Any]]]]:
 
 def _data_rows(numbered) -> Iterator[tuple[int, list[Any]]]:
     for number, cells in numbered:
-        if _blank(cells):
-            continue
-        first = cells[0]
-        if isinstance(first, str) and first.startswith(NOTE_MARK):
+        first = cells[0] if cells else None
+        if blank_cell(first):
+            if _blank(cells):
+                continue
+        elif isinstance(first, str) and first.startswith(NOTE_MARK):
             continue
         yield number, list(cells)
