@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 from fieldpipe.imports.files import Refused, blank_cell
 from fieldpipe.problems import FieldError
@@ -102,7 +102,7 @@ class RowReader:
         self.width = len(columns)
         self.derived_id = derived_ids(content_hash)
 
-    def submission(self, cells: list[Any], row_number: int) -> dict:
+    def submission(self, cells: Sequence[Any], row_number: int) -> dict:
         """A row as the JSON submission the API takes; empty cells are left out, as unanswered."""
         if len(cells) < self.width:
             cells = [*cells, *[None] * (self.width - len(cells))]
@@ -119,6 +119,8 @@ class RowReader:
 
 
 def _text(cell: Any) -> str | None:
+    if isinstance(cell, str):
+        return cell.strip()
     if cell is None:
         return None
     if isinstance(cell, float) and cell.is_integer():  # a spreadsheet stores 7 as 7.0
@@ -139,9 +141,9 @@ def _timestamp(cell: Any) -> Any:
 
 
 def _integer(cell: Any) -> Any:
+    if isinstance(cell, str):
+        return int(cell) if INTEGER.fullmatch(cell.strip()) else cell
     if isinstance(cell, float) and cell.is_integer():
-        return int(cell)
-    if isinstance(cell, str) and INTEGER.fullmatch(cell.strip()):
         return int(cell)
     return cell
 

@@ -14,7 +14,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 CSV, XLSX = "csv", "xlsx"
 COPY_CHUNK = 1024 * 1024
@@ -86,7 +86,7 @@ def _check_text(decoder, chunk: bytes, offset: int, final: bool) -> None:
 
 
 @contextmanager
-def open_rows(spooled: Spooled) -> Iterator[tuple[list[Any], Iterator[tuple[int, list[Any]]]]]:
+def open_rows(spooled: Spooled) -> Iterator[tuple[list[Any], Iterator[tuple[int, Sequence[Any]]]]]:
     """(header cells, iterator of (row number, cells)) of the first sheet; blank rows and notes skipped.
 
     Row numbers count as a spreadsheet does: the header is row 1. An empty file has no header and no rows.
@@ -130,7 +130,7 @@ def _blank(cells) -> bool:
     return all(map(blank_cell, cells))
 
 
-def _header_and_rows(rows) -> tuple[list[Any], Iterator[tuple[int, list[Any]]]]:
+def _header_and_rows(rows) -> tuple[list[Any], Iterator[tuple[int, Sequence[Any]]]]:
     numbered = enumerate(rows, start=1)
     for _, cells in numbered:
         if not _blank(cells):
@@ -138,7 +138,7 @@ def _header_and_rows(rows) -> tuple[list[Any], Iterator[tuple[int, list[Any]]]]:
     return [], iter(())
 
 
-def _data_rows(numbered) -> Iterator[tuple[int, list[Any]]]:
+def _data_rows(numbered) -> Iterator[tuple[int, Sequence[Any]]]:
     for number, cells in numbered:
         first = cells[0] if cells else None
         if blank_cell(first):
@@ -146,4 +146,4 @@ def _data_rows(numbered) -> Iterator[tuple[int, list[Any]]]:
                 continue
         elif isinstance(first, str) and first.startswith(NOTE_MARK):
             continue
-        yield number, list(cells)
+        yield number, cells
