@@ -24,12 +24,13 @@ groups, so the file is the same whatever finishes first; memory is bounded by th
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
+import tempfile
 from collections import deque
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import IO
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -45,6 +46,7 @@ log = logging.getLogger("fieldpipe.reporting")
 
 MAX_SLICES = 24  # hours of a day, at most
 SLICE_ROWS = 40_000  # a smaller day is one slice: a slice costs a connection and a query plan
+SPOOL_BYTES = 16 * 1024 * 1024  # a partition larger than this is written to a temporary file before upload
 _ARROW_TYPES = {
     "uuid": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC"), "integer": pa.int32(), "text": pa.string(),
     "boolean": pa.bool_(), "date": pa.date32(), "text[]": pa.list_(pa.string()),
@@ -108,13 +110,12 @@ def _in_order(pool: ThreadPoolExecutor, workers: int, database_url: str, queries
         yield pending.popleft().result()
 
 
-def write_partition(database_url: str, form_id: int, day: dt.date, workers: int = 2,
-                    exclude: Collection[str] = ()) -> tuple[bytes, int]:
-    """(Parquet file, row count) of the form's responses received on `day` (UTC), masked, without the
-    questions in `exclude`."""
+def write_partition(database_url: str, form_id: int, day: dt.date, out: IO[bytes], workers: int = 2,
+                    exclude: Collection[str] = ()) -> int:
+    """Write to `out` the Parquet file of the form's responses received on `day` (UTC), masked, without the
+    questions in `exclude`; return its row count."""
     with connect(database_url) as conn:
         queries, schema = _slice_queries(conn, form_id, day, exclude)
-    out = io.BytesIO()
     rows = 0
     with pq.ParquetWriter(out, schema, compression="zstd", write_statistics=True) as writer, \
             ThreadPoolExecutor(workers, thread_name_prefix="archive") as pool:
@@ -123,7 +124,7 @@ def write_partition(database_url: str, form_id: int, day: dt.date, workers: int 
                 # The driver's schema carries PostgreSQL type names as field metadata: keep the file's plain.
                 writer.write_table(table.cast(schema))
                 rows += table.num_rows
-    return out.getvalue(), rows
+    return rows
 
 
 @dataclass
@@ -175,14 +176,18 @@ def archive_day(database_url: str, store: ObjectStore, day: dt.date, workers: in
     for part in parts:
         name = f"{part['org']}/{part['form']}"
         try:
-            data, rows = write_partition(database_url, part["form_id"], part["day"], workers, part["exclude"])
-            key = partition_key(part["org"], part["form"], part["day"])
-            store.put(key, data, content_type="application/vnd.apache.parquet")
+            # A day of a big form is hundreds of MB: spooled to disk and uploaded in parts, never whole in memory.
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as data:
+                rows = write_partition(database_url, part["form_id"], part["day"], data, workers, part["exclude"])
+                size = data.tell()
+                data.seek(0)
+                key = partition_key(part["org"], part["form"], part["day"])
+                store.put(key, data, content_type="application/vnd.apache.parquet")
         except Exception as err:  # one form's failure must not stop the others; the error names no data
             report.failed[name] = type(err).__name__
             log.error("archive of %s for %s failed: %s", name, part["day"], type(err).__name__)
             continue
         report.written.append(key)
         report.rows += rows
-        log.info("archived %s: %d row(s), %d bytes", key, rows, len(data))
+        log.info("archived %s: %d row(s), %d bytes", key, rows, size)
     return report
