@@ -40,7 +40,7 @@ from psycopg import sql
 
 from fieldpipe.db import connect
 from fieldpipe.objectstore import ObjectStore
-from fieldpipe.reporting.columns import ReportColumn, form_select
+from fieldpipe.reporting.columns import ReportColumn, bound, form_select
 
 log = logging.getLogger("fieldpipe.reporting")
 
@@ -82,14 +82,13 @@ def _slice_queries(conn: psycopg.Connection, form_id: int, day: dt.date,
                         "AND received_at < %s", (form_id, start, start + dt.timedelta(days=1))).fetchone()["n"]
     slices = max(1, min(MAX_SLICES, -(-held // SLICE_ROWS)))
     step = dt.timedelta(days=1) / slices
-    queries, columns = [], []
-    for n in range(slices):
-        where = sql.SQL("r.received_at >= {} AND r.received_at < {}").format(
-            sql.Literal(start + n * step), sql.Literal(start + (n + 1) * step))
-        inner, columns = form_select(conn, form_id, masked=True, where=where)
-        columns = [c for c in columns if c.question_type is None or c.name not in exclude]
-        queries.append(sql.SQL("SELECT {} FROM ({}) s").format(
-            sql.SQL(", ").join(_cast(c) for c in columns), inner).as_string(conn))
+    # One SELECT for the form (its versions read once), bound to each slice's hours.
+    inner, columns = form_select(conn, form_id, masked=True,
+                                 where=sql.SQL("r.received_at >= %(lo)s AND r.received_at < %(hi)s"))
+    columns = [c for c in columns if c.question_type is None or c.name not in exclude]
+    query = sql.SQL("SELECT {} FROM ({}) s").format(sql.SQL(", ").join(_cast(c) for c in columns), inner)
+    queries = [bound(conn, query, {"lo": start + n * step, "hi": start + (n + 1) * step}).as_string(conn)
+               for n in range(slices)]
     return queries, pa.schema([pa.field(c.name, _arrow_type(c)) for c in columns])
 
 

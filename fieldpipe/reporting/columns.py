@@ -153,3 +153,7 @@ def repeat_select(conn: psycopg.Connection, form_id: int, repeat: dict, *, maske
                    sql.SQL("r.received_at, r.id, item.index")), columns + more
 
 
+def bound(conn: psycopg.Connection, query: sql.Composable, params) -> sql.Composed:
+    """The query with its parameters bound client-side, for COPY and ADBC, which take none of their own (the
+    generated SQL holds no other %)."""
+    return sql.SQL(psycopg.ClientCursor(conn).mogrify(query, params))

@@ -30,7 +30,7 @@ from typing import Iterator
 import psycopg
 from psycopg import sql
 
-from fieldpipe.reporting.columns import ReportColumn, form_select, repeat_select
+from fieldpipe.reporting.columns import ReportColumn, bound, form_select, repeat_select
 from fieldpipe.sheets.repeats import form_repeats
 from fieldpipe.reporting.workbook import write_workbook
 
@@ -82,21 +82,16 @@ def csv_rows(header: list[str], rows: Iterator[list]) -> bytes:
     return CSV_BOM + out.getvalue().encode()
 
 
-def _bound(conn: psycopg.Connection, query: sql.Composed, params: list) -> sql.Composed:
-    # COPY takes no server-side parameters: bind them client-side (the generated SQL holds no other %).
-    return sql.SQL(psycopg.ClientCursor(conn).mogrify(query, params))
-
-
 def tables(conn: psycopg.Connection, form: dict, where: Filter, *,
            masked: bool) -> list[tuple[str, sql.Composed, list[ReportColumn]]]:
     """(name, bound SELECT, columns) of the form's table, then one per repeat (name `<form>-<repeat>`)."""
     clauses, params = where
     condition = sql.SQL(" AND ".join(clauses))
     query, columns = form_select(conn, form["id"], masked=masked, flat=True, where=condition)
-    found = [(form["slug"], _bound(conn, query, params), columns)]
+    found = [(form["slug"], bound(conn, query, params), columns)]
     for repeat in form_repeats(conn, form["id"]):
         query, columns = repeat_select(conn, form["id"], repeat, masked=masked, flat=True, where=condition)
-        found.append((f"{form['slug']}-{repeat['key']}", _bound(conn, query, params), columns))
+        found.append((f"{form['slug']}-{repeat['key']}", bound(conn, query, params), columns))
     return found
 
 
