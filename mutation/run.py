@@ -6,13 +6,16 @@ one PostgreSQL server started for the whole run: mutmut forks a fresh pytest ses
 session would otherwise start its own server. Results go to mutation/results/<part>.json: the score and
 every surviving mutant with its diff, which docs/testing.md explains one by one.
 
-    python -m mutation.run PART [--max-children N] [--sample N] [mutmut mutant name globs ...]
+    python -m mutation.run PART [--max-children N] [--sample N [--seed S] [--fresh]] [mutmut mutant name globs ...]
     python -m mutation.run --list
 
 `--sample N` tries a uniform random sample of N of the part's mutants (the same ones every time: a larger N
 extends the sample, a rerun resumes it), for parts too big for the machine time there is. The score is then
 an estimate, with its 95% interval in the results. Without it mutmut tries every mutant, cheapest tests first,
-so a run stopped halfway is a biased sample.
+so a run stopped halfway is a biased sample. `--seed S` draws another sample (the default order is seeded by
+the part's name): a sample nobody looked at while writing tests. `--fresh` tries every mutant of the sample
+again, whatever its last verdict: mutmut keeps a verdict until the mutated function's code changes, even when
+the tests changed since.
 """
 
 from __future__ import annotations
@@ -146,12 +149,12 @@ def _statuses(work: Path, mutmut: str) -> dict[str, str]:
     return statuses
 
 
-def summarize(part: str, work: Path, mutmut: str, sample: int | None = None) -> dict:
+def summarize(part: str, work: Path, mutmut: str, sample: int | None = None, seed: str | None = None) -> dict:
     """The score and each survivor with its diff, from mutmut's own results (over the sample, if one was
     taken, with the 95% Wilson interval of the part's whole score)."""
     statuses = all_statuses = _statuses(work, mutmut)
     if sample:
-        statuses = sampled(all_statuses, sample, seed=part)
+        statuses = sampled(all_statuses, sample, seed=sample_seed(part, seed))
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
@@ -163,7 +166,7 @@ def summarize(part: str, work: Path, mutmut: str, sample: int | None = None) -> 
     killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
     judged = sum(n for s, n in counts.items() if s not in ("not checked", "skipped"))
     return {"part": part, "modules": PARTS[part][0], "tests": PARTS[part][1], "counts": counts,
-            "mutants": len(all_statuses), "sample": len(statuses) if sample else None, "tried": judged,
+            "mutants": len(all_statuses), "sample": len(statuses) if sample else None, "seed": seed, "tried": judged,
             "complete": judged == len(all_statuses), "score": round(killed / judged, 4) if judged else None,
             "interval95": _wilson(killed, judged) if sample and judged else None, "survivors": survivors,
             "statuses": statuses if sample else None}
@@ -216,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutmut mutant name globs, e.g. 'fieldpipe.answers*'")
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--sample", type=int, help="try only a fixed random sample of this many mutants")
+    parser.add_argument("--seed", help="with --sample: draw the sample in another fixed order (default: the part's name)")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="with --sample: try the sample's survivors again (after new tests), not only the untried")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --sample: try every mutant of the sample again, whatever its last verdict")
     parser.add_argument("--list", action="store_true", help="list the parts")
     parser.add_argument("--report", action="store_true", help="print every part's last score and the core's")
     parser.add_argument("--summarize-only", action="store_true",
@@ -225,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.report:
         return report()
+    if (args.seed or args.fresh or args.rerun_survivors) and not args.sample:
+        parser.error("--seed, --fresh and --rerun-survivors go with --sample")
     if args.list or not args.part:
         for name, (modules, tests) in PARTS.items():
             print(f"{name:12} {' '.join(modules)}  <-  {' '.join(tests)}")
@@ -237,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     work = REPO / "var" / "mutation" / args.part
     mutmut = str(Path(sys.executable).parent / "mutmut")
     if args.summarize_only:
-        return write_results(args.part, work, mutmut, minutes=None, sample=args.sample)
+        return write_results(args.part, work, mutmut, minutes=None, sample=args.sample, seed=args.seed)
     prepare(args.part, work)
     data_dir = Path(tempfile.mkdtemp(prefix="fieldpipe-mutation-pg-"))
     server = EmbeddedPostgres(data_dir, free_port(), fast_unsafe=True).start()
@@ -250,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample:
             # mutmut generates the mutants (and collects which tests call what) before it finds no such name
             _mutmut_run(mutmut, work, env, args.max_children, ["no-such-mutant"])
-            sample = sampled(_statuses(work, mutmut), args.sample, seed=args.part)
+            sample = sampled(_statuses(work, mutmut), args.sample, seed=sample_seed(args.part, args.seed))
             again = ("not checked", "survived", "no tests") if args.rerun_survivors else ("not checked",)
-            names = [name for name, status in sample.items() if status in again]
+            names = [name for name, status in sample.items() if args.fresh or status in again]
             print(f"{args.part}: sample of {len(sample)} mutants, {len(names)} to try")
         if names or not args.sample:
             _mutmut_run(mutmut, work, env, args.max_children, names)
@@ -262,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     return write_results(args.part, work, mutmut, minutes=round((time.monotonic() - started) / 60, 1),
-                         sample=args.sample)
+                         sample=args.sample, seed=args.seed)
 
 
 def _mutmut_run(mutmut: str, work: Path, env: dict, max_children: int, names: list[str]) -> None:
@@ -276,6 +284,11 @@ def _mutmut_run(mutmut: str, work: Path, env: dict, max_children: int, names: li
         raise
 
 
+def sample_seed(part: str, seed: str | None) -> str:
+    """The part's name alone seeded the samples before `--seed` existed; they stay reproducible."""
+    return f"{part}:{seed}" if seed else part
+
+
 def sampled(statuses: dict[str, str], size: int, seed: str) -> dict[str, str]:
     """The first `size` of the mutants in an order fixed by `seed`: the same sample every run, and a larger
     size extends it."""
@@ -286,8 +299,9 @@ def sampled(statuses: dict[str, str], size: int, seed: str) -> dict[str, str]:
     return {name: statuses[name] for name in names[:size]}
 
 
-def write_results(part: str, work: Path, mutmut: str, minutes: float | None, sample: int | None = None) -> int:
-    result = summarize(part, work, mutmut, sample)
+def write_results(part: str, work: Path, mutmut: str, minutes: float | None, sample: int | None = None,
+                  seed: str | None = None) -> int:
+    result = summarize(part, work, mutmut, sample, seed)
     result["minutes"] = minutes
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{part}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
