@@ -146,6 +146,26 @@ def test_templates_check_placeholders_per_kind_and_dlt_when_the_policy_requires_
     assert students_table_count(conn, "sms_templates") == 3
 
 
+# Python's `$` also matches before a final newline: each of these was once stored with the "\n" (or sent to the provider)
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/v1/sms-policy", {"sender_id": "FLDPIP\n"}, "sender_id"),
+    ("/api/v1/sms-policy", {"quiet_hours": {"start": "21:00\n", "end": "07:00"}}, "quiet_hours.start"),
+    ("/api/v1/sms-templates", {**HOLIDAY, "name": "nl", "sender_id": "FLDPIP\n"}, "sender_id"),
+    ("/api/v1/sms-templates", {**HOLIDAY, "name": "nl", "dlt_template_id": "1107161234567890123\n"}, "dlt_template_id"),
+    ("/api/v1/sms-templates", {**HOLIDAY, "name": "nl", "bodies": {"hi\n": "{school} closed on {date}"}}, "bodies.hi\n"),
+    ("/api/v1/sms-templates", {"name": "nl", "kind": "custom", "placeholders": ["venue\n"],
+                               "bodies": {"en": "Camp at {venue}"}}, "placeholders"),
+])
+def test_a_trailing_newline_is_not_part_of_a_code(client, admin_key, conn, path, body, field):
+    h = auth(admin_key)
+    send = client.patch if path.endswith("policy") else client.post
+    resp = send(path, json=body, headers=h)
+    assert resp.status_code == 422, resp.get_json()
+    assert field in [e["field"] for e in resp.get_json()["errors"]]
+    assert students_table_count(conn, "sms_templates") == 0
+    assert client.get("/api/v1/sms-policy", headers=h).get_json()["sender_id"] is None
+
+
 # --- announcements -----------------------------------------------------------------------------------------------
 
 def test_a_class_announcement_reaches_each_guardian_phone_once_in_their_language(client, admin_key, roster, db_url,
@@ -190,6 +210,7 @@ def test_bad_announcements_are_refused_and_store_nothing(client, admin_key, coll
             ({**good, "audience": {"district": "Nowhere"}}, "audience", "empty"),
             ({**good, "audience": {"class_ids": [99999]}}, "audience.class_ids", "unknown"),
             ({**good, "audience": {"school": UDISE, "district": "Shimla"}}, "audience", "one_of"),
+            ({**good, "audience": {"school": UDISE + "\n"}}, "audience.school", "pattern"),
             ({**good, "values": {}}, "values.date", "required"),
             ({**good, "values": {"date": "x", "venue": "y"}}, "values.venue", "unknown"),
             ({**good, "values": {"date": "{student}"}}, "values.date", "character"),

@@ -58,7 +58,7 @@ def get_policy(conn: psycopg.Connection, organization_id: int) -> dict:
 
 
 def _clock(value: Any, field: str, errors: list[FieldError]) -> dt.time | None:
-    if not isinstance(value, str) or not CLOCK.match(value):
+    if not isinstance(value, str) or not CLOCK.fullmatch(value):
         errors.append(FieldError(field, "format", "must be a local time HH:MM, e.g. 21:00"))
         return None
     return dt.time.fromisoformat(value)
@@ -100,7 +100,7 @@ def update_policy(conn: psycopg.Connection, organization_id: int, patch: Any) ->
         row["dlt_required"] = patch["dlt_required"]
     if "sender_id" in patch:
         sender = patch["sender_id"]
-        if sender is not None and (not isinstance(sender, str) or not SENDER_ID.match(sender)):
+        if sender is not None and (not isinstance(sender, str) or not SENDER_ID.fullmatch(sender)):
             errors.append(FieldError("sender_id", "pattern", "must be 3 to 11 letters or digits, or null"))
         row["sender_id"] = sender
     if "approval_threshold" in patch:

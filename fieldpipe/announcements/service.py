@@ -76,7 +76,7 @@ def check_audience(conn: psycopg.Connection, caller: Caller, audience: Any) -> d
         stored = {kind: ids}
     elif kind == "school":
         udise = audience["school"]
-        if not isinstance(udise, str) or not roster.UDISE_PATTERN.match(udise):
+        if not isinstance(udise, str) or not roster.UDISE_PATTERN.fullmatch(udise):
             errors.append(FieldError("audience.school", "pattern", "must be the school's 11-digit UDISE code"))
         elif conn.execute("SELECT 1 FROM schools WHERE organization_id = %s AND udise = %s", (org, udise)).fetchone() is None:
             errors.append(FieldError("audience.school", "unknown", f"no school with UDISE code {udise}"))

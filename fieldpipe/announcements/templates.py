@@ -65,7 +65,7 @@ def _check(template: dict, dlt_required: bool) -> list[FieldError]:
         errors.append(FieldError("kind", "enum", f"must be one of {', '.join(KINDS)}"))
     declared = template.get("placeholders") or []
     if not isinstance(declared, list) or len(declared) > MAX_DECLARED or not all(
-            isinstance(p, str) and NAME_PATTERN.match(p) for p in declared):
+            isinstance(p, str) and NAME_PATTERN.fullmatch(p) for p in declared):
         errors.append(FieldError("placeholders", "pattern", f"must be a list of at most {MAX_DECLARED} names "
                                                             "like venue or start_time"))
         declared = []
@@ -80,7 +80,7 @@ def _check(template: dict, dlt_required: bool) -> list[FieldError]:
         allowed = allowed_placeholders(kind, declared)
         for language, body in bodies.items():
             where = f"bodies.{language}"
-            if not LANGUAGE_PATTERN.match(language):
+            if not LANGUAGE_PATTERN.fullmatch(language):
                 errors.append(FieldError(where, "language", "keys are two-letter ISO 639-1 codes such as hi or en"))
             elif not isinstance(body, str) or not body.strip() or len(body) > MAX_BODY_LENGTH:
                 errors.append(FieldError(where, "required", f"must be a non-empty text of at most {MAX_BODY_LENGTH} characters"))
@@ -102,7 +102,7 @@ def _check(template: dict, dlt_required: bool) -> list[FieldError]:
         if value is None:
             if dlt_required:
                 errors.append(FieldError(member, "required", f"the organization's SMS policy requires {what}"))
-        elif not isinstance(value, str) or not pattern.match(value):
+        elif not isinstance(value, str) or not pattern.fullmatch(value):
             errors.append(FieldError(member, "pattern", f"must be {what}"))
     return errors
 

@@ -39,7 +39,7 @@ def parse_guardian(entry: Any, where: str) -> tuple[dict | None, list[FieldError
     else:
         phone = None
     language = entry.get("preferred_language", DEFAULT_LANGUAGE)
-    if not isinstance(language, str) or not LANGUAGE_PATTERN.match(language):
+    if not isinstance(language, str) or not LANGUAGE_PATTERN.fullmatch(language):
         errors.append(FieldError(f"{where}.preferred_language", "pattern", "must be a two-letter ISO 639-1 code such as hi or en"))
     opted_out = entry.get("opted_out", False)
     if not isinstance(opted_out, bool):

@@ -76,7 +76,7 @@ def _date(payload: dict, name: str, errors: list[FieldError], required: bool = T
     if value is None and not required:
         return default
     try:
-        if not isinstance(value, str) or not DATE_PATTERN.match(value):
+        if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
             raise ValueError
         day = dt.date.fromisoformat(value)
     except ValueError:
