@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fieldpipe.operations.backlog import platform_backlogs
 from fieldpipe.reporting import archive
 from fieldpipe.reporting.archive import archive_day, partition_key
 from tests.helpers import auth, submission
@@ -144,3 +145,6 @@ def test_the_demo_has_responses_from_yesterday_for_the_first_archive_run(conn, c
     report = archive_day(clean_db, object_store, yesterday)
     assert report.written == [partition_key("demo", "household-survey", yesterday)]
     assert report.rows == len(YESTERDAYS_ANSWERS)
+    # received yesterday, but waiting for validation only since now: no backlog alarm on a fresh `make up`
+    waiting = {b["backlog"]: b["oldest_age_s"] for b in platform_backlogs(conn)}
+    assert waiting["unvalidated"] < 600

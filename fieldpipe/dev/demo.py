@@ -171,7 +171,9 @@ def load_demo_import(conn: psycopg.Connection) -> None:
 
 def load_yesterdays_responses(conn: psycopg.Connection, organization_id: int) -> None:
     """Household-survey responses received yesterday (UTC), once: so the first `archive_responses` run under
-    `make up` writes yesterday's Parquet partition, and the reporting views and downloads have rows."""
+    `make up` writes yesterday's Parquet partition, and the reporting views and downloads have rows. Their
+    `updated_at` stays the time they were stored: the pipelines' watermarks and the backlog alarms read it, and a
+    backdated one made a fresh `make up` mail an "unvalidated backlog" notice."""
     form = forms.get_form_row(conn, organization_id, HOUSEHOLD_SURVEY["slug"])
     if conn.execute("SELECT 1 FROM responses WHERE form_id = %s LIMIT 1", (form["id"],)).fetchone():
         return
@@ -182,7 +184,7 @@ def load_yesterdays_responses(conn: psycopg.Connection, organization_id: int) ->
         "answers": {"name": name, "phone": phone, "city": city, "monthly_income": income, "monthly_savings": savings},
     } for n, (name, phone, city, income, savings) in enumerate(YESTERDAYS_ANSWERS)])
     conn.execute(
-        """UPDATE responses SET received_at = r.yesterday, updated_at = r.yesterday, submitted_at = r.yesterday
+        """UPDATE responses SET received_at = r.yesterday, submitted_at = r.yesterday
              FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '12 hours'
                           AS yesterday) r
             WHERE form_id = %s AND submission_id = ANY(%s::uuid[])""",
