@@ -82,7 +82,8 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                                "fieldpipe/assessments/export.py"],
                               ["tests/test_assessments_api.py", "tests/test_assessments_aggregation.py",
                                "tests/test_assessments_export.py", "tests/test_pass_marks.py",
-                               "tests/test_assessment_results.py", "tests/test_exams.py", "tests/test_enrollment.py"]),
+                               "tests/test_assessment_results.py", "tests/test_exams.py", "tests/test_enrollment.py",
+                               "tests/test_rosters.py"]),
     # exams sat by students: sign-in, sittings and their answers, results as of an instant, read-back listings
     "assessments-exams": (["fieldpipe/assessments/exams.py", "fieldpipe/assessments/signin.py",
                            "fieldpipe/assessments/results.py", "fieldpipe/assessments/readback.py"],

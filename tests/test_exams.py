@@ -96,6 +96,88 @@ def test_sign_in_gives_a_short_lived_token_for_that_student(client, school, slip
     assert bad.status_code == 422 and {e["field"] for e in bad.get_json()["errors"]} == {"class_id", "roll_number", "pin"}
 
 
+def test_every_refused_sign_in_says_exactly_what_is_wrong(client, admin_key, conn, school, slips):
+    slip = {"class_id": school["class_a"], "roll_number": "1", "pin": slips["1"]["pin"]}
+    class_id = ("class_id", "required", "must be the class id printed on the slip")
+    roll = ("roll_number", "required", "must be the roll number printed on the slip")
+    pin = ("pin", "pattern", "must be the 6-digit PIN printed on the slip")
+    code = ("code", "pattern", "must be the sign-in code of a slip's QR code")
+    cases = [
+        ([slip], [("", "type", "must be a JSON object {class_id, roll_number, pin} or {code}")]),
+        ({}, [class_id, roll, pin]),
+        ({**slip, "class_id": str(school["class_a"])}, [class_id]),
+        ({**slip, "class_id": True}, [class_id]),
+        ({**slip, "roll_number": " "}, [roll]),
+        ({**slip, "roll_number": "1" * 65}, [roll]),
+        ({**slip, "pin": slip["pin"][:5]}, [pin]),
+        ({**slip, "pin": slip["pin"] + "0"}, [pin]),
+        ({**slip, "pin": "12345a"}, [pin]),
+        ({**slip, "pin": "١٢٣٤٥٦"}, [pin]),  # Arabic-Indic digits are digits, but not the slip's
+        ({**slip, "pin": 123456}, [pin]),
+        ({**slip, "student_id": 1}, [("student_id", "unknown_member",
+                                      "send class_id, roll_number and pin, or the slip's code alone")]),
+        ({"code": slips["1"]["signin_code"] + "A"}, [code]),
+        ({"code": slips["1"]["signin_code"][:21] + "+"}, [code]),
+        ({"code": None}, [code]),
+        ({"code": slips["1"]["signin_code"], "roll_number": "1"},
+         [("roll_number", "unknown_member", "send the code alone, as the slip's QR code has it")]),
+    ]
+    for body, errors in cases:
+        resp = client.post("/api/v1/auth/student", json=body)
+        assert resp.status_code == 422 and resp.mimetype == "application/problem+json", (body, resp.get_json())
+        assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == errors, body
+    wrong = "000000" if slip["pin"] != "000000" else "111111"
+    for body, detail in (({**slip, "pin": wrong}, "the class id, roll number or PIN is wrong"),
+                         ({**slip, "roll_number": "99"}, "the class id, roll number or PIN is wrong"),
+                         ({"code": "A" * 22}, "the sign-in code is not valid; sign in with the PIN on the slip")):
+        resp = client.post("/api/v1/auth/student", json=body)
+        assert (resp.status_code, resp.get_json()["detail"]) == (401, detail), body
+    assert client.post("/api/v1/auth/student", json={"code": slips["1"]["signin_code"]}).status_code == 200
+    used = client.post("/api/v1/auth/student", json={"code": slips["1"]["signin_code"]}).get_json()
+    assert used["detail"] == "this slip's sign-in code was used already; sign in with the PIN on the slip"
+    conn.execute("UPDATE student_signins SET expires_at = now() - interval '1 second'")  # the slips have expired
+    expired = [client.post("/api/v1/auth/student", json=body) for body in (
+        {**slip, "roll_number": "2", "pin": slips["2"]["pin"]}, {"code": slips["2"]["signin_code"]})]
+    assert [r.status_code for r in expired] == [401, 401]
+    assert conn.execute("SELECT failed_attempts FROM student_signins WHERE student_id = %s",
+                        (school["students"][1],)).fetchone()["failed_attempts"] == 1  # an expired PIN counts as wrong
+
+
+def test_a_token_names_its_student_class_and_organization_and_lasts_its_minutes(client, conn, school, slips):
+    resp = sign_in(client, school["class_a"], "2", slips["2"]["pin"]).get_json()
+    claims = jwt.decode(resp["token"], signin._token_key(), algorithms=["HS256"], issuer="fieldpipe")
+    organization = conn.execute("SELECT organization_id FROM schools").fetchone()["organization_id"]
+    assert {k: claims[k] for k in ("iss", "scope", "sub", "cls", "org")} == {
+        "iss": "fieldpipe", "scope": "student", "sub": str(school["students"][1]), "cls": school["class_a"],
+        "org": organization}
+    assert dt.datetime.fromisoformat(resp["expires_at"].replace("Z", "+00:00")).timestamp() == claims["exp"]
+    signed_in = conn.execute("SELECT last_signed_in_at FROM student_signins WHERE student_id = %s",
+                             (school["students"][1],)).fetchone()["last_signed_in_at"]
+    assert signed_in is not None
+
+
+def test_pins_for_named_students_are_refused_saying_which_are_not_current(client, admin_key, conn, school, slips):
+    url = f"/api/v1/classes/{school['class_a']}/student-signins"
+    before = conn.execute("SELECT student_id, pin_hash FROM student_signins ORDER BY student_id").fetchall()
+    cases = [
+        ({"student_ids": []}, [("student_ids", "type", "must be a non-empty list of student ids")]),
+        ({"student_ids": school["students"][0]}, [("student_ids", "type", "must be a non-empty list of student ids")]),
+        ({"student_ids": [school["students"][0], "x", school["other_student"]]}, [
+            ("student_ids[1]", "unknown_student", f"student 'x' is not a current student of class {school['class_a']}"),
+            ("student_ids[2]", "unknown_student",
+             f"student {school['other_student']} is not a current student of class {school['class_a']}")]),
+        ([school["students"][0]], [("", "type", "must be a JSON object")]),
+    ]
+    for body, errors in cases:
+        resp = client.post(url, json=body, headers=auth(admin_key))
+        assert resp.status_code == 422, (body, resp.get_json())
+        assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == errors, body
+    assert conn.execute("SELECT student_id, pin_hash FROM student_signins ORDER BY student_id").fetchall() == before
+    issued = client.post(url, json={"student_ids": None}, headers=auth(admin_key)).get_json()  # every current student
+    assert (issued["class_id"], issued["school"], issued["grade"], issued["section"]) == (school["class_a"], UDISE, 5, "A")
+    assert [s["roll_number"] for s in issued["slips"]] == ["1", "2", "3"] and issued["expires_at"]
+
+
 def test_a_pin_tried_too_often_locks_that_students_sign_in_for_a_while(client, admin_key, conn, school, slips):
     wrong = "000000" if slips["1"]["pin"] != "000000" else "111111"
     statuses = [sign_in(client, school["class_a"], "1", wrong).status_code for _ in range(5)]
@@ -200,6 +282,51 @@ def test_bad_answers_are_refused_clearly_and_store_nothing(client, admin_key, co
                       headers=auth(me["token"])).status_code == 403
     assert client.get(f"/api/v1/students/{other['student']['id']}/exams", headers=auth(me["token"])).status_code == 403
     assert count(conn) == 0
+
+
+def test_every_bad_answer_body_names_its_field_code_and_message_and_stores_nothing(client, conn, exam, tokens):
+    me = tokens["1"]
+    url = f"/api/v1/students/{me['student']['id']}/exams/{exam['id']}/answers"
+    good = {"answer_id": str(uuid.uuid4()), "question": "q1", "answer": "b"}
+    whole = ("", "type", "must be a JSON object {answer_id, question, answer}")
+    required = "must be a non-empty string"
+    cases = [
+        (["q1", "b"], [whole]),
+        ("q1=b", [whole]),
+        ({**good, "student_id": 7}, [("student_id", "unknown_member", "send answer_id, question and answer only")]),
+        ({"question": "q1", "answer": "b"}, [("answer_id", "format", "must be a UUID made on the device for this answer")]),
+        ({**good, "answer_id": 12}, [("answer_id", "format", "must be a UUID made on the device for this answer")]),
+        ({**good, "question": ""}, [("question", "required", required)]),
+        ({**good, "answer": ["b"]}, [("answer", "required", required)]),
+        ({"extra": 1}, [("extra", "unknown_member", "send answer_id, question and answer only"),
+                        ("answer_id", "format", "must be a UUID made on the device for this answer"),
+                        ("question", "required", required), ("answer", "required", required)]),
+    ]
+    for body, errors in cases:
+        resp = client.post(url, json=body, headers=auth(me["token"]))
+        assert resp.status_code == 422 and resp.mimetype == "application/problem+json", (body, resp.get_json())
+        assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == errors, body
+    assert count(conn) == 0
+
+
+def test_answer_keys_are_refused_naming_the_field_and_nothing_is_regraded(client, admin_key, school, conn, exam):  # noqa: F811
+    def patch(assessment_id, answer_keys):
+        resp = client.patch(f"/api/v1/assessments/{assessment_id}", json={"answer_keys": answer_keys},
+                            headers=auth(admin_key))
+        assert resp.status_code == 422 and resp.mimetype == "application/problem+json", resp.get_json()
+        return [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]]
+
+    keys = "must be an object of question key to the correct choice"
+    assert patch(exam["id"], {}) == [("answer_keys", "type", keys)]
+    assert patch(exam["id"], ["b", "a"]) == [("answer_keys", "type", keys)]
+    assert patch(exam["id"], {"q1": "c", "q2": "c", "q7": "a"}) == [
+        ("answer_keys.q2", "choice", "must be one of a, b"),
+        ("answer_keys.q7", "unknown_question", "is not a question of this exam")]
+    marks = client.post("/api/v1/assessments", headers=auth(admin_key), json=lo_assessment([school["class_a"]])).get_json()
+    assert patch(marks["id"], {"q1": "a"}) == [("answer_keys", "not_an_exam", "only exam questions have answer keys")]
+    stored = {r["key"]: r["answer_key"] for r in conn.execute(
+        "SELECT key, answer_key FROM assessment_items WHERE assessment_id = %s", (exam["id"],))}
+    assert stored == {"q1": "b", "q2": "a"}  # q1's valid "c" was not applied beside the refused keys
 
 
 def test_tokens_that_are_not_ours_or_expired_are_refused(client, conn, school, exam, tokens, admin_key):

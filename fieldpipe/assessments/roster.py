@@ -63,7 +63,7 @@ def create_school(conn: psycopg.Connection, organization_id: int, payload: Any) 
     payload = _object(payload)
     errors: list[FieldError] = []
     udise = payload.get("udise")
-    if not isinstance(udise, str) or not UDISE_PATTERN.match(udise):
+    if not isinstance(udise, str) or not UDISE_PATTERN.fullmatch(udise):
         errors.append(FieldError("udise", "pattern", "must be the school's 11-digit UDISE code"))
     name, district, block = (_text_field(payload, f, errors) for f in ("name", "district", "block"))
     time_zone = payload.get("time_zone")
@@ -337,7 +337,7 @@ def create_subject(conn: psycopg.Connection, organization_id: int, payload: Any)
     payload = _object(payload)
     errors: list[FieldError] = []
     code = payload.get("code")
-    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+    if not isinstance(code, str) or not CODE_PATTERN.fullmatch(code):
         errors.append(FieldError("code", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$"))
     name = _text_field(payload, "name", errors)
     if errors:
