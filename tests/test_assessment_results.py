@@ -211,3 +211,54 @@ def test_results_page_through_class_by_class_student_by_student(client, collecto
         if cursor is None:
             break
     assert seen == [*school["students"], school["other_student"]]  # 5A's three, then 5B's one
+
+
+def test_every_refused_read_back_or_results_query_says_exactly_why(client, admin_key, collector_key, school,
+                                                                   assessment):
+    h = auth(collector_key)
+    klass = client.post("/api/v1/schools/02010100101/classes", json={"grade": 7}, headers=auth(admin_key)).get_json()
+    class_level = client.post("/api/v1/assessments", headers=auth(admin_key),
+                              json=lo_assessment([school["class_a"]], level="class")).get_json()
+    submissions = f"/api/v1/assessments/{assessment['id']}/submissions"
+    not_assigned = ("class_id", "not_assigned", f"the assessment does not apply to class {klass['id']}")
+    timestamp = ("as_of", "timestamp", "must be an ISO 8601 timestamp with an offset")
+    cases = [
+        (f"{submissions}/student?class_id={klass['id']}", not_assigned),
+        (f"{submissions}/class", ("", "wrong_level", f"assessment {assessment['id']} takes student-level "
+                                                    "submissions, not class-level")),
+        (f"/api/v1/assessments/{class_level['id']}/submissions/student",
+         ("", "wrong_level", f"assessment {class_level['id']} takes class-level submissions, not student-level")),
+        (f"/api/v1/assessments/{class_level['id']}/submissions/class?class_id={klass['id']}", not_assigned),
+        (f"{submissions}/student?class_id=5A", ("class_id", "type", "must be a class id")),
+        (f"/api/v1/assessments/{assessment['id']}/results?class_id={klass['id']}", not_assigned),
+        (f"/api/v1/assessments/{assessment['id']}/results?class_id=-1", ("class_id", "type", "must be a class id")),
+        (f"/api/v1/assessments/{assessment['id']}/results?as_of=2026-11-20T10:00:00", timestamp),
+        (f"/api/v1/assessments/{assessment['id']}/results?as_of=yesterday", timestamp),
+        (f"/api/v1/assessments/{assessment['id']}/results.csv?as_of=2026-11-31T10:00:00%2B05:30", timestamp),
+    ]
+    for url, error in cases:
+        resp = client.get(url, headers=h)
+        assert resp.status_code == 422 and resp.mimetype == "application/problem+json", (url, resp.get_json())
+        assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == [error], url
+    ok = client.get(f"/api/v1/assessments/{assessment['id']}/results?as_of=2026-11-20T10:00:00%2B05:30", headers=h)
+    assert ok.status_code == 200, ok.get_json()
+
+
+def test_class_results_read_back_page_through_class_then_item(client, admin_key, collector_key, school):
+    created = client.post("/api/v1/assessments", headers=auth(admin_key),
+                          json=lo_assessment([school["class_a"], school["class_b"]], level="class")).get_json()
+    for class_id, cleared in ((school["class_b"], 7), (school["class_a"], 9)):
+        body = {"submission_id": str(uuid.uuid4()), "class_id": class_id, "collector": {"id": "t"},
+                "submitted_at": "2026-11-20T10:00:00+05:30",
+                "results": [{"item": "LO2", "present": 10, "cleared": cleared}, {"item": "LO1", "present": 10, "cleared": 5}]}
+        assert client.post(f"/api/v1/assessments/{created['id']}/submissions/class", json=body,
+                           headers=auth(collector_key)).status_code == 201
+    url = f"/api/v1/assessments/{created['id']}/submissions/class?limit=3"
+    first = client.get(url, headers=auth(collector_key)).get_json()
+    rest = client.get(f"{url}&cursor={first['next_cursor']}", headers=auth(collector_key)).get_json()
+    assert [(r["class_id"], r["item"], r["cleared"]) for r in first["items"] + rest["items"]] == [
+        (school["class_a"], "LO1", 5), (school["class_a"], "LO2", 9), (school["class_b"], "LO1", 5),
+        (school["class_b"], "LO2", 7)]
+    assert rest["next_cursor"] is None
+    only_b = client.get(f"{url}&class_id={school['class_b']}", headers=auth(collector_key)).get_json()["items"]
+    assert [(r["class_id"], r["item"]) for r in only_b] == [(school["class_b"], "LO1"), (school["class_b"], "LO2")]

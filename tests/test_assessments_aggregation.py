@@ -256,3 +256,47 @@ def test_a_summary_reads_back_every_field_of_its_rows_and_a_bad_level_or_date_is
     assert [(e.field, e.code, e.message) for e in refused.value.errors] == [
         ("level", "enum", "must be one of class, school, block, district"),
         ("date", "date", "must be a date YYYY-MM-DD")]
+
+
+def test_a_days_run_says_what_it_wrote_and_its_summary_tab_has_every_row_top_down(conn, district, tmp_path,
+                                                                                  monkeypatch, caplog):
+    from openpyxl import load_workbook
+
+    from fieldpipe.assessments import export
+
+    monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
+    caplog.set_level("INFO", logger="fieldpipe.assessments")
+    c1, c2, c3 = district["classes"]
+    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
+    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})
+    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})
+    _post_marks(conn, district, c3, {c[0]: 7})
+    end = _now(conn) + DAY
+    day = (end - DAY).date()
+    first = aggregate.summarize_interval(conn, end - DAY, end)
+    assert first == {"summary_date": day.isoformat(), "students_counted": 6, "rows_replaced": 0, "rows_written": 8,
+                     "per_level": {"class": 3, "school": 2, "block": 2, "district": 1}}
+    assert aggregate.summarize_interval(conn, end - DAY, end)["rows_replaced"] == 8
+    assert (f"summaries for {day.isoformat()}: 6 student results counted -> 8 summary rows "
+            f"{first['per_level']} (replaced 8)") in caplog.messages
+
+    assert export.export_summaries(conn, day, None) == {}  # the assessment names no sheet yet
+    assert f"Summary tabs for {day.isoformat()}: no assessment names a sheet" in caplog.messages
+    definitions.update_assessment(conn, district["org"], district["assessment"], {"sheet": {"spreadsheet_id": "lo"}})
+    assert export.export_summaries(conn, day, None) == {district["assessment"]: 8}
+    assert f"Summary tabs for {day.isoformat()}: assessment {district['assessment']}: 8 rows" in caplog.messages
+    d = day.isoformat()
+    expected = [  # district, blocks, schools, classes; marks 9, 4, absent | 3, 8 | 7; pass from 4
+        (d, "district", "Shimla", None, None, None, "LO1", "LO1", 6, 5, 4, 0.8, 6.2, 7, "A:2 B:1 C:2"),
+        (d, "block", "Shimla", "Mashobra", None, None, "LO1", "LO1", 5, 4, 3, 0.75, 6, 6, "A:2 C:2"),
+        (d, "block", "Shimla", "Theog", None, None, "LO1", "LO1", 1, 1, 1, 1, 7, 7, "B:1"),
+        (d, "school", "Shimla", "Mashobra", "02010100101", None, "LO1", "LO1", 5, 4, 3, 0.75, 6, 6, "A:2 C:2"),
+        (d, "school", "Shimla", "Theog", "02010200201", None, "LO1", "LO1", 1, 1, 1, 1, 7, 7, "B:1"),
+        (d, "class", "Shimla", "Mashobra", "02010100101", "5A", "LO1", "LO1", 3, 2, 2, 1, 6.5, 6.5, "A:1 C:1"),
+        (d, "class", "Shimla", "Mashobra", "02010100101", "5B", "LO1", "LO1", 2, 2, 1, 0.5, 5.5, 5.5, "A:1 C:1"),
+        (d, "class", "Shimla", "Theog", "02010200201", "5A", "LO1", "LO1", 1, 1, 1, 1, 7, 7, "B:1"),
+    ]
+    tab = load_workbook(tmp_path / "exports" / f"assessment-{district['assessment']}.xlsx")[export.SUMMARY_TAB]
+    rows = list(tab.iter_rows(values_only=True))
+    assert list(rows[0]) == export.HEADER and [tuple(r) for r in rows[1:]] == expected
+    assert [type(v) for v in rows[1][12:14]] == [float, int]  # 6.2 a number, 7.00 a whole number
