@@ -262,3 +262,50 @@ def test_class_results_read_back_page_through_class_then_item(client, admin_key,
     assert rest["next_cursor"] is None
     only_b = client.get(f"{url}&class_id={school['class_b']}", headers=auth(collector_key)).get_json()["items"]
     assert [(r["class_id"], r["item"]) for r in only_b] == [(school["class_b"], "LO1"), (school["class_b"], "LO2")]
+
+
+def test_new_marks_rewrite_the_results_tab_of_a_marked_assessment_and_a_graded_one_shows_grades(
+        client, admin_key, collector_key, school, assessment, conn, tmp_path, monkeypatch, caplog):
+    from openpyxl import load_workbook
+
+    from fieldpipe.assessments.export import RESULTS_TAB, export_changed_results, export_results_as_of
+
+    monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
+    caplog.set_level("INFO", logger="fieldpipe.assessments")
+    s, h = school["students"], auth(admin_key)
+
+    def tab(assessment_id):
+        book = load_workbook(tmp_path / "exports" / f"assessment-{assessment_id}.xlsx")
+        return [tuple(r) for r in book[RESULTS_TAB].iter_rows(values_only=True)]
+
+    client.patch(f"/api/v1/assessments/{assessment['id']}", json={"sheet": {"spreadsheet_id": "lo"}}, headers=h)
+    assert export_changed_results(conn, None) == {}  # no marks yet: nothing changed
+    assert "Results tabs of changed assessments: none changed" in caplog.messages
+    post_marks(client, collector_key, assessment["id"], school["class_a"], [
+        {"student_id": s[0], "is_present": True, "marks": {"LO1": 8, "LO2": 4}}, {"student_id": s[1], "is_present": False}])
+    assert export_changed_results(conn, None) == {assessment["id"]: 4}
+    assert f"Results tabs of changed assessments: assessment {assessment['id']}: 4 students" in caplog.messages
+    assert tab(assessment["id"]) == [
+        ("class", "roll number", "name", "status", "LO1", "LO2", "total", "percentage", "grade", "passed"),
+        ("5A", "1", "Asha", "assessed", 8, 4, 12, 80, "A", "yes"),
+        ("5A", "2", "Ravi", "absent", None, None, None, None, None, "no"),
+        ("5A", "3", "Meena", "not_assessed", None, None, None, None, None, None),
+        ("5B", "1", "Kiran", "not_assessed", None, None, None, None, None, None)]
+    assert export_changed_results(conn, None) == {}
+    post_marks(client, collector_key, assessment["id"], school["class_b"],
+               [{"student_id": school["other_student"], "is_present": True, "marks": {"LO1": 1, "LO2": 1}}])
+    assert export_changed_results(conn, None) == {assessment["id"]: 4}  # new marks: written again
+    assert tab(assessment["id"])[4] == ("5B", "1", "Kiran", "assessed", 1, 1, 2, 13.33, "C", "no")
+
+    graded = client.post("/api/v1/assessments", headers=h, json=lo_assessment(
+        [school["class_a"]], evaluation="Grade", pass_criterion={"min_grade": "B"}, sheet={"spreadsheet_id": "g"},
+        grade_scale=[{"grade": "A"}, {"grade": "B"}, {"grade": "C"}])).get_json()
+    post_marks(client, collector_key, graded["id"], school["class_a"],
+               [{"student_id": s[0], "is_present": True, "grades": {"LO1": "A", "LO2": "B"}}])
+    now = conn.execute("SELECT now() AS t").fetchone()["t"]
+    assert export_results_as_of(conn, now, None) == {assessment["id"]: 4, graded["id"]: 3}
+    assert tab(graded["id"])[:2] == [
+        ("class", "roll number", "name", "status", "LO1", "LO2", "total", "percentage", "grade", "passed"),
+        ("5A", "1", "Asha", "assessed", "A", "B", None, None, "A", "yes")]
+    before_any = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    assert export_results_as_of(conn, before_any, None) == {}  # neither existed, nor had marks, then
