@@ -329,6 +329,56 @@ def test_answer_keys_are_refused_naming_the_field_and_nothing_is_regraded(client
     assert stored == {"q1": "b", "q2": "a"}  # q1's valid "c" was not applied beside the refused keys
 
 
+def test_an_answer_is_receipted_as_sent_and_each_refusal_says_why(client, admin_key, conn, exam, tokens):
+    me, other = tokens["1"], tokens["2"]
+    answer_id = str(uuid.uuid4())
+    first = answer(client, me, exam["id"], "q2", "b", answer_id)
+    assert first.status_code == 201 and first.get_json()["received_at"]
+    assert {k: v for k, v in first.get_json().items() if k != "received_at"} == {
+        "answer_id": answer_id, "assessment_id": exam["id"], "question": "q2", "answer": "b"}
+    stored = conn.execute("SELECT student_id, class_id, answer, answer_id FROM exam_answers").fetchone()
+    assert stored == {"student_id": me["student"]["id"], "class_id": me["student"]["class_id"], "answer": "b",
+                      "answer_id": uuid.UUID(answer_id)}
+
+    def refusal(resp):
+        body = resp.get_json()
+        return resp.status_code, body.get("detail"), [(e["field"], e["code"], e["message"]) for e in body.get("errors", [])]
+
+    assert refusal(answer(client, me, exam["id"], "q2", "a", answer_id)) == (
+        409, f"answer {answer_id} was already received with a different question or choice; send a changed answer "
+             "under a new answer_id", [])
+    assert refusal(answer(client, me, exam["id"], "q3", "a"))[2] == [
+        ("question", "unknown_question", "'q3' is not a question of this exam")]
+    assert refusal(answer(client, me, exam["id"], "q1", "d"))[2] == [("answer", "choice", "must be one of a, b, c")]
+    assert refusal(answer(client, me, exam["id"], "q1", "a", student_id=other["student"]["id"]))[:2] == (
+        403, "a student token reaches only its own student's exams and answers")
+    assert refusal(answer(client, me, "abc", "q1", "a"))[:2] == (404, "exam 'abc' was not found")
+    client.post(f"/api/v1/assessments/{exam['id']}/close", headers=auth(admin_key))
+    assert refusal(answer(client, me, exam["id"], "q1", "b"))[2] == [("", "exam_closed", f"exam {exam['id']} is closed to answers")]
+    # a retry of an answer received before the close is still its receipt
+    assert answer(client, me, exam["id"], "q2", "b", answer_id).get_json() == first.get_json()
+    own = client.get(f"/api/v1/students/{me['student']['id']}/exams/{exam['id']}/answers", headers=auth(me["token"]))
+    assert own.get_json() == {"assessment_id": exam["id"], "student_id": me["student"]["id"], "closed": True,
+                              "answers": {"q2": "b"}}
+    assert count(conn) == 1
+
+
+def test_a_student_lists_the_open_exams_of_their_class_a_page_at_a_time(client, admin_key, conn, school, exam, tokens):
+    me = tokens["1"]
+    h = auth(admin_key)
+    items = [{"key": "q1", "max_marks": 1, "choices": ["a", "b"], "answer_key": "a"}]
+    second = client.post("/api/v1/assessments", headers=h, json=lo_assessment(
+        [school["class_a"]], type="Question", level="exam", title="Quiz 2", items=items)).get_json()
+    past = client.post("/api/v1/assessments", headers=h, json=lo_assessment(
+        [school["class_a"]], type="Question", level="exam", title="Quiz 3", items=items)).get_json()
+    conn.execute("UPDATE assessments SET deadline = now() - interval '1 second' WHERE id = %s", (past["id"],))
+    url = f"/api/v1/students/{me['student']['id']}/exams?limit=1"
+    first = client.get(url, headers=auth(me["token"])).get_json()
+    rest = client.get(f"{url}&cursor={first['next_cursor']}", headers=auth(me["token"])).get_json()
+    assert [e["id"] for e in first["items"] + rest["items"]] == [exam["id"], second["id"]]  # not the past one
+    assert rest["next_cursor"] is None and first["items"][0]["title"] == "Quiz"
+
+
 def test_tokens_that_are_not_ours_or_expired_are_refused(client, conn, school, exam, tokens, admin_key):
     me = tokens["1"]
     url = f"/api/v1/students/{me['student']['id']}/exams"
