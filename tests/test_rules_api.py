@@ -261,3 +261,46 @@ def test_expressions_too_long_or_too_deep_are_refused_and_the_longest_allowed_wo
     assert [w["rule_id"] for w in post(client, collector_key, monthly_savings=1000)["warnings"]] == ["sum"]
     [run] = validate_slug(conn, "household-survey")
     assert run.opened == 1
+
+
+def test_a_dry_run_shows_at_most_five_examples_and_latest_must_be_a_count_of_responses(
+        client, conn, admin_key, collector_key, make_form):
+    from fieldpipe.rules.dry_run import MAX_LATEST
+
+    make_form()
+    over = [post(client, collector_key, monthly_savings=30000 + n)["submission_id"] for n in range(6)]
+    post(client, collector_key)
+    proposal = {"rules": [{"id": "savings-within-income", "expression": "monthly_savings <= monthly_income",
+                           "message": "x"}]}
+    whole = client.post(f"{RULES_URL}/dry-run?latest=", json=proposal, headers=auth(admin_key)).get_json()
+    [rule] = whole["rules"]
+    assert (whole["responses_evaluated"], rule["would_flag"], len(rule["examples"])) == (7, 6, 5)
+    assert set(rule["examples"]) < set(over)
+    newest = client.post(f"{RULES_URL}/dry-run?latest=3", json=proposal, headers=auth(admin_key)).get_json()
+    assert (newest["responses_evaluated"], newest["rules"][0]["would_flag"]) == (3, 2)  # the 2 latest over, 1 within
+    assert set(newest["rules"][0]["examples"]) == set(over[-2:])
+    message = f"must be a whole number of responses from 1 to {MAX_LATEST}"
+    for latest in ("0", "-1", "2.5", "ten", str(MAX_LATEST + 1)):
+        resp = client.post(f"{RULES_URL}/dry-run?latest={latest}", json=proposal, headers=auth(admin_key))
+        assert resp.status_code == 422, latest
+        assert resp.get_json()["errors"] == [{"field": "latest", "code": "range", "message": message}], latest
+    assert client.post(f"{RULES_URL}/dry-run?latest={MAX_LATEST}", json=proposal,
+                       headers=auth(admin_key)).get_json()["responses_evaluated"] == 7
+
+
+def test_a_dry_run_job_reads_back_who_started_it_and_an_interrupted_one_says_to_start_again(
+        client, conn, admin_key, make_form):
+    make_form()
+    form_id = conn.execute("SELECT id FROM forms").fetchone()["id"]
+    job = conn.execute("""INSERT INTO rules_dry_runs (form_id, document, latest, status, created_by, lease_until)
+                          VALUES (%s, '{}', 4, 'queued', 'ana', now() - interval '1 second') RETURNING *""",
+                       (form_id,)).fetchone()
+    body = client.get(f"{RULES_URL}/dry-runs/{job['id']}", headers=auth(admin_key)).get_json()
+    assert {k: body[k] for k in ("id", "status", "latest", "created_by", "error", "result", "poll")} == {
+        "id": job["id"], "status": "failed", "latest": 4, "created_by": "ana",
+        "error": "interrupted: the process running it stopped; start the dry run again", "result": None,
+        "poll": f"{RULES_URL}/dry-runs/{job['id']}"}
+    assert body["finished_at"] and body["created_at"]
+    for missing in ("abc", "1" * 19, str(job["id"] + 1)):
+        resp = client.get(f"{RULES_URL}/dry-runs/{missing}", headers=auth(admin_key))
+        assert resp.status_code == 404 and resp.get_json()["detail"] == f"dry run {missing!r} was not found"
