@@ -63,13 +63,19 @@ def _rows(conn, level):
             for r in conn.execute("SELECT * FROM assessment_summaries WHERE level = %s", (level,))}
 
 
+def _mark_the_hand_count(conn, d) -> dt.datetime:
+    """The marks every level's hand count below is made from; returns the end of the day that counts them."""
+    c1, c2, c3 = d["classes"]
+    a, b, c = d["students"]["a"], d["students"]["b"], d["students"]["c"]
+    _post_marks(conn, d, c1, {a[0]: 9, a[1]: 4, a[2]: None})   # A pass, C pass (4 >= 4), absent
+    _post_marks(conn, d, c2, {b[0]: 3, b[1]: 8})               # C fail, A pass
+    _post_marks(conn, d, c3, {c[0]: 7})                        # B pass
+    return _now(conn) + DAY
+
+
 def test_summary_numbers_at_every_level_match_a_hand_count(conn, district):
     c1, c2, c3 = district["classes"]
-    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
-    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})   # A pass, C pass (4 >= 4), absent
-    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})               # C fail, A pass
-    _post_marks(conn, district, c3, {c[0]: 7})                        # B pass
-    end = _now(conn) + DAY
+    end = _mark_the_hand_count(conn, district)
     aggregate.summarize_interval(conn, end - DAY, end)
 
     assert _rows(conn, "class") == {
@@ -211,12 +217,7 @@ def failed_summary_checks(conn, summary_date) -> list[str]:
 
 
 def test_the_summary_check_passes_a_true_day_and_an_empty_one_and_fails_a_roll_up_that_loses_a_class(conn, district):
-    c1, c2, c3 = district["classes"]
-    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
-    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})
-    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})
-    _post_marks(conn, district, c3, {c[0]: 7})
-    end = _now(conn) + DAY
+    end = _mark_the_hand_count(conn, district)
     aggregate.summarize_interval(conn, end - DAY, end)
     day = (end - DAY).date()
     assert failed_summary_checks(conn, day) == []
@@ -266,12 +267,7 @@ def test_a_days_run_says_what_it_wrote_and_its_summary_tab_has_every_row_top_dow
 
     monkeypatch.setenv("FIELDPIPE_VAR_DIR", str(tmp_path))
     caplog.set_level("INFO", logger="fieldpipe.assessments")
-    c1, c2, c3 = district["classes"]
-    a, b, c = district["students"]["a"], district["students"]["b"], district["students"]["c"]
-    _post_marks(conn, district, c1, {a[0]: 9, a[1]: 4, a[2]: None})
-    _post_marks(conn, district, c2, {b[0]: 3, b[1]: 8})
-    _post_marks(conn, district, c3, {c[0]: 7})
-    end = _now(conn) + DAY
+    end = _mark_the_hand_count(conn, district)
     day = (end - DAY).date()
     first = aggregate.summarize_interval(conn, end - DAY, end)
     assert first == {"summary_date": day.isoformat(), "students_counted": 6, "rows_replaced": 0, "rows_written": 8,
