@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import auth
-from tests.test_assessments_api import UDISE, school  # noqa: F401 (fixture)
+from tests.test_assessments_api import school  # noqa: F401 (fixture)
 
 SCHOOL = {"udise": "02010100707", "name": "GPS Kufri", "district": "Shimla", "block": "Mashobra"}
 REQUIRED = "must be a non-empty string"
