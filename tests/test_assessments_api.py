@@ -292,6 +292,8 @@ REFUSALS = [
      [("items[0].key", "pattern", "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]),
     ({"items": [{"key": "a" * 64, "max_marks": 1}]},
      [("items[0].key", "pattern", "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]),
+    ({"items": [{"key": "LO1\n", "max_marks": 1}]},  # `$` alone would let a trailing newline through
+     [("items[0].key", "pattern", "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]),
     ({"items": [{"key": "LO1", "max_marks": 1}, {"key": "LO1", "max_marks": 2}]},
      [("items[1].key", "duplicate", "key 'LO1' is used twice")]),
     ({"items": [{"key": "LO1", "max_marks": 0}]}, [("items[0].max_marks", "range", "must be a number above 0")]),

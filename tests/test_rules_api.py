@@ -304,3 +304,12 @@ def test_a_dry_run_job_reads_back_who_started_it_and_an_interrupted_one_says_to_
     for missing in ("abc", "1" * 19, str(job["id"] + 1)):
         resp = client.get(f"{RULES_URL}/dry-runs/{missing}", headers=auth(admin_key))
         assert resp.status_code == 404 and resp.get_json()["detail"] == f"dry run {missing!r} was not found"
+
+
+def test_a_rule_id_with_a_trailing_newline_is_refused(client, admin_key, make_form):
+    make_form()
+    document = {"rules": [{"id": "savings\n", "expression": "monthly_savings <= monthly_income", "message": "x"}]}
+    resp = client.put(RULES_URL, json=document, headers=auth(admin_key))
+    assert resp.status_code == 422, resp.get_json()
+    assert [(e["field"], e["rule_id"]) for e in resp.get_json()["errors"]] == [("rules[0]", None)]
+    assert "id must match ^[a-z0-9][a-z0-9_-]{0,62}$" in resp.get_json()["errors"][0]["message"]

@@ -70,7 +70,7 @@ def _check_items(items: Any, level: str, errors: list[FieldError]) -> list[dict]
             errors.append(FieldError(where, "type", "must be an object"))
             continue
         key = item.get("key")
-        if not isinstance(key, str) or not ITEM_KEY.match(key):
+        if not isinstance(key, str) or not ITEM_KEY.fullmatch(key):
             errors.append(FieldError(f"{where}.key", "pattern", "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"))
         elif key in seen:
             errors.append(FieldError(f"{where}.key", "duplicate", f"key {key!r} is used twice"))

@@ -114,7 +114,7 @@ def _common(entry: dict, allowed: set[str], seen: set[str], where: str) -> tuple
     problems = []
     rule_id = entry.get("id")
     label = f"rule {rule_id!r}" if where.startswith("rules") else f"expectation {rule_id!r}"
-    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
+    if not isinstance(rule_id, str) or not RULE_ID.fullmatch(rule_id):
         problems.append(f"{where}: id must match {RULE_ID.pattern}")
         rule_id = label = where
     elif rule_id in seen:
@@ -257,7 +257,7 @@ def load_document(document: Any, questions: list[dict], source: Path | str, form
                 problems.append(RuleProblem(f"{where}: must be a mapping", where=where))
                 continue
             item, item_problems = build(entry, by_key, seen, where)
-            rule_id = entry.get("id") if isinstance(entry.get("id"), str) and RULE_ID.match(entry["id"]) else None
+            rule_id = entry.get("id") if isinstance(entry.get("id"), str) and RULE_ID.fullmatch(entry["id"]) else None
             problems += [RuleProblem(p, rule_id, where) for p in item_problems]
             if item is not None:
                 out.append(item)
