@@ -127,7 +127,8 @@ def test_data_that_slipped_in_is_reported_and_never_counted(conn, district):
     assert str(c2) not in _rows(conn, "class")
 
 
-def test_exam_answers_are_graded_against_the_key_latest_answer_counting(conn, district):
+def test_exam_answers_are_graded_against_the_key_latest_answer_counting(conn, district, caplog):
+    caplog.set_level("INFO", logger="fieldpipe.assessments")
     c1 = district["classes"][0]
     a = district["students"]["a"]
     exam = definitions.create_assessment(conn, district["org"], {
@@ -139,16 +140,24 @@ def test_exam_answers_are_graded_against_the_key_latest_answer_counting(conn, di
         submissions.submit_exam_answers(conn, district["org"], exam["id"], _batch(
             c1, "answers", [{"student_id": student, "question": "q1", "answer": choice}]))
 
+    before = _now(conn)
     answer(a[0], "a")
     answer(a[1], "a")
     answer(a[0], "b")                                                  # changed their mind: now right
     end = _now(conn) + DAY
+    assert aggregate.grade_exam_answers(conn, before) == 0            # none received before that
     assert aggregate.grade_exam_answers(conn, end) == 3
     assert aggregate.grade_exam_answers(conn, end) == 0               # a rerun grades nothing again
+    assert caplog.messages[-2:] == [f"graded 3 exam answers received before {end.isoformat()}",
+                                    f"graded 0 exam answers received before {end.isoformat()}"]
     aggregate.summarize_interval(conn, end - DAY, end)
     row = conn.execute("SELECT * FROM assessment_summaries WHERE assessment_id = %s AND level = 'class'",
                        (exam["id"],)).fetchone()
     assert (row["students_assessed"], row["students_passing"], row["mean_marks"]) == (2, 1, Decimal("1.00"))
+    answer(a[1], "b")
+    assert aggregate.grade_exam_answers(conn, end, exam["id"] + 1) == 0  # another exam's: none
+    assert aggregate.grade_exam_answers(conn, end, exam["id"]) == 1
+    assert caplog.messages[-1] == f"graded 1 exam answers received before {end.isoformat()} of exam {exam['id']}"
 
 
 def _dump(conn) -> bytes:
