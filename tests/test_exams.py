@@ -176,6 +176,13 @@ def test_pins_for_named_students_are_refused_saying_which_are_not_current(client
     issued = client.post(url, json={"student_ids": None}, headers=auth(admin_key)).get_json()  # every current student
     assert (issued["class_id"], issued["school"], issued["grade"], issued["section"]) == (school["class_a"], UDISE, 5, "A")
     assert [s["roll_number"] for s in issued["slips"]] == ["1", "2", "3"] and issued["expires_at"]
+    lives = conn.execute("SELECT DISTINCT expires_at - issued_at AS life, failed_attempts FROM student_signins").fetchall()
+    assert lives == [{"life": dt.timedelta(days=30), "failed_attempts": 0}]  # FIELDPIPE_STUDENT_PIN_DAYS' default
+    locked = conn.execute("SELECT locked_until FROM student_signins WHERE locked_until IS NOT NULL").fetchall()
+    assert locked == []
+    empty = client.post("/api/v1/schools/02010100101/classes", json={"grade": 8}, headers=auth(admin_key)).get_json()
+    none = client.post(f"/api/v1/classes/{empty['id']}/student-signins", json={}, headers=auth(admin_key)).get_json()
+    assert (none["slips"], none["expires_at"]) == ([], None)
 
 
 def test_a_pin_tried_too_often_locks_that_students_sign_in_for_a_while(client, admin_key, conn, school, slips):
@@ -192,6 +199,17 @@ def test_a_pin_tried_too_often_locks_that_students_sign_in_for_a_while(client, a
         sign_in(client, school["class_a"], "1", wrong)
     assert sign_in(client, school["class_a"], "1", slips["1"]["pin"]).status_code == 200
     assert sign_in(client, school["class_a"], "1", wrong).status_code == 401
+
+
+def test_a_new_slip_ends_a_lockout_and_its_pin_works_at_once(client, admin_key, conn, school, slips):
+    wrong = "000000" if slips["1"]["pin"] != "000000" else "111111"
+    assert [sign_in(client, school["class_a"], "1", wrong).status_code for _ in range(5)][-1] == 429
+    row = conn.execute("SELECT failed_attempts, locked_until FROM student_signins WHERE student_id = %s",
+                       (school["students"][0],)).fetchone()
+    assert row["failed_attempts"] == 0 and row["locked_until"] is not None  # the count starts again after a lock
+    [new] = client.post(f"/api/v1/classes/{school['class_a']}/student-signins",
+                        json={"student_ids": [school["students"][0]]}, headers=auth(admin_key)).get_json()["slips"]
+    assert sign_in(client, school["class_a"], "1", new["pin"]).status_code == 200
 
 
 def test_the_slips_qr_code_signs_its_student_in_once(client, admin_key, conn, school, exam, slips):
