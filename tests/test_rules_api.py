@@ -4,7 +4,7 @@ problem listed, dry-run before going live, and the next validation run flagging 
 import time
 
 from fieldpipe.rules.validate import pending_work, validate_slug
-from tests.helpers import auth, put_rules, submission
+from tests.helpers import HOUSEHOLD_QUESTIONS, auth, put_rules, submission
 
 SAVINGS = """
 rules:
@@ -264,9 +264,12 @@ def test_expressions_too_long_or_too_deep_are_refused_and_the_longest_allowed_wo
 
 
 def test_a_dry_run_shows_at_most_five_examples_and_latest_must_be_a_count_of_responses(
-        client, conn, admin_key, collector_key, make_form):
+        client, conn, admin_key, collector_key, make_form, caplog):
+    import re
+
     from fieldpipe.rules.dry_run import MAX_LATEST
 
+    caplog.set_level("INFO", logger="fieldpipe.rules.dry_run")
     make_form()
     over = [post(client, collector_key, monthly_savings=30000 + n)["submission_id"] for n in range(6)]
     post(client, collector_key)
@@ -279,6 +282,10 @@ def test_a_dry_run_shows_at_most_five_examples_and_latest_must_be_a_count_of_res
     newest = client.post(f"{RULES_URL}/dry-run?latest=3", json=proposal, headers=auth(admin_key)).get_json()
     assert (newest["responses_evaluated"], newest["rules"][0]["would_flag"]) == (3, 2)  # the 2 latest over, 1 within
     assert set(newest["rules"][0]["examples"]) == set(over[-2:])
+    said = [m for m in caplog.messages if m.startswith("dry run of")]
+    assert len(said) == 2 and all(re.fullmatch(r"dry run of 1 rule\(s\) over (7|3) response\(s\) of form household-survey "
+                                               r"in \d+\.\d s", m) for m in said), said
+    assert [m.split(" over ")[1].split(" ")[0] for m in said] == ["7", "3"]
     message = f"must be a whole number of responses from 1 to {MAX_LATEST}"
     for latest in ("0", "-1", "2.5", "ten", str(MAX_LATEST + 1)):
         resp = client.post(f"{RULES_URL}/dry-run?latest={latest}", json=proposal, headers=auth(admin_key))
@@ -313,3 +320,23 @@ def test_a_rule_id_with_a_trailing_newline_is_refused(client, admin_key, make_fo
     assert resp.status_code == 422, resp.get_json()
     assert [(e["field"], e["rule_id"]) for e in resp.get_json()["errors"]] == [("rules[0]", None)]
     assert "id must match ^[a-z0-9][a-z0-9_-]{0,62}$" in resp.get_json()["errors"][0]["message"]
+
+
+def test_rules_that_no_longer_fit_the_form_give_no_warnings_and_say_so_in_the_log(
+        client, admin_key, collector_key, make_form, caplog):
+    caplog.set_level("ERROR", logger="fieldpipe.rules")
+    make_form()
+    put_rules(client, admin_key, "household-survey", SAVINGS)
+    overspent = {"monthly_savings": 30000, "monthly_income": 20000}
+    warned = client.post("/api/v1/forms/household-survey/responses", headers=auth(collector_key),
+                         json=submission(answers={"name": "Asha", "city": "pune", **overspent})).get_json()
+    assert [w["rule_id"] for w in warned["warnings"]] == ["savings-within-income"]
+    # the form then drops the question its rule reads
+    assert client.patch("/api/v1/forms/household-survey", headers=auth(admin_key), json={
+        "title": "Household", "settings": {},
+        "questions": [q for q in HOUSEHOLD_QUESTIONS if q["key"] != "monthly_savings"]}).status_code == 200
+    resp = client.post("/api/v1/forms/household-survey/responses", headers=auth(collector_key),
+                       json=submission(answers={"name": "Ravi", "city": "pune", "monthly_income": 20000}))
+    assert resp.status_code == 201 and resp.get_json()["warnings"] == []  # ingestion never fails because of rules
+    [logged] = [m for m in caplog.messages if m.startswith("warnings skipped, the form's rules are broken: ")]
+    assert "monthly_savings" in logged
