@@ -224,3 +224,26 @@ def test_column_expectations_flag_the_responses_they_find_and_an_erroring_one_is
     assert list(result.broken) == ["local-word-in-devanagari"]
     assert result.broken == {"local-word-in-devanagari": "Invalid regular expression: missing ): ("}
     assert "expectation income-in-range: 1 of 3 responses unexpected" in caplog.messages
+
+
+def test_each_run_says_what_it_checked_and_what_it_opened_updated_and_closed(
+        client, conn, admin_key, collector_key, make_form, rules_dir, caplog):
+    caplog.set_level("INFO", logger="fieldpipe.rules.validate")
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    fixed = post(client, collector_key, answers=answers(monthly_savings=30000))
+    post(client, collector_key, answers=answers(monthly_savings=30000, name="R2D2"))
+    post(client, collector_key, answers=answers())
+    [first] = validate_slug(conn, "household-survey")
+    assert caplog.messages[-1] == first.summary() == (
+        "form acme/household-survey: checked 3 all responses (rules changed); flags opened 3, updated 0, closed 0 ")
+    client.patch(f"/api/v1/forms/household-survey/responses/{fixed['submission_id']}",
+                 json={"answers": answers(monthly_savings=1000)}, headers=auth(collector_key))
+    [second] = validate_slug(conn, "household-survey")
+    # the run looks again at the last 2 minutes (the revisit window), so all three are checked, as new or edited
+    assert caplog.messages[-1] == (
+        "form acme/household-survey: checked 3 new or edited responses; flags opened 0, updated 0, closed 1 "
+        "{'passed': 1}")
+    assert (second.opened, second.updated, second.closed, second.revalidated_all) == (0, 0, {"passed": 1}, False)
+    [third] = validate_slug(conn, "household-survey")
+    assert (third.opened, third.updated, third.closed) == (0, 0, {})  # checked again, nothing changes
