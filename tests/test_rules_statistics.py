@@ -1,6 +1,7 @@
 """Statistical checks next to expressions: a value far from the form's (or the collector's) own recent answers,
 and a collector whose answers are too uniform. Evaluated in SQL by the validation run and by dry runs."""
 
+import pytest
 import yaml
 
 from fieldpipe.rules.validate import validate_slug
@@ -98,8 +99,6 @@ def test_a_collector_share_must_lie_strictly_between_0_and_1(client, admin_key, 
 
 def test_a_rules_file_naming_unknown_arguments_of_any_kind_lists_them_all():
     """YAML keys need not be strings (a CLI check reads the file as YAML): the problems still list every one."""
-    import pytest
-
     from fieldpipe.rules.loader import RulesFileError, load_text
     from tests.helpers import HOUSEHOLD_QUESTIONS
 
@@ -120,3 +119,30 @@ expectations:
         "min_value, mostly, strict_max, strict_min)",
         "expectation 'income': expect_column_values_to_be_between takes no argument 'tolerance' (it takes: column, "
         "max_value, min_value, mostly, strict_max, strict_min)"], problems
+
+
+K = "k must be a number above 0 (at most 1000)"
+WINDOW = "window_days must be a whole number of days from 1 to 3660"
+MIN_ANSWERS = "min_answers must be a whole number from 2 to 1000000"
+
+
+@pytest.mark.parametrize("kwargs,problems", [
+    ({"k": 0}, [K]), ({"k": -1}, [K]), ({"k": 1000.5}, [K]), ({"k": True}, [K]), ({"k": "3"}, [K]),
+    ({"k": 1000}, []), ({"k": 0.1}, []),
+    ({"by": "school"}, ["by must be form or collector"]), ({"by": "collector"}, []),
+    ({"window_days": 0}, [WINDOW]), ({"window_days": 3661}, [WINDOW]), ({"window_days": 7.0}, [WINDOW]),
+    ({"window_days": True}, [WINDOW]), ({"window_days": 1}, []), ({"window_days": 3660}, []),
+    ({"min_answers": 1}, [MIN_ANSWERS]), ({"min_answers": 1_000_001}, [MIN_ANSWERS]), ({"min_answers": False}, [MIN_ANSWERS]),
+    ({"min_answers": 2}, []), ({"min_answers": 1_000_000}, []),
+    ({"k": 0, "by": "x", "window_days": 0, "min_answers": 0}, [K, "by must be form or collector", WINDOW, MIN_ANSWERS]),
+])
+def test_median_deviation_arguments_are_checked_at_their_bounds(client, admin_key, make_form, kwargs, problems):
+    make_form()
+    document = {"expectations": [{"id": "typical", "expectation": "expect_column_values_within_median_deviations",
+                                  "kwargs": {"column": "monthly_income", **kwargs}, "message": "x"}]}
+    resp = client.put("/api/v1/forms/household-survey/rules", json=document, headers=auth(admin_key))
+    if problems:
+        assert resp.status_code == 422, resp.get_json()
+        assert [e["message"] for e in resp.get_json()["errors"]] == [f"expectation 'typical': {p}" for p in problems]
+    else:
+        assert resp.status_code in (200, 201), resp.get_json()
