@@ -55,7 +55,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
                     "fieldpipe/rules/validate.py", "fieldpipe/rules/dry_run.py", "fieldpipe/rules/statistics.py",
                     "fieldpipe/rules/expectations.py"],
                    ["tests/test_rules_validation.py", "tests/test_rules_api.py", "tests/test_rules_cli.py",
-                    "tests/test_rules_statistics.py", "tests/test_time_windows.py"]),
+                    "tests/test_rules_statistics.py", "tests/test_time_windows.py", "tests/test_rules_documents.py"]),
     "flags": (["fieldpipe/flags.py", "fieldpipe/rules/ledger.py"],
               ["tests/test_flags_api.py", "tests/test_rules_validation.py", "tests/test_time_windows.py"]),
     "sms": (["fieldpipe/sms/*.py"], ["tests/test_sms.py", "tests/test_time_windows.py", "tests/test_flag_notices.py"]),
