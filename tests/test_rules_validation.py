@@ -247,3 +247,21 @@ def test_each_run_says_what_it_checked_and_what_it_opened_updated_and_closed(
     assert (second.opened, second.updated, second.closed, second.revalidated_all) == (0, 0, {"passed": 1}, False)
     [third] = validate_slug(conn, "household-survey")
     assert (third.opened, third.updated, third.closed) == (0, 0, {})  # checked again, nothing changes
+
+
+@pytest.mark.parametrize("exception_info,error", [
+    (None, None),
+    ({"raised_exception": False, "exception_message": None}, None),
+    ({"raised_exception": True, "exception_message": "bad regex"}, "bad regex"),
+    ({"raised_exception": True, "exception_message": ""}, "the expectation raised an error"),
+    ({"('column_values.match_regex', 'x')": {"raised_exception": False},
+      "('column_values.nonnull', 'y')": {"raised_exception": True, "exception_message": "no column"}}, "no column"),
+    ({"('m', 'x')": {"raised_exception": True}}, "the expectation raised an error"),
+    ({"('m', 'x')": "raised"}, None),
+])
+def test_an_expectations_error_is_read_from_gx_exception_info_flat_or_by_metric(exception_info, error):
+    """GX Core reports an erroring expectation as a failure whose `exception_info` is flat or keyed by metric;
+    the broken rule's error is the first raised exception's message."""
+    from fieldpipe.rules.expectations import _error
+
+    assert _error(exception_info) == error
