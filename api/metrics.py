@@ -91,6 +91,18 @@ def _backlog_registry(app: Flask) -> CollectorRegistry:
     return registry
 
 
+# The labelled series of each (method, route, status) seen, looked up once: labels() costs more than the count.
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple:
+    found = _SERIES.get((method, route, status))
+    if found is None:
+        found = _SERIES[method, route, status] = (REQUESTS.labels(method=method, route=route, status=str(status)),
+                                                  LATENCY.labels(method=method, route=route))
+    return found
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
 
@@ -102,8 +114,9 @@ def register(app: Flask) -> None:
     def _observe(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        REQUESTS.labels(method=request.method, route=route, status=str(response.status_code)).inc()
-        LATENCY.labels(method=request.method, route=route).observe(elapsed)
+        requests, latency = _series(request.method, route, response.status_code)
+        requests.inc()
+        latency.observe(elapsed)
         access_log.info(json.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id(),
             "method": request.method, "route": route, "path": request.path, "status": response.status_code,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -54,15 +56,21 @@ def make_submission() -> dict:
                         "has_tap": True, "notes": "कुआँ गाँव के बाहर है"}}
 
 
+def gunicorn_command(app_path: str, port: int, *settings: str) -> list[str]:
+    return ["gunicorn", app_path, "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--log-level", "warning",
+            *settings]
+
+
 @contextmanager
-def gunicorn(app_path: str, database_url: str, workers: int = 2, threads: int = 4):
+def gunicorn(app_path: str, database_url: str, *settings: str):
+    """`app_path` served as `make up` serves the API: workers, threads and hooks from ./gunicorn.conf.py (it is
+    gunicorn's working directory), metrics shared between the workers through files. `settings`: gunicorn
+    options that override the configuration (e.g. "--workers", "2")."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "FIELDPIPE_POOL_SIZE": str(threads)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", app_path, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30", "--log-level", "warning"],
-        cwd=REPO, env=env, start_new_session=True,
-    )
+    metrics_dir = tempfile.mkdtemp(prefix="fieldpipe-bench-metrics-")
+    env = {**os.environ, "DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    proc = subprocess.Popen([sys.executable, "-m", *gunicorn_command(app_path, port, *settings)],
+                            cwd=REPO, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -77,6 +85,7 @@ def gunicorn(app_path: str, database_url: str, workers: int = 2, threads: int = 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def pregenerated(path: str, bodies: list[bytes]):

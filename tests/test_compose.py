@@ -8,6 +8,7 @@ the Airflow services get every setting `make up` uses; the image installs the pi
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from pathlib import Path
@@ -133,3 +134,27 @@ def test_the_image_installs_the_pinned_requirements_then_the_project():
     for name, service in SERVICES.items():
         if "build" in service:
             assert (REPO / service["build"] / "Dockerfile").exists(), name
+
+
+def served_with(argv: list[str], monkeypatch) -> tuple:
+    """(worker class, workers, threads) gunicorn runs `argv` with, from the repository (where ./gunicorn.conf.py is)."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    monkeypatch.setattr("sys.argv", ["gunicorn", *argv[1:]])
+    cfg = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg
+    return cfg.worker_class_str, cfg.workers, cfg.threads
+
+
+def test_the_api_is_served_the_same_way_by_make_up_compose_the_image_and_the_benchmarks(monkeypatch):
+    from bench.bench_ingest import gunicorn_command
+    from fieldpipe.dev.devserver import _services
+
+    [make_up] = [s.command for s in _services("postgresql://h/app", {}, "local") if s.name == "api"]
+    image = json.loads(re.search(r"^CMD (\[.*\])$", (REPO / "Dockerfile").read_text(), re.M).group(1))
+    ways = {"make up": make_up, "compose": commands(SERVICES["api"])[0], "image": image,
+            "benchmarks": gunicorn_command("api.wsgi:app", 5000)}
+    served = {name: served_with(argv, monkeypatch) for name, argv in ways.items()}
+    # gunicorn's defaults would be one sync worker: the configuration decides, everywhere
+    assert set(served.values()) == {("gthread", 4, 4)}, served

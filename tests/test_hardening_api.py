@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import select
 import threading
 import uuid
 from urllib.parse import quote
@@ -254,6 +255,24 @@ def test_connections_dropped_by_a_database_restart_are_replaced(client, form, co
         assert_problem(resp, 503, "503.1")
         assert int(resp.headers["Retry-After"]) > 0
     assert resp.status_code == 200
+
+
+def test_a_pooled_connection_the_server_ended_while_idle_is_replaced_before_a_request_gets_it(db_url):
+    # the pool pings a connection only when the server sent something while it sat idle (api/app.py)
+    app = create_app({"DATABASE_URL": db_url, "POOL_SIZE": 1})
+    pool = app.extensions["fieldpipe_pool"]
+    try:
+        assert app.test_client().get("/readyz").status_code == 200
+        with pool.connection() as conn:
+            ended_pid, socket = conn.info.backend_pid, conn.pgconn.socket
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s, 10000)", (ended_pid,)).fetchone()[0]
+        assert select.select([socket], [], [], 30)[0]  # the server's goodbye has reached the idle connection
+        assert app.test_client().get("/readyz").status_code == 200  # the first request after it, not a 503
+        with pool.connection() as conn:
+            assert conn.info.backend_pid != ended_pid
+    finally:
+        pool.close()
 
 
 def test_a_lost_serialization_race_is_retried_inside_the_request(db_url):

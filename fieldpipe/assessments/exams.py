@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 import psycopg
+from psycopg.rows import scalar_row
 
 from fieldpipe import paging
 from fieldpipe.assessments.aggregate import grade_exam_answers
@@ -159,9 +160,10 @@ def post_answer(conn: psycopg.Connection, student: Student, student_id: Any, exa
         raise
     params = {"student": student.student_id, "class": student.class_id, "org": student.organization_id,
               "exam": exam_pk, "question": question, "answer": answer, "answer_id": answer_id}
-    row = conn.execute(INSERT_ANSWER, params).fetchone()
-    if row is not None:
-        return _receipt(exam_pk, answer_id, question, answer, row["received_at"]), True
+    # the one column as it is: a dict row would name its columns again for every answer
+    received_at = conn.cursor(row_factory=scalar_row).execute(INSERT_ANSWER, params).fetchone()
+    if received_at is not None:
+        return _receipt(exam_pk, answer_id, question, answer, received_at), True
     return _refusal(conn, student, exam_pk, answer_id, question, answer), False
 
 

@@ -196,9 +196,9 @@ def _services(app_db_url: str, airflow_env: dict[str, str], executor: str) -> li
     api_env = {**af_env, "PROMETHEUS_MULTIPROC_DIR": str(var_dir() / "metrics")}
     airflow = str(BIN / "airflow")
     return [
-        # One JSON access-log line per request (api/metrics.py), not gunicorn's own access log.
-        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}",
-                        "--workers", "2", "--threads", "4"],
+        # Workers and threads from ./gunicorn.conf.py (api/gunicorn_conf.py), as in docker compose and the benchmarks;
+        # one JSON access-log line per request (api/metrics.py), not gunicorn's own access log.
+        Service("api", [str(BIN / "gunicorn"), "api.wsgi:app", "--bind", f"127.0.0.1:{INGESTION_API_PORT}"],
                 api_env, INGESTION_API_PORT, f"http://127.0.0.1:{INGESTION_API_PORT}/healthz"),
         # Operators' notices: mail kept as files under var/mail/, webhooks received printed (with their
         # signature checked) in var/log/webhook-receiver.log.
