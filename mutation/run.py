@@ -72,7 +72,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
     # where it writes: Google (against the fake Sheets server) or a local workbook, within quota
     "sheets-targets": (["fieldpipe/sheets/targets.py", "fieldpipe/sheets/quota.py"],
                        ["tests/test_sheets_targets.py", "tests/test_sheets_export.py", "tests/test_sheets_repairs.py",
-                        "tests/test_assessments_export.py"]),
+                        "tests/test_assessments_export.py", "tests/test_reporting_workbooks.py"]),
     # definitions and what is submitted against them (marks, grades, exam answers, pass marks)
     "assessments": (["fieldpipe/assessments/definitions.py", "fieldpipe/assessments/submissions.py"],
                     ["tests/test_assessments_api.py", "tests/test_pass_marks.py",

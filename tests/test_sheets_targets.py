@@ -6,12 +6,13 @@ import datetime as dt
 import json
 
 import pytest
+from gspread.exceptions import APIError
 from openpyxl import load_workbook
 
 from fieldpipe.sheets.export import export_form
 from fieldpipe.sheets.targets import GoogleSheetsTarget, XlsxTarget, client_from_connection, open_target, write_table
 from tests.sheets_support import (  # noqa: F401  (fixtures)
-    SPREADSHEET, as_dicts, edit, sheets_server, submit, survey, target, worksheet_values,
+    SPREADSHEET, as_dicts, client_for, edit, sheets_server, submit, survey, target, worksheet_values,
 )
 
 SHEET = {"spreadsheet_id": SPREADSHEET, "worksheet": "Responses"}
@@ -68,3 +69,103 @@ def test_the_connection_picks_the_target(sheets_server, tmp_path, monkeypatch):
         client_from_connection(None, {})
     with pytest.raises(ValueError):
         client_from_connection(json.dumps({"type": "service_account"}), {})  # an incomplete key is refused
+
+
+def test_the_stand_in_refuses_a_misspelt_member_or_enum_value_as_google_does_and_applies_nothing(sheets_server):
+    """The stand-in must not accept what Google answers 400: a misspelt field or enum value would pass here."""
+    http = client_for(sheets_server).http_client
+    frozen = {"updateSheetProperties": {"properties": {"sheetId": 0, "gridProperties": {"frozenRowCount": 1}},
+                                        "fields": "gridProperties.frozenRowCount"}}
+    misspelt = {"updateSheetProperties": {"properties": {"sheetId": 0, "gridProperties": {"frozenrowcount": 1}},
+                                          "fields": "gridProperties.frozenRowCount"}}
+    with pytest.raises(APIError) as refused:
+        http.batch_update(SPREADSHEET, {"requests": [frozen, misspelt]})
+    assert refused.value.response.status_code == 400
+    assert 'Unknown name "frozenrowcount" at \'requests[1].updateSheetProperties.properties.gridProperties\'' \
+        in str(refused.value)
+    assert sheets_server.state.get(SPREADSHEET).sheet("Sheet1").frozen_rows == 0  # the valid first request too
+
+    with pytest.raises(APIError, match="Invalid value at 'insertDataOption'"):
+        http.values_append(SPREADSHEET, "Sheet1!A1", params={"valueInputOption": "USER_ENTERED",
+                                                            "insertDataOption": "insert_rows"},
+                           body={"values": [["x"]]})
+    with pytest.raises(APIError, match="Invalid value at 'data\\[0\\].majorDimension'"):
+        http.values_batch_update(SPREADSHEET, {"valueInputOption": "RAW",
+                                               "data": [{"range": "Sheet1!A1", "majorDimension": "ROW",
+                                                         "values": [["x"]]}]})
+    assert sheets_server.cell_values(SPREADSHEET, "Sheet1") == []
+    http.batch_update(SPREADSHEET, {"requests": [frozen]})
+    assert sheets_server.state.get(SPREADSHEET).sheet("Sheet1").frozen_rows == 1
+
+
+def test_an_append_google_refuses_fails_the_export_at_once_and_a_rerun_writes_each_row_once(conn, survey, target,
+                                                                                            sheets_server):
+    ids = submit(conn, survey, 2)
+    sheets_server.fail_next(400, path_contains=":append")  # refused outright: nothing was written
+
+    with pytest.raises(APIError):
+        export_form(conn, survey["id"], target, SHEET)
+    appends = [path for _, path, _ in sheets_server.state.requests if path.endswith(":append")]
+    assert len(appends) == 1  # not taken for "may have landed": no re-read of the sheet, no second append
+    assert conn.execute("SELECT count(*) AS n FROM sheet_rows").fetchone()["n"] == 0
+
+    report = export_form(conn, survey["id"], target, SHEET)
+    assert report.appended == 2
+    assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids
+
+
+def test_rows_appended_in_several_requests_are_each_mapped_to_their_row_and_edits_land_there(conn, survey,
+                                                                                             sheets_server):
+    ids = submit(conn, survey, 24)
+    small = GoogleSheetsTarget(client_for(sheets_server), SPREADSHEET, max_request_bytes=2_000)
+    export_form(conn, survey["id"], small, SHEET)
+    assert len([p for _, p, _ in sheets_server.state.requests if p.endswith(":append")]) >= 3
+
+    stored = conn.execute("SELECT submission_id::text AS id, worksheet, row_number FROM sheet_rows").fetchall()
+    assert sorted((r["row_number"], r["id"], r["worksheet"]) for r in stored) == [
+        (row, submission_id, "Responses") for row, submission_id in enumerate(ids, start=2)]
+
+    edit(conn, survey, ids[0], monthly_income=7)  # a response of the first request
+    report = export_form(conn, survey["id"], small, SHEET)
+    rows = as_dicts(worksheet_values(sheets_server))
+    assert [r["Submission ID"] for r in rows] == ids
+    assert [r["Monthly income"] for r in rows] == ["7"] + ["20000"] * 23
+    assert (report.updated, report.appended) == (1, 0)
+
+
+def test_a_column_an_analyst_adds_to_the_local_workbook_is_kept_and_the_cells_after_it_are_written(conn, survey,
+                                                                                                   tmp_path):
+    path = tmp_path / "survey.xlsx"
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], XlsxTarget(path), SHEET)
+    book = load_workbook(path)
+    sheet = book["Responses"]
+    sheet.insert_cols(5)  # a "Notes" column between "Collector" and "Revision"
+    sheet.cell(row=1, column=5, value="Notes")
+    sheet.cell(row=2, column=5, value="called back")
+    book.save(path)
+
+    edit(conn, survey, ids[0], monthly_income=42)
+    ids += submit(conn, survey, 1)
+    report = export_form(conn, survey["id"], XlsxTarget(path), SHEET)
+
+    header, *rows = workbook_rows(path)
+    assert header[3:7] == ["Collector", "Notes", "Revision", "Open flags"]
+    assert [r[0] for r in rows] == ids
+    assert [r[header.index("Notes")] for r in rows] == ["called back", None, None]
+    assert [r[header.index("Monthly income")] for r in rows] == [42, 20000, 20000]
+    assert [r[header.index("Problems seen")] for r in rows] == ["leak, dirty"] * 3  # the last column, after Notes
+    assert (report.updated, report.appended) == (1, 1)
+
+
+def test_characters_a_workbook_cannot_hold_show_as_the_replacement_character(conn, survey, tmp_path):
+    path = tmp_path / "survey.xlsx"
+    [submission_id] = submit(conn, survey, 1)
+    # stored before the API refused control characters: the export must still write the row
+    conn.execute("""UPDATE responses SET answers = jsonb_set(answers, '{name}', to_jsonb(E'A\\x01sha\\x1f'::text))
+                     WHERE submission_id = %s""", (submission_id,))
+
+    export_form(conn, survey["id"], XlsxTarget(path), SHEET)
+
+    header, row = workbook_rows(path)
+    assert row[header.index("Respondent name")] == "A\ufffdsha\ufffd"

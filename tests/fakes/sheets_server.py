@@ -6,7 +6,9 @@ updateSheetProperties, repeatCell, addChart, deleteEmbeddedObject), values get, 
 batchUpdate, clear and batchClear.
 Like Google it parses USER_ENTERED input (a leading apostrophe keeps text, ISO dates become dates,
 numeric strings numbers), skips null cells on writes, refuses writes outside the grid except by append,
-and answers errors as {"error": {"code", "message", "status"}}.
+refuses a request member the v4 API does not define or an enum value it does not know (400, as Google's
+"Unknown name" and "Invalid value" answers: a misspelt field is never silently ignored), and answers errors
+as {"error": {"code", "message", "status"}}.
 
 Tests inject failures with `fail_next(status, times, retry_after, after_apply, path_contains)` and read `request_count` / `requests`.
 Run it by hand for `make up` (any spreadsheet id is created on first use):
@@ -38,6 +40,102 @@ class ApiError(Exception):
     def __init__(self, code: int, message: str):
         super().__init__(message)
         self.code = code
+
+
+# -- the v4 request shapes we accept: the members the API defines (sheets.googleapis.com/$discovery/rest?version=v4)
+# for the requests the stand-in serves. A dict is an object (its known members), a frozenset an enum, a one-item
+# list an array of that shape, ANY a value not checked further.
+ANY = None
+DIMENSION = frozenset({"DIMENSION_UNSPECIFIED", "ROWS", "COLUMNS"})
+AXIS_POSITION = frozenset({"BASIC_CHART_AXIS_POSITION_UNSPECIFIED", "BOTTOM_AXIS", "LEFT_AXIS", "RIGHT_AXIS"})
+GRID_RANGE = {"sheetId": ANY, "startRowIndex": ANY, "endRowIndex": ANY, "startColumnIndex": ANY, "endColumnIndex": ANY}
+GRID_PROPERTIES = {"rowCount": ANY, "columnCount": ANY, "frozenRowCount": ANY, "frozenColumnCount": ANY,
+                   "hideGridlines": ANY, "rowGroupControlAfter": ANY, "columnGroupControlAfter": ANY}
+SHEET_PROPERTIES = {"sheetId": ANY, "title": ANY, "index": ANY,
+                    "sheetType": frozenset({"SHEET_TYPE_UNSPECIFIED", "GRID", "OBJECT", "DATA_SOURCE"}),
+                    "gridProperties": GRID_PROPERTIES, "hidden": ANY, "tabColor": ANY, "tabColorStyle": ANY,
+                    "rightToLeft": ANY, "dataSourceSheetProperties": ANY}
+NUMBER_FORMAT = {"type": frozenset({"NUMBER_FORMAT_TYPE_UNSPECIFIED", "TEXT", "NUMBER", "PERCENT", "CURRENCY", "DATE",
+                                    "TIME", "DATE_TIME", "SCIENTIFIC"}), "pattern": ANY}
+CELL_FORMAT = {"numberFormat": NUMBER_FORMAT, **dict.fromkeys(
+    ("backgroundColor", "backgroundColorStyle", "borders", "padding", "horizontalAlignment", "verticalAlignment",
+     "wrapStrategy", "textDirection", "textFormat", "hyperlinkDisplayType", "textRotation"), ANY)}
+CELL_DATA = {"userEnteredFormat": CELL_FORMAT, **dict.fromkeys(
+    ("userEnteredValue", "note", "textFormatRuns", "dataValidation", "pivotTable", "dataSourceTable",
+     "dataSourceFormula"), ANY)}
+CHART_DATA = {"sourceRange": {"sources": [GRID_RANGE]}, "aggregateType": ANY, "columnReference": ANY, "groupRule": ANY}
+BASIC_CHART = {
+    "chartType": frozenset({"BASIC_CHART_TYPE_UNSPECIFIED", "BAR", "LINE", "AREA", "COLUMN", "SCATTER", "COMBO",
+                            "STEPPED_AREA"}),
+    "legendPosition": frozenset({"BASIC_CHART_LEGEND_POSITION_UNSPECIFIED", "BOTTOM_LEGEND", "LEFT_LEGEND",
+                                 "RIGHT_LEGEND", "TOP_LEGEND", "NO_LEGEND"}),
+    "axis": [{"position": AXIS_POSITION, "title": ANY, "format": ANY, "titleTextPosition": ANY,
+              "viewWindowOptions": ANY}],
+    "domains": [{"domain": CHART_DATA, "reversed": ANY}],
+    "series": [{"series": CHART_DATA, "targetAxis": AXIS_POSITION, **dict.fromkeys(
+        ("type", "lineStyle", "dataLabel", "smoothLine", "pointStyle", "color", "colorStyle", "styleOverrides"), ANY)}],
+    **dict.fromkeys(("headerCount", "threeDimensional", "interpolateNulls", "stackedType", "lineSmoothing",
+                     "compareMode", "totalDataLabel"), ANY)}
+CHART_SPEC = {"basicChart": BASIC_CHART, **dict.fromkeys(
+    ("title", "altText", "titleTextFormat", "titleTextPosition", "subtitle", "subtitleTextFormat",
+     "subtitleTextPosition", "fontName", "maximized", "backgroundColor", "backgroundColorStyle",
+     "dataSourceChartProperties", "filterSpecs", "sortSpecs", "hiddenDimensionStrategy", "pieChart", "bubbleChart",
+     "candlestickChart", "orgChart", "histogramChart", "waterfallChart", "treemapChart", "scorecardChart"), ANY)}
+EMBEDDED_CHART = {"chartId": ANY, "spec": CHART_SPEC, "border": ANY, "position": {
+    "sheetId": ANY, "newSheet": ANY, "overlayPosition": {
+        "anchorCell": {"sheetId": ANY, "rowIndex": ANY, "columnIndex": ANY},
+        "offsetXPixels": ANY, "offsetYPixels": ANY, "widthPixels": ANY, "heightPixels": ANY}}}
+REQUESTS = {
+    "addSheet": {"properties": SHEET_PROPERTIES},
+    "deleteSheet": {"sheetId": ANY},
+    "appendDimension": {"sheetId": ANY, "dimension": DIMENSION, "length": ANY},
+    "deleteDimension": {"range": {"sheetId": ANY, "dimension": DIMENSION, "startIndex": ANY, "endIndex": ANY}},
+    "updateSheetProperties": {"properties": SHEET_PROPERTIES, "fields": ANY},
+    "repeatCell": {"range": GRID_RANGE, "cell": CELL_DATA, "fields": ANY},
+    "addChart": {"chart": EMBEDDED_CHART},
+    "deleteEmbeddedObject": {"objectId": ANY},
+}
+VALUE_RANGE = {"range": ANY, "majorDimension": DIMENSION, "values": ANY}
+# query parameters and body members of the values calls whose values are enums
+VALUE_OPTIONS = {
+    "valueInputOption": frozenset({"INPUT_VALUE_OPTION_UNSPECIFIED", "RAW", "USER_ENTERED"}),
+    "insertDataOption": frozenset({"OVERWRITE", "INSERT_ROWS"}),
+    "valueRenderOption": frozenset({"FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA"}),
+    "responseValueRenderOption": frozenset({"FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA"}),
+    "dateTimeRenderOption": frozenset({"SERIAL_NUMBER", "FORMATTED_STRING"}),
+    "responseDateTimeRenderOption": frozenset({"SERIAL_NUMBER", "FORMATTED_STRING"}),
+    "majorDimension": DIMENSION,
+}
+VALUES_BATCH_UPDATE = {"data": [VALUE_RANGE], **VALUE_OPTIONS}
+
+
+def check_shape(value: Any, shape: Any, where: str) -> None:
+    """Refuse what Google refuses: a member the API does not define, an enum value it does not know (JSON null is
+    the member's default, as in proto3, and gspread sends it)."""
+    if shape is ANY or value is None:
+        return
+    if isinstance(shape, frozenset):
+        if value not in shape:
+            raise ApiError(400, f"Invalid value at '{where}', {json.dumps(value)}")
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise ApiError(400, f"Invalid value at '{where}': expected a list")
+        for i, item in enumerate(value):
+            check_shape(item, shape[0], f"{where}[{i}]")
+    elif isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise ApiError(400, f"Invalid value at '{where}': expected an object")
+        for name, member in value.items():
+            if name not in shape:
+                raise ApiError(400, f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': '
+                                    "Cannot find field.")
+            check_shape(member, shape[name], f"{where}.{name}" if where else name)
+
+
+def check_options(options: dict) -> None:
+    for name, value in options.items():
+        if name in VALUE_OPTIONS:
+            check_shape(value, VALUE_OPTIONS[name], name)
 
 
 @dataclass
@@ -286,6 +384,11 @@ class SheetsState:
 
     # -- spreadsheets.batchUpdate ----------------------------------------------------------------------
     def batch_update(self, spreadsheet: Spreadsheet, body: dict) -> dict:
+        for i, request in enumerate(body.get("requests", [])):  # all checked before any is applied, as on Google
+            kind, args = next(iter(request.items()))
+            if kind not in REQUESTS:
+                raise ApiError(400, f"the stand-in does not support {kind}")
+            check_shape(args, REQUESTS[kind], f"requests[{i}].{kind}")
         replies = []
         for request in body.get("requests", []):
             kind, args = next(iter(request.items()))
@@ -345,8 +448,6 @@ class SheetsState:
                 for sheet in spreadsheet.sheets:
                     sheet.charts = [c for c in sheet.charts if c["chartId"] != args["objectId"]]
                 replies.append({})
-            else:
-                raise ApiError(400, f"the stand-in does not support {kind}")
         return {"spreadsheetId": spreadsheet.spreadsheet_id, "replies": replies}
 
 
@@ -414,6 +515,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return spreadsheet.metadata()
             raise ApiError(404, "unknown method")
+        if tail.startswith("values"):
+            check_options(params)
         if tail.startswith("values:"):
             action = tail[len("values:"):]
             if action == "batchGet" and method == "GET":
@@ -421,6 +524,7 @@ class Handler(BaseHTTPRequestHandler):
                 return {"spreadsheetId": spreadsheet.spreadsheet_id,
                         "valueRanges": [state.read(spreadsheet, r, params) for r in ranges]}
             if action == "batchUpdate" and method == "POST":
+                check_shape(body, VALUES_BATCH_UPDATE, "")
                 option = body.get("valueInputOption", "")
                 responses = [state.write(spreadsheet, d["range"], d.get("values", []), option) for d in body.get("data", [])]
                 return {"spreadsheetId": spreadsheet.spreadsheet_id, "totalUpdatedCells": sum(r["updatedCells"] for r in responses),
@@ -433,6 +537,8 @@ class Handler(BaseHTTPRequestHandler):
         if tail.startswith("values/"):
             raw_range, _, action = tail[len("values/"):].partition(":")
             text = unquote(raw_range)
+            if method in ("PUT", "POST") and action in ("", "append"):
+                check_shape(body, VALUE_RANGE, "")
             if not action and method == "GET":
                 return state.read(spreadsheet, text, params)
             if not action and method == "PUT":
