@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -319,6 +320,32 @@ def test_a_new_xlsform_version_routes_old_and_new_submissions(tutorial, client, 
     versions = [r["version"] for r in conn.execute(
         "SELECT v.version FROM responses r JOIN form_versions v ON v.id = r.form_version_id ORDER BY r.id")]
     assert versions == [1, 2]
+
+
+def test_an_xform_update_with_settings_replaces_them_and_a_published_version_with_other_content_is_refused(
+        tutorial, client, admin_key, conn):
+    with open(TUTORIAL / "tutorial_w_repeats.xform.pyxform-4.5.0.xml", "rb") as handle:
+        seven = handle.read().replace(b'<data id="tutorial_w_repeats">', b'<data id="tutorial_w_repeats" version="7">')
+
+    def upload(data: bytes, **fields):
+        return client.patch("/api/v1/forms/tutorial-w-repeats", data={"file": (io.BytesIO(data), "t.xml"), **fields},
+                            headers=auth(admin_key), content_type="multipart/form-data")
+
+    sheet = {"spreadsheet_id": "tutorial-sheet", "worksheet": "Tutorial"}
+    answer = upload(seven, settings=json.dumps({"sheet": sheet}))
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["settings"]["sheet"] == sheet
+    assert client.get("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key)).get_json()["settings"]["sheet"] == sheet
+
+    other_content = seven.replace(b"<name/><age/>", b"<name/><nickname/><age/>").replace(
+        b'<bind nodeset="/data/name" type="string"/>',
+        b'<bind nodeset="/data/name" type="string"/><bind nodeset="/data/nickname" type="string"/>')
+    refused = upload(other_content)
+    assert refused.status_code == 422
+    assert [{k: e[k] for k in ("field", "code", "message")} for e in refused.get_json()["errors"]] == [
+        {"field": "file", "code": "version",
+         "message": "version '7' is already published with different content; change the version in settings"}]
+    assert [r["xform_version"] for r in conn.execute("SELECT xform_version FROM form_versions ORDER BY id")] == ["1", "7"]
 
 
 def test_form_media_are_listed_in_the_manifest_and_downloaded(client, admin_key, collect, object_store):
