@@ -169,3 +169,35 @@ def test_characters_a_workbook_cannot_hold_show_as_the_replacement_character(con
 
     header, row = workbook_rows(path)
     assert row[header.index("Respondent name")] == "A\ufffdsha\ufffd"
+
+
+def test_edits_to_many_rows_go_in_several_requests_each_under_the_size_limit(conn, survey, sheets_server):
+    ids = submit(conn, survey, 12)
+    small = GoogleSheetsTarget(client_for(sheets_server), SPREADSHEET, max_request_bytes=2_000)
+    export_form(conn, survey["id"], small, SHEET)
+    for number, submission_id in enumerate(ids):
+        edit(conn, survey, submission_id, monthly_income=number)
+    before = len(sheets_server.state.requests)
+
+    report = export_form(conn, survey["id"], small, SHEET)
+
+    writes = [size for _, path, size in sheets_server.state.requests[before:] if path.endswith("/values:batchUpdate")]
+    assert len(writes) >= 2 and max(writes) < 2_000 + 1_000
+    assert [r["Monthly income"] for r in as_dicts(worksheet_values(sheets_server))] == [str(n) for n in range(12)]
+    assert (report.updated, report.appended) == (12, 0)
+
+
+def test_a_tab_whose_append_answer_is_lost_is_written_again_once(target, sheets_server):
+    header = ["School", "Students passing"]
+    sheets_server.fail_next(500, after_apply=True, path_contains=":append")  # applied, but the answer is lost
+
+    assert write_table(target, "Summary", header, [["A", 10], ["B", 7]]) == 2
+
+    assert worksheet_values(sheets_server, "Summary") == [header, ["A", "10"], ["B", "7"]]
+    assert len([p for _, p, _ in sheets_server.state.requests if p.endswith(":append")]) == 2
+
+
+def test_a_google_connection_without_a_spreadsheet_id_is_refused_naming_the_setting(sheets_server):
+    connection = (None, {"base_url": sheets_server.base_url})
+    with pytest.raises(ValueError, match=r"^form 'survey': settings\.sheet\.spreadsheet_id is needed"):
+        open_target("survey", {"worksheet": "Responses"}, connection)
