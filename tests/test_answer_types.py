@@ -25,7 +25,16 @@ QUESTIONS = [
     {"key": "working", "label": "Working", "type": "boolean"},
     {"key": "email", "label": "Email", "type": "email"},
     {"key": "location", "label": "Location", "type": "geopoint"},
+    {"key": "seen_at", "label": "Seen at", "type": "datetime"},
+    {"key": "opens_at", "label": "Opens at", "type": "time"},
+    {"key": "pipe", "label": "Pipe", "type": "geotrace"},
+    {"key": "plot", "label": "Plot", "type": "geoshape"},
+    {"key": "photo", "label": "Photo", "type": "image"},
 ]
+POINT, OTHER_POINT, THIRD_POINT = ({"latitude": 31.1, "longitude": 77.2}, {"latitude": 31.2, "longitude": 77.2},
+                                   {"latitude": 31.2, "longitude": 77.3})
+TIMESTAMP_MESSAGE = "must be an ISO 8601 timestamp with a time zone"
+TIME_MESSAGE = "must be a time of day HH:MM[:SS[.fff]] with an optional offset"
 URL = "/api/v1/forms/water/responses"
 EMAIL_320 = "a" * 64 + "@" + "b" * 251 + ".com"
 
@@ -83,6 +92,30 @@ def post(client, key, answers):
      ("answers.location", "geopoint", "altitude must be a number")),
     ({"location": {"latitude": 31.1, "longitude": 77.2, "accuracy": -0.5}},
      ("answers.location", "geopoint", "accuracy cannot be negative")),
+    ({"seen_at": 1764000000}, ("answers.seen_at", "datetime", TIMESTAMP_MESSAGE)),
+    ({"seen_at": "yesterday"}, ("answers.seen_at", "datetime", TIMESTAMP_MESSAGE)),
+    ({"seen_at": "2026-11-23T10:00:00"},
+     ("answers.seen_at", "timezone", "must carry a time zone offset, e.g. 2026-11-23T10:00:00+05:30")),
+    ({"seen_at": "0001-01-01T00:00:00+05:30"}, ("answers.seen_at", "range",
+                                               "must fall between 1900-01-01T00:00:00+00:00 and "
+                                               "9999-12-30T23:59:59.999999+00:00 once converted to UTC")),
+    ({"opens_at": "24:00"}, ("answers.opens_at", "time", TIME_MESSAGE)),
+    ({"opens_at": "09:30 am"}, ("answers.opens_at", "time", TIME_MESSAGE)),
+    ({"opens_at": 930}, ("answers.opens_at", "time", TIME_MESSAGE)),
+    ({"pipe": [POINT]}, ("answers.pipe", "geotrace", "must be a list of at least 2 points")),
+    ({"pipe": POINT}, ("answers.pipe", "geotrace", "must be a list of at least 2 points")),
+    ({"pipe": [POINT, {"latitude": 31.2}]}, ("answers.pipe", "geopoint", "latitude and longitude must be numbers")),
+    ({"plot": [POINT, OTHER_POINT, POINT]}, ("answers.plot", "geoshape", "must be a list of at least 4 points")),
+    ({"plot": [POINT, OTHER_POINT, THIRD_POINT, OTHER_POINT]},
+     ("answers.plot", "geoshape", "must be closed: the last point repeats the first")),
+    ({"plot": [POINT, OTHER_POINT, THIRD_POINT, {"latitude": 31.1, "longitude": 77.3}]},
+     ("answers.plot", "geoshape", "must be closed: the last point repeats the first")),
+    ({"photo": 7}, ("answers.photo", "type", "must be the attached file's name")),
+    ({"photo": "  "}, ("answers.photo", "type", "must be the attached file's name")),
+    ({"photo": "../well.jpg"}, ("answers.photo", "attachment_name", "a file name cannot contain path separators")),
+    ({"photo": "dcim\\well.jpg"}, ("answers.photo", "attachment_name", "a file name cannot contain path separators")),
+    ({"photo": ".."}, ("answers.photo", "attachment_name", "a file name cannot contain path separators")),
+    ({"photo": "x" * 252 + ".jpg"}, ("answers.photo", "too_long", "must be at most 255 characters")),
 ])
 def test_each_bad_answer_gets_its_field_code_and_message(client, conn, collector_key, water, answers, error):
     resp = post(client, collector_key, answers)
@@ -115,6 +148,18 @@ def test_values_at_the_limits_are_stored_as_normalised(client, conn, collector_k
     stored = conn.execute("SELECT answers FROM responses").fetchone()["answers"]
     assert stored == {**answers, "notes": "\u00e9" * 10, "contact": "+919876543210"}
     assert resp.get_json()["answers"] == stored
+
+
+def test_times_traces_shapes_and_file_names_are_stored_as_normalised(client, conn, collector_key, water):
+    plot = [POINT, OTHER_POINT, {**THIRD_POINT, "altitude": 2100, "accuracy": 0}, POINT]
+    answers = {"seen_at": "2026-11-23T10:00Z", "opens_at": "23:59:59.5+05:30", "pipe": [POINT, OTHER_POINT],
+               "plot": plot, "photo": "we\u0301ll " + "x" * 245 + ".jpg"}
+    resp = post(client, collector_key, answers)
+    assert resp.status_code == 201, resp.get_json()
+    stored = conn.execute("SELECT answers FROM responses").fetchone()["answers"]
+    full = [{"altitude": None, "accuracy": None, **point} for point in plot]
+    assert stored == {"name": "Asha", "seen_at": "2026-11-23T10:00:00+00:00", "opens_at": "23:59:59.5+05:30",
+                      "pipe": full[:2], "plot": full, "photo": "w\u00e9ll " + "x" * 245 + ".jpg"}
 
 
 def test_several_bad_answers_are_all_reported_in_question_order(client, collector_key, water):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from fieldpipe.domains import TEXT_RULE
 from tests.helpers import HOUSEHOLD_QUESTIONS, auth
 
 Q = {"key": "name", "label": "Name", "type": "text"}
@@ -70,6 +71,12 @@ def create(client, key, **body):
         ("settings.sheet.worksheet", "type", "must be a worksheet title")]),
     ({"settings": {"sheet": {"spreadsheet_id": "abc", "worksheet": 3}}}, [
         ("settings.sheet.worksheet", "type", "must be a worksheet title")]),
+    ({"settings": {"imports": {"receipts": "yes"}}}, [("settings.imports.receipts", "type", "must be true or false")]),
+    ({"settings": {"imports": "off"}}, [("settings.imports.receipts", "type", "must be true or false")]),
+    ({"title": "T" * 501}, [("title", "too_long", "must be at most 500 characters")]),
+    ({"title": "Water\x07"}, [("title", "character", "contains U+0007; send " + TEXT_RULE)]),
+    ({"questions": [{**Q, "label": "L" * 501}]}, [("questions[0].label", "too_long", "must be at most 500 characters")]),
+    ({"questions": [{**Q, "label": "Name\x00"}]}, [("questions[0].label", "character", "contains U+0000; send " + TEXT_RULE)]),
 ])
 def test_a_bad_definition_gets_exactly_its_errors_and_stores_nothing(client, admin_key, body, expected):
     resp = create(client, admin_key, **body)
@@ -141,6 +148,8 @@ def test_an_update_changes_only_what_it_names(client, admin_key, make_form):
     ({"questions": [Q]}, [("settings.sms_receipt.phone_question", "invalid", "must name a phone question of the form")]),
     ({"settings": {"sheet": {"spreadsheet_id": ""}}}, [
         ("settings.sheet.spreadsheet_id", "required", "must name the target spreadsheet")]),
+    ({"title": "T" * 501}, [("title", "too_long", "must be at most 500 characters")]),
+    ({"title": "Water\x1b"}, [("title", "character", "contains U+001B; send " + TEXT_RULE)]),
 ])
 def test_a_bad_update_gets_exactly_its_errors_and_changes_nothing(client, admin_key, make_form, body, expected):
     before = make_form(settings={"sms_receipt": {"phone_question": "phone", "template": "Thanks"}})

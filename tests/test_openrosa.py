@@ -348,6 +348,48 @@ def test_an_xform_update_with_settings_replaces_them_and_a_published_version_wit
     assert [r["xform_version"] for r in conn.execute("SELECT xform_version FROM form_versions ORDER BY id")] == ["1", "7"]
 
 
+def test_xform_uploads_that_cannot_be_a_form_are_refused_naming_the_field_and_store_nothing(
+        tutorial, client, admin_key, conn, tmp_path):
+    xform = TUTORIAL / "tutorial_w_repeats.xform.pyxform-4.5.0.xml"
+
+    def fields(answer) -> list[tuple[str, str, str]]:
+        assert answer.status_code == 422, answer.get_json()
+        return [(e["field"], e["code"], e["message"]) for e in answer.get_json()["errors"]]
+
+    def update(data: bytes, **form):
+        return client.patch("/api/v1/forms/tutorial-w-repeats", data={"file": (io.BytesIO(data), "t.xml"), **form},
+                            headers=auth(admin_key), content_type="multipart/form-data")
+
+    before = client.get("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key)).get_json()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a form")
+    assert fields(upload_form(client, admin_key, notes, slug="notes")) == [
+        ("file", "file_type", "upload an XLSForm (.xlsx, .xls) or an XForm (.xml)")]
+    other = xform.read_bytes().replace(b'id="tutorial_w_repeats"', b'id="other_form"')
+    (tmp_path / "other.xml").write_bytes(other)
+    assert fields(upload_form(client, admin_key, tmp_path / "other.xml", settings="{not json")) == [
+        ("settings", "format", "must be a JSON object")]
+    assert fields(upload_form(client, admin_key, tmp_path / "other.xml", settings=json.dumps({"sheet": {}}))) == [
+        ("settings.sheet.spreadsheet_id", "required", "must name the target spreadsheet")]
+    again = upload_form(client, admin_key, xform, slug="tutorial-again")
+    assert again.status_code == 409 and again.get_json()["code"] == "409.2"
+    assert again.get_json()["detail"] == ("a form with slug 'tutorial-again' or XForm id 'tutorial_w_repeats' "
+                                          "already exists")
+
+    assert fields(update(other)) == [
+        ("file", "xform_id", "the form's XForm id is 'tutorial_w_repeats', the upload's is 'other_form'")]
+    assert fields(update(xform.read_bytes(), settings=json.dumps({"sheet": {"spreadsheet_id": ""}}))) == [
+        ("settings.sheet.spreadsheet_id", "required", "must name the target spreadsheet")]
+    assert fields(client.patch("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key), json={
+        "questions": [{"key": "name", "label": "Name", "type": "text"}]})) == [
+        ("questions", "xform", "this form's questions come from its XForm: upload a new XLSForm or XForm as the "
+         "multipart part 'file'")]
+
+    assert client.get("/api/v1/forms/tutorial-w-repeats", headers=auth(admin_key)).get_json() == before
+    assert [r["slug"] for r in conn.execute("SELECT slug FROM forms")] == ["tutorial-w-repeats"]
+    assert count(conn, "form_versions") == 1
+
+
 def test_form_media_are_listed_in_the_manifest_and_downloaded(client, admin_key, collect, object_store):
     logo = JPEG.read_bytes()[:5000]
     with open(TUTORIAL / "tutorial_w_repeats.xls", "rb") as handle:
