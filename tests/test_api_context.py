@@ -107,3 +107,38 @@ def test_refusals_of_a_body_say_what_was_wrong(client, collector_key, admin_key,
     assert conn.execute("SELECT count(*) AS n FROM responses").fetchone()["n"] == 0
     assert [q["key"] for q in client.get("/api/v1/forms/household-survey", headers=auth(admin_key)).get_json()[
         "questions"]] == [q["key"] for q in HOUSEHOLD_QUESTIONS]
+
+
+def test_a_key_revoked_through_the_api_is_refused_at_once_by_this_process(client, conn, admin_key, collector_key,
+                                                                          clock):
+    assert client.get("/api/v1/forms", headers=auth(collector_key)).status_code == 200  # remembered from now on
+    key_id = conn.execute("SELECT id FROM api_keys WHERE key_hash = encode(sha256(%s::bytea), 'hex')",
+                          (collector_key,)).fetchone()["id"]
+    assert client.post(f"/api/v1/keys/{key_id}/revoke", headers=auth(admin_key)).status_code == 200
+
+    refused = client.get("/api/v1/forms", headers=auth(collector_key))  # no time has passed on the cache's clock
+    assert refused.status_code == 401 and refused.get_json()["detail"] == "the API key is not valid"
+    assert client.get("/api/v1/forms", headers=auth(admin_key)).status_code == 200
+
+
+def test_a_student_token_that_is_not_valid_is_refused_on_a_key_route_saying_so(client, make_form):
+    make_form()
+    resp = client.get("/api/v1/forms", headers={"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.forged"})
+    assert resp.status_code == 401
+    assert resp.get_json()["detail"] == "the token is not valid or has expired"
+
+
+def test_a_body_outside_the_json_domain_is_refused_naming_where(client, collector_key, conn, make_form):
+    make_form()
+    nul = submission(answers={"name": "As\u0000ha"})
+    resp = client.post(URL, json=nul, headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert [(e["field"], e["code"]) for e in resp.get_json()["errors"]] == [("answers.name", "character")]
+    deep: object = "leaf"
+    for _ in range(40):
+        deep = [deep]
+    resp = client.post(URL, json={**submission(), "extra": deep}, headers=auth(collector_key))
+    assert resp.status_code == 422
+    assert [(e["field"], e["code"], e["message"]) for e in resp.get_json()["errors"]] == [
+        ("extra" + "[0]" * 32, "depth", "nests objects and arrays more than 32 deep")]
+    assert conn.execute("SELECT count(*) AS n FROM responses").fetchone()["n"] == 0
