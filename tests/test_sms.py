@@ -118,6 +118,26 @@ def test_each_accepted_response_gets_one_receipt_quoting_its_answers(client, mak
     assert len((tmp_path / "sent.jsonl").read_text().splitlines()) == 4
 
 
+
+def test_a_receipt_quotes_yes_no_choice_labels_and_nothing_for_an_unanswered_question_and_keeps_a_typo(
+        client, make_form, admin_key, conn):
+    questions = [{"key": "phone", "label": "Phone", "type": "phone"},
+                 {"key": "working", "label": "Working", "type": "boolean"},
+                 {"key": "problems", "label": "Problems", "type": "multi_choice",
+                  "choices": [{"value": "leak", "label": "Leaking"}, {"value": "dry", "label": "Dry"}, "dirty"]},
+                 {"key": "source", "label": "Source", "type": "single_choice", "choices": [{"value": "tap", "label": "Tap"}]},
+                 {"key": "notes", "label": "Notes", "type": "text"}]
+    template = "{working}/{problems}/{source}/[{notes}] {workng}"
+    make_form(slug="pump", questions=questions,
+              settings={"sms_receipt": {"phone_question": "phone", "template": template}})
+    url = "/api/v1/forms/pump/responses"
+    for answers in ({"phone": "+919876543210", "working": False, "problems": ["dry", "dirty", "leak"], "source": "tap"},
+                    {"phone": "+919876543211", "working": True, "problems": []}):
+        assert client.post(url, json=submission(answers=answers), headers=auth(admin_key)).status_code == 201
+
+    bodies = [r["body"] for r in conn.execute("SELECT body FROM sms_messages ORDER BY id")]
+    assert bodies == ["no/Dry, dirty, Leaking/Tap/[] {workng}", "yes///[] {workng}"]
+
 # --- Twilio: classification, retries, unknown, resend ----------------------------------------------------
 
 def test_twilio_errors_are_classified_retried_and_recorded(conn, db_url, org):
