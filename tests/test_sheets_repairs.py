@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
+import psycopg
 import pytest
 
+from fieldpipe import forms
 from fieldpipe.sheets.export import ExportBlocked, export_form
 from fieldpipe.sheets.targets import GoogleSheetsTarget
 from tests.sheets_support import (  # noqa: F401  (fixtures)
-    SPREADSHEET, as_dicts, client_for, edit, sheets_server, submit, survey, target, worksheet_values,
+    SPREADSHEET, SURVEY_QUESTIONS, as_dicts, client_for, edit, sheets_server, submit, survey, target,
+    worksheet_values,
 )
 
 SHEET = {"spreadsheet_id": SPREADSHEET, "worksheet": "Responses"}
@@ -197,3 +200,51 @@ def test_the_last_column_cleared_by_hand_blocks_the_export_naming_it(conn, surve
     with pytest.raises(ExportBlocked) as blocked:
         export_form(conn, survey["id"], target, SHEET)
     assert "'Problems seen' is missing from the header" in str(blocked.value)
+
+
+def test_a_question_relabelled_in_a_new_form_version_gets_its_new_label_over_the_same_column(conn, survey, target,
+                                                                                            sheets_server):
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, SHEET)
+    questions = [{**q, "label": "Income per month"} if q["key"] == "monthly_income" else q for q in SURVEY_QUESTIONS]
+    forms.update_form(conn, survey["organization_id"], "survey", {"questions": questions})
+    form = forms.get_form_row(conn, survey["organization_id"], "survey")
+    ids += submit(conn, form, 1, monthly_income=7)
+
+    export_form(conn, survey["id"], target, SHEET)
+
+    values = worksheet_values(sheets_server)
+    assert "Monthly income" not in values[0]
+    assert values[0].index("Income per month") == 9  # where "Monthly income" was
+    assert [(r["Submission ID"], r["Income per month"]) for r in as_dicts(values)] == [
+        (ids[0], "20000"), (ids[1], "20000"), (ids[2], "7")]
+
+
+def test_a_tab_deleted_by_hand_is_written_again_with_every_row_and_the_repair_is_reported(conn, survey, target,
+                                                                                         sheets_server):
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, SHEET)
+    client_for(sheets_server).open_by_key(SPREADSHEET).del_worksheet(hand_worksheet(sheets_server))
+    ids += submit(conn, survey, 1)
+
+    report = export_form(conn, survey["id"], target, SHEET)
+
+    assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server))] == ids
+    assert report.repairs == ["tab 'Responses' was deleted: its rows are exported again",
+                              "2 row(s) missing from the sheet (deleted by hand) are added again"]
+    assert report.appended == 3
+
+
+def test_while_another_run_exports_the_form_a_second_run_skips_it_and_says_so(conn, db_url, survey, target,
+                                                                             sheets_server):
+    submit(conn, survey, 1)
+    export_form(conn, survey["id"], target, SHEET)
+    export_id = conn.execute("SELECT id FROM sheet_exports").fetchone()["id"]
+    submit(conn, survey, 1)
+    with psycopg.connect(db_url, autocommit=True) as other:  # the first run, still exporting
+        other.execute("SELECT pg_advisory_lock(hashtext('sheet_export'), %s::int)", (export_id,))
+        before = sheets_server.request_count
+        report = export_form(conn, survey["id"], target, SHEET)
+    assert report.problems == ["another run is exporting this form; skipped"]
+    assert report.appended == 0 and sheets_server.request_count == before
+    assert len(as_dicts(worksheet_values(sheets_server))) == 1
