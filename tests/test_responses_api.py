@@ -223,11 +223,23 @@ def test_a_missing_timestamp_is_required_saying_what_it_must_be(client, form, co
     ({"collector": {"id": "enum-7", "phone": "12"}},
      {"field": "collector.phone", "code": "phone",
       "message": "is not a phone number in E.164 form, e.g. +919876543210"}),
+    ({"submitted_at": "1899-12-31T23:59:59+00:00"},
+     {"field": "submitted_at", "code": "range", "message": "must fall between 1900-01-01T00:00:00+00:00 and "
+                                                          "9999-12-30T23:59:59.999999+00:00 once converted to UTC"}),
 ])
 def test_a_bad_envelope_is_refused_naming_the_field_and_the_reason(client, form, collector_key, conn, override, error):
     resp = client.post(URL, json=submission(**override), headers=auth(collector_key))
     assert resp.status_code == 422 and resp.get_json()["errors"] == [error]
     assert count_rows(conn) == 0
+
+
+def test_a_batch_item_that_is_not_an_object_is_refused_saying_so_and_the_others_land(client, form, collector_key,
+                                                                                    conn):
+    good = submission()
+    results = client.post(f"{URL}/batch", json={"items": [["answers"], good]}, headers=auth(collector_key)).get_json()
+    assert [(r["status"], r.get("errors")) for r in results["results"]] == [
+        ("invalid", [{"field": "", "code": "type", "message": "must be a JSON object"}]), ("created", None)]
+    assert count_rows(conn) == 1
 
 
 def test_an_invalid_batch_item_is_reported_under_its_submission_id(client, form, collector_key):
