@@ -140,6 +140,23 @@ def test_a_receipt_quotes_yes_no_choice_labels_and_nothing_for_an_unanswered_que
 
 # --- Twilio: classification, retries, unknown, resend ----------------------------------------------------
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_twilio_refusing_our_credentials_or_account_keeps_the_message_for_a_retry(status):
+    """The deployment's fault, not the message's: failing it would drop a message nobody can resend."""
+    with FakeTwilio() as fake:
+        fake.fail_next(status)
+        result = twilio(fake).send({"id": 1, "recipient": phone(1), "body": "hello"})
+    assert (result.outcome, result.http_status, result.error_code) == ("retry", status, "20500")
+    assert result.error == f"HTTP {status} code 20500: scripted failure"
+
+
+def test_twilio_needs_a_sender_and_sends_from_it():
+    with pytest.raises(ValueError, match="^twilio_default needs extra 'from' \\(a number\\) or 'messaging_service_sid'$"):
+        TwilioProvider("http://127.0.0.1:9", ACCOUNT_SID, AUTH_TOKEN)
+    with FakeTwilio() as fake:
+        assert twilio(fake).send({"id": 1, "recipient": phone(1), "body": "hello"}).outcome == "sent"
+        assert [(m["to"], m["from"], m["body"]) for m in fake.messages] == [(phone(1), FROM_NUMBER, "hello")]
+
 def test_twilio_errors_are_classified_retried_and_recorded(conn, db_url, org):
     with FakeTwilio() as fake:
         fake.invalid_numbers.add(phone(1))
