@@ -164,7 +164,7 @@ def _boolean(value: Any) -> bool:
 
 
 def _email(value: Any) -> str:
-    if not isinstance(value, str) or not EMAIL_PATTERN.match(value) or len(value) > 320:
+    if not isinstance(value, str) or not EMAIL_PATTERN.fullmatch(value) or len(value) > 320:
         raise AnswerError("email", "is not an email address")
     _raise_if(domains.text_problem(value))
     return value

@@ -47,7 +47,7 @@ def check_questions(questions: Any, where_prefix: str = "questions",
         for extra in sorted(set(q) - QUESTION_FIELDS):
             errors.append(FieldError(f"{where}.{extra}", "unknown_field", "is not a question field"))
         key, qtype = q.get("key"), q.get("type")
-        if not isinstance(key, str) or not key_pattern.match(key):
+        if not isinstance(key, str) or not key_pattern.fullmatch(key):
             errors.append(FieldError(f"{where}.key", "pattern", f"must match {key_pattern.pattern}"))
         elif key in seen:
             errors.append(FieldError(f"{where}.key", "duplicate", f"key {key!r} is used twice"))
@@ -178,7 +178,7 @@ def _xform_questions(xform: XForm) -> list[dict]:
 def create_xform_form(conn: psycopg.Connection, organization_id: int, xform: XForm, fields: dict) -> dict:
     slug, title, settings = upload_fields(fields, xform)
     questions = _xform_questions(xform)
-    errors = [] if isinstance(slug, str) and SLUG_PATTERN.match(slug) else \
+    errors = [] if isinstance(slug, str) and SLUG_PATTERN.fullmatch(slug) else \
         [FieldError("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]
     errors += check_settings(settings, questions, XFORM_PHONE_TYPES)
     if errors:
@@ -250,7 +250,7 @@ def create_form(conn: psycopg.Connection, organization_id: int, payload: Any) ->
         raise invalid([FieldError("", "type", "must be a JSON object")])
     slug, title = payload.get("slug"), payload.get("title")
     errors = []
-    if not isinstance(slug, str) or not SLUG_PATTERN.match(slug):
+    if not isinstance(slug, str) or not SLUG_PATTERN.fullmatch(slug):
         errors.append(FieldError("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$"))
     if not isinstance(title, str) or not title.strip():
         errors.append(FieldError("title", "required", "is required"))

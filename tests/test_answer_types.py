@@ -80,6 +80,7 @@ def post(client, key, answers):
     ({"email": "asha @example.org"}, ("answers.email", "email", "is not an email address")),
     ({"email": "x" + EMAIL_320}, ("answers.email", "email", "is not an email address")),
     ({"email": 5}, ("answers.email", "email", "is not an email address")),
+    ({"email": "asha@example.org\n"}, ("answers.email", "email", "is not an email address")),
     ({"colour": "red"}, ("answers.colour", "unknown_question", "is not a question of this form version")),
     ({"name": ""}, ("answers.name", "required", "is required")),
     ({"location": [31.1, 77.2]},

@@ -24,6 +24,7 @@ def create(client, key, **body):
     ({"slug": "-x"}, [("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]),
     ({"slug": "a" * 64}, [("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]),
     ({"slug": 5}, [("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]),
+    ({"slug": "water\n"}, [("slug", "pattern", "must match ^[a-z0-9][a-z0-9-]{0,62}$")]),  # `$` passes a final newline
     ({"title": "  "}, [("title", "required", "is required")]),
     ({"title": None}, [("title", "required", "is required")]),
     ({"questions": []}, [("questions", "required", "must be a non-empty list of questions")]),
@@ -34,6 +35,7 @@ def create(client, key, **body):
     ({"questions": [{**Q, "colour": "red"}]}, [("questions[0].colour", "unknown_field", "is not a question field")]),
     ({"questions": [{**Q, "key": "Name"}]}, [("questions[0].key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$")]),
     ({"questions": [{**Q, "key": "n" * 64}]}, [("questions[0].key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$")]),
+    ({"questions": [{**Q, "key": "name\n"}]}, [("questions[0].key", "pattern", "must match ^[a-z][a-z0-9_]{0,62}$")]),
     ({"questions": [Q, {**Q, "type": "integer"}]}, [("questions[1].key", "duplicate", "key 'name' is used twice")]),
     ({"questions": [{**Q, "type": "colour"}]}, [("questions[0].type", "enum",
                                                  "must be one of text, long_text, integer, decimal, single_choice, "
