@@ -155,6 +155,15 @@ def test_values_at_the_limits_are_stored_as_normalised(client, conn, collector_k
     assert resp.get_json()["answers"] == stored
 
 
+def test_a_long_text_answer_may_be_as_long_as_its_limit_a_text_answer_may_not(client, conn, collector_key, water):
+    resp = post(client, collector_key, {"notes": "x" * LONG_TEXT_MAX_LENGTH})
+    assert resp.status_code == 201, resp.get_json()
+    assert len(conn.execute("SELECT answers->>'notes' AS notes FROM responses").fetchone()["notes"]) == LONG_TEXT_MAX_LENGTH
+    refused = post(client, collector_key, {"name": "x" * 1001})
+    assert [tuple(e.values()) for e in refused.get_json()["errors"]] == [
+        ("answers.name", "too_long", "must be at most 1000 characters")]
+
+
 def test_times_traces_shapes_and_file_names_are_stored_as_normalised(client, conn, collector_key, water):
     plot = [POINT, OTHER_POINT, {**THIRD_POINT, "altitude": 2100, "accuracy": 0}, POINT]
     answers = {"seen_at": "2026-11-23T10:00Z", "opens_at": "23:59:59.5+05:30", "pipe": [POINT, OTHER_POINT],

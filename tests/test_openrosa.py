@@ -348,6 +348,25 @@ def test_an_xform_update_with_settings_replaces_them_and_a_published_version_wit
     assert [r["xform_version"] for r in conn.execute("SELECT xform_version FROM form_versions ORDER BY id")] == ["1", "7"]
 
 
+def test_an_xform_receipt_may_name_a_text_question_and_a_long_xform_id_gives_a_slug_of_63(client, admin_key, conn,
+                                                                                          tmp_path):
+    """XLSForm has no phone type: a receipt names a text question, on upload and on a new version."""
+    xml = (TUTORIAL / "tutorial_w_repeats.xform.pyxform-4.5.0.xml").read_bytes()
+    long_id = "household_visit_" + "x" * 60
+    path = tmp_path / "long.xml"
+    path.write_bytes(xml.replace(b'id="tutorial_w_repeats"', f'id="{long_id}"'.encode()))
+    receipt = json.dumps({"sms_receipt": {"phone_question": "name", "template": "Thanks {name}"}})
+    created = upload_form(client, admin_key, path, settings=receipt)
+    assert created.status_code == 201, created.get_json()
+    slug = created.get_json()["slug"]
+    assert slug == long_id.replace("_", "-")[:63] and len(slug) == 63
+    updated = client.patch(f"/api/v1/forms/{slug}", data={"file": (io.BytesIO(path.read_bytes()), "t.xml"),
+                                                          "settings": receipt},
+                           headers=auth(admin_key), content_type="multipart/form-data")
+    assert updated.status_code == 200, updated.get_json()
+    assert updated.get_json()["settings"]["sms_receipt"]["phone_question"] == "name"
+
+
 def test_xform_uploads_that_cannot_be_a_form_are_refused_naming_the_field_and_store_nothing(
         tutorial, client, admin_key, conn, tmp_path):
     xform = TUTORIAL / "tutorial_w_repeats.xform.pyxform-4.5.0.xml"

@@ -151,9 +151,23 @@ def test_invalid_edit_changes_nothing(client, form, collector_key):
 
 
 def test_unknown_response_is_404(client, form, collector_key):
-    assert client.get(f"{URL}/{uuid.uuid4()}", headers=auth(collector_key)).status_code == 404
-    assert client.get(f"{URL}/nope", headers=auth(collector_key)).status_code == 404
-    assert client.patch(f"{URL}/{uuid.uuid4()}", json={"answers": {}}, headers=auth(collector_key)).status_code == 404
+    unknown = str(uuid.uuid4())
+    for resp, named in ((client.get(f"{URL}/{unknown}", headers=auth(collector_key)), unknown),
+                        (client.get(f"{URL}/nope", headers=auth(collector_key)), "nope"),
+                        (client.patch(f"{URL}/{unknown}", json={"answers": {}}, headers=auth(collector_key)), unknown)):
+        assert resp.status_code == 404 and resp.get_json()["detail"] == f"response {named!r} was not found"
+
+
+def test_a_created_response_answers_with_its_whole_record(client, form, collector_key):
+    body = submission()
+    resp = client.post(URL, json=body, headers=auth(collector_key))
+    assert resp.status_code == 201
+    created = resp.get_json()
+    stored = client.get(f"{URL}/{body['submission_id']}", headers=auth(collector_key)).get_json()
+    record = ("submission_id", "form", "form_version", "revision", "collector", "submitted_at", "received_at",
+              "updated_at", "answers")
+    assert {k: created[k] for k in record} == {k: stored[k] for k in record}
+    assert (created["form"], created["form_version"], created["revision"]) == ("household-survey", 1, 1)
 
 
 def test_a_response_reads_back_with_every_field(client, form, collector_key):
