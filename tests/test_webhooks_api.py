@@ -56,6 +56,15 @@ def test_bad_registrations_are_refused_with_the_field(client, admin_key, body, f
     assert {"field": field, "code": code} in [{k: e[k] for k in ("field", "code")} for e in resp.get_json()["errors"]]
 
 
+def test_webhooks_page_through_in_the_order_registered(client, admin_key, receiver):
+    urls = [receiver.url(f"/hook-{n}") for n in range(3)]
+    for url in urls:
+        assert post_hook(client, admin_key, url).status_code == 201
+    first = client.get("/api/v1/webhooks?limit=2", headers=auth(admin_key)).get_json()
+    assert [h["url"] for h in first["items"]] == urls[:2] and first["next_cursor"]
+    rest = client.get(f"/api/v1/webhooks?limit=2&cursor={first['next_cursor']}", headers=auth(admin_key)).get_json()
+    assert [h["url"] for h in rest["items"]] == urls[2:] and rest["next_cursor"] is None
+
 def test_loopback_is_refused_without_the_allow_list(client, admin_key, receiver, monkeypatch):
     monkeypatch.delenv(ALLOW_NETS_ENV)
     for url in (receiver.url(), receiver.url(host="localhost"), "http://169.254.169.254/latest/meta-data/"):
