@@ -186,3 +186,10 @@ def test_the_export_job_writes_a_pending_form_to_its_google_sheet_and_names_a_fo
     skipped = export_form_sheet(conn, survey["id"], connection)
     assert skipped["skipped"] is True and skipped["appended"] == 0
     assert pending_exports(conn) == []
+
+
+def test_the_export_writes_to_the_tab_its_settings_name(conn, survey, target, sheets_server):
+    ids = submit(conn, survey, 2)
+    export_form(conn, survey["id"], target, {"spreadsheet_id": SPREADSHEET, "worksheet": "Visits"})
+    assert [r["Submission ID"] for r in as_dicts(worksheet_values(sheets_server, "Visits"))] == ids
+    assert [ws.title for ws in client_for(sheets_server).open_by_key(SPREADSHEET).worksheets()] == ["Sheet1", "Visits"]
