@@ -177,20 +177,28 @@ SELECT n.position, c.id, c.received_at FROM created c JOIN numbered n USING (id)
 """
 
 
-def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission]) -> tuple[dict, dict]:
-    """Insert what is new; return ({submission_id: created row (id, received_at)}, {submission_id: existing row}).
-
-    The rows travel as one JSON document: one parameter to encode instead of thousands, encoded by msgspec
-    (a tenth of the json module's time; every value in it is within the JSON domain the API accepts).
+def insert_document(submissions: list[Submission]) -> Jsonb:
+    """The submissions as the one JSON document INSERT_SQL reads, encoded here and now (an import encodes a
+    chunk while the chunk before it is being stored): one parameter to send instead of thousands, encoded by
+    msgspec (a tenth of the json module's time; every value in it is within the JSON domain the API accepts).
     """
-    rows = [
+    encoded = msgspec.json.encode([
         {"submission_id": str(s.submission_id), "form_version_id": s.form_version_id, "collector_id": s.collector_id,
          "collector_phone": s.collector_phone, "submitted_at": s.submitted_at.isoformat(), "answers": s.answers,
          "content_hash": s.hash, "words": s.words}
         for s in submissions
-    ]
+    ])
+    return Jsonb(encoded, dumps=bytes)  # already encoded: bytes() hands the same object back
+
+
+def store(conn: psycopg.Connection, form_id: int, submissions: list[Submission],
+          document: Jsonb | None = None) -> tuple[dict, dict]:
+    """Insert what is new; return ({submission_id: created row (id, received_at)}, {submission_id: existing row}).
+
+    `document` is `insert_document(submissions)` when the caller encoded it already.
+    """
     cursor = conn.cursor(row_factory=tuple_row)
-    cursor.execute(INSERT_SQL, {"form_id": form_id, "rows": Jsonb(rows, dumps=msgspec.json.encode)})
+    cursor.execute(INSERT_SQL, {"form_id": form_id, "rows": insert_document(submissions) if document is None else document})
     created = {submissions[position - 1].submission_id: {"id": response_id, "received_at": received_at}
                for position, response_id, received_at in cursor}
     missing = [s.submission_id for s in submissions if s.submission_id not in created]
@@ -244,15 +252,16 @@ def judge(versions: FormVersions, items: list[Any]) -> tuple[list[Outcome], list
 
 
 def settle(conn: psycopg.Connection, form: dict, outcomes: list[Outcome], valid: list[tuple[int, Submission]],
-           send_receipts: bool = True, records: bool = True) -> list[Outcome]:
+           send_receipts: bool = True, records: bool = True, document: Jsonb | None = None) -> list[Outcome]:
     """Store the valid new submissions in one statement and settle each outcome as created, duplicate or conflict.
 
     `send_receipts=False` is for imports of a form whose settings turn receipts off for them; `records=False`
-    leaves out each outcome's record (the stored response as the API shows it), which imports never show.
+    leaves out each outcome's record (the stored response as the API shows it), which imports never show;
+    `document` is the valid submissions' `insert_document`, when the caller encoded it already.
     """
     if not valid:
         return outcomes
-    created, existing = store(conn, form["id"], [s for _, s in valid])
+    created, existing = store(conn, form["id"], [s for _, s in valid], document)
     task_hooks.on_created(conn, form, created, [s for _, s in valid], send_receipts)  # same transaction
     first_of: dict[uuid.UUID, Submission] = {}  # of an id sent twice in the batch, the first is the one stored
     for index, sub in valid:

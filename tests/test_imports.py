@@ -84,11 +84,12 @@ def test_uploaded_csv_lands_its_rows_moves_to_processed_with_a_report(client, ad
     body = resp.get_json()
     assert body["status"] == "queued" and resp.headers["Location"].endswith(body["id"])
     assert keys_under(object_store, f"acme/{FORM}/incoming/") == [f"acme/{FORM}/incoming/march.csv"]
-    collector_thresholds = gc.get_threshold()
+    collector_thresholds, switch_interval = gc.get_threshold(), sys.getswitchinterval()
 
     (report,) = run_waiting(clean_db, object_store)
 
-    assert gc.get_threshold() == collector_thresholds  # raised while the rows streamed, for this process only
+    # both changed while the rows streamed, for this process only
+    assert (gc.get_threshold(), sys.getswitchinterval()) == (collector_thresholds, switch_interval)
 
     shown = client.get(f"/api/v1/forms/{FORM}/imports/{body['id']}", headers=auth(admin_key)).get_json()
     assert {k: shown[k] for k in ("status", "rows", "created", "duplicate", "conflict", "invalid")} == \

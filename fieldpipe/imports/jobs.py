@@ -17,6 +17,7 @@ import gc
 import json
 import logging
 import re
+import sys
 import tempfile
 import uuid
 from collections import Counter
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "done", "failed")
 LIVE = ("queued", "running")
 CHUNK_ROWS = 5000
+SWITCH_INTERVAL = 0.0005  # seconds a thread holds the GIL while another waits for it (Python's default: 0.005)
 MAX_ATTEMPTS = 5  # a file whose runs keep crashing is failed on purpose rather than retried for ever
 API_ERRORS_SHOWN = 1000
 INCOMING = re.compile(INCOMING_KEY_PATTERN)
@@ -143,31 +145,38 @@ def _import_rows(conn: psycopg.Connection, job: dict, spooled: Spooled, chunk_ro
         if job["rows"]:
             log.info("import %s: resuming after row %d", job["id"], job["rows"])
         versions = responses.FormVersions(conn, form)
-        # Checking a chunk (Python) overlaps storing the one before it (PostgreSQL): one writer thread, in order.
-        with _rare_collections(chunk_rows), \
+        # Checking and encoding a chunk (Python, this thread) overlaps storing the one before it (PostgreSQL,
+        # waited on by one writer thread, which holds the GIL only briefly): chunks are stored in order, and
+        # at most one beyond the last committed one is in flight.
+        with _import_pacing(chunk_rows), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as writer:
             stored = None
             for chunk in _chunks(islice(rows, job["rows"], None), chunk_rows):
                 numbers = [number for number, _ in chunk]
-                judged = responses.judge(versions, [reader.submission(cells, number) for number, cells in chunk])
+                outcomes, valid = responses.judge(versions, [reader.submission(cells, number)
+                                                             for number, cells in chunk])
+                document = responses.insert_document([sub for _, sub in valid])
                 if stored is not None:
                     stored.result()
-                stored = writer.submit(_commit_chunk, conn, job, form, numbers, *judged, receipts)
+                stored = writer.submit(_commit_chunk, conn, job, form, numbers, outcomes, valid, document, receipts)
             if stored is not None:
                 stored.result()
 
 
 @contextmanager
-def _rare_collections(chunk_rows: int) -> Iterator[None]:
+def _import_pacing(chunk_rows: int) -> Iterator[None]:
     """Python's cyclic garbage collector run about once per chunk rather than every 700 new objects: the
     chunks' rows (plain dicts and lists, no cycles) would otherwise be walked again and again, which took a
-    third of the import's Python time."""
-    thresholds = gc.get_threshold()
+    third of the import's Python time. And the GIL handed over within a millisecond rather than five: the
+    writer thread needs it for a moment after each statement, while this thread checks the next chunk."""
+    thresholds, switch_interval = gc.get_threshold(), sys.getswitchinterval()
     gc.set_threshold(max(thresholds[0], chunk_rows * 20), *thresholds[1:])
+    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
+        sys.setswitchinterval(switch_interval)
 
 
 def _chunks(rows: Iterator, size: int) -> Iterator[list]:
@@ -176,9 +185,9 @@ def _chunks(rows: Iterator, size: int) -> Iterator[list]:
 
 
 def _commit_chunk(conn: psycopg.Connection, job: dict, form: dict, numbers: list[int],
-                  outcomes: list[responses.Outcome], valid: list, receipts: bool) -> None:
-    """Store a chunk, its errors and the new counts in one transaction."""
-    responses.settle(conn, form, outcomes, valid, send_receipts=receipts, records=False)
+                  outcomes: list[responses.Outcome], valid: list, document, receipts: bool) -> None:
+    """Store a chunk (`document`: its valid submissions encoded), its errors and the new counts in one transaction."""
+    responses.settle(conn, form, outcomes, valid, send_receipts=receipts, records=False, document=document)
     counts = Counter(outcome.status for outcome in outcomes)
     errors = [(job["id"], number, column_of(error), error.code, error.message)
               for number, outcome in zip(numbers, outcomes) for error in outcome.errors]
