@@ -410,3 +410,24 @@ def test_the_demo_drops_a_sample_file_once_and_it_imports_with_one_bad_row(conn,
         {"status": "done", "rows": 4, "created": 3, "invalid": 1}
     assert [(e["row"], e["column"]) for e in report["errors"]] == [(5, "city")]
     assert keys_under(object_store, "demo/household-survey/incoming/") == []
+
+
+def test_an_import_leaves_the_gin_pending_lists_merged_and_the_connection_s_setting_as_it_was(
+        client, admin_key, form, object_store, clean_db):
+    """An import's chunks let the GIN indexes' pending lists grow past the server's limit; the last chunk's
+    insert merges them, as any insert past the limit does, and the longer limit ends with each chunk's
+    transaction. The smallest limit (64 kB) makes this file pass it many times over."""
+    upload(client, admin_key, "many.csv", csv_bytes([row(i) for i in range(2000)]))
+    with connect(clean_db) as conn:
+        conn.execute("SET gin_pending_list_limit = '64kB'")
+        conn.commit()
+        (import_id,) = jobs.claim_incoming(conn, object_store)
+        report = jobs.run_import(conn, object_store, import_id, chunk_rows=500)
+        setting = conn.execute("SHOW gin_pending_list_limit").fetchone()["gin_pending_list_limit"]
+        pending = {r["relname"]: r["pages"] for r in conn.execute(
+            """SELECT c.relname, gin_clean_pending_list(c.oid) AS pages
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+                WHERE i.indrelid = 'responses'::regclass AND a.amname = 'gin'""")}
+    assert report["created"] == 2000 and setting == "64kB"
+    # What the last chunk added after its merge: less than the limit (8 pages), not the file's 2000 rows
+    assert len(pending) == 2 and all(pages <= 8 for pages in pending.values()), pending
