@@ -4,6 +4,8 @@ exam grades it at once, a corrected key regrades; every refusal stores nothing. 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 import uuid
 
 import jwt
@@ -62,6 +64,14 @@ def test_pins_are_issued_per_class_once_and_stored_only_as_hashes(client, admin_
     assert sorted(slips) == ["1", "2", "3"] and all(len(s["pin"]) == 6 and s["pin"].isdigit() for s in slips.values())
     stored = conn.execute("SELECT pin_hash FROM student_signins").fetchall()
     assert len(stored) == 3 and not any(s["pin"] in r["pin_hash"] for s in slips.values() for r in stored)
+    # each is scrypt (N=2^14, r=8, p=1) of the PIN with its own 16-byte salt, checked here with hashlib alone
+    by_student = {r["student_id"]: r["pin_hash"] for r in conn.execute("SELECT student_id, pin_hash FROM student_signins")}
+    for slip in slips.values():
+        parts = re.fullmatch(r"scrypt\$16384\$([0-9a-f]{32})\$([0-9a-f]{64})", by_student[slip["student_id"]])
+        assert parts, by_student[slip["student_id"]]
+        assert hashlib.scrypt(slip["pin"].encode(), salt=bytes.fromhex(parts[1]), n=2 ** 14, r=8, p=1,
+                              dklen=32).hex() == parts[2]
+    assert len({h.split("$")[2] for h in by_student.values()}) == 3  # no salt shared
     assert client.post(f"/api/v1/classes/{school['class_a']}/student-signins", json={},
                        headers=auth(collector_key)).status_code == 403
     # reissuing one student's slip replaces only their PIN
