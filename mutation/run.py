@@ -76,7 +76,7 @@ PARTS: dict[str, tuple[list[str], list[str]]] = {
     # definitions and what is submitted against them (marks, grades, exam answers, pass marks)
     "assessments": (["fieldpipe/assessments/definitions.py", "fieldpipe/assessments/submissions.py"],
                     ["tests/test_assessments_api.py", "tests/test_pass_marks.py",
-                     "tests/test_assessments_aggregation.py"]),
+                     "tests/test_assessments_aggregation.py", "tests/test_exams.py"]),
     # rosters and the daily summaries with their Summary tab, and the Results tab of exams (tested with exams)
     "assessments-summaries": (["fieldpipe/assessments/roster.py", "fieldpipe/assessments/aggregate.py",
                                "fieldpipe/assessments/export.py"],

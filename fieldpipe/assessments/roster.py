@@ -304,7 +304,7 @@ def _imported(conn: psycopg.Connection, class_id: int, roll_numbers: list[str]) 
 
 
 def list_students(conn: psycopg.Connection, organization_id: int, class_id: Any, page: paging.Page,
-                  include_deleted: bool = False) -> dict:
+                  include_deleted: bool) -> dict:
     klass = get_class_row(conn, organization_id, class_id)
     rows = conn.execute(
         f"""{STUDENT_ROWS}
