@@ -340,3 +340,19 @@ def test_rules_that_no_longer_fit_the_form_give_no_warnings_and_say_so_in_the_lo
     assert resp.status_code == 201 and resp.get_json()["warnings"] == []  # ingestion never fails because of rules
     [logged] = [m for m in caplog.messages if m.startswith("warnings skipped, the form's rules are broken: ")]
     assert "monthly_savings" in logged
+
+
+def test_expectations_read_back_with_the_rules_in_the_order_people_write_them(client, admin_key, make_form):
+    make_form()
+    document = {"rules": [{"message": "x", "id": "ok", "expression": "monthly_income > 0"}],
+                "expectations": [{"message": "Income {monthly_income} is out of range", "severity": "warning",
+                                  "kwargs": {"column": "monthly_income", "max_value": 100000},
+                                  "expectation": "expect_column_values_to_be_between", "id": "income-in-range"}]}
+    assert client.put(RULES_URL, json=document, headers=auth(admin_key)).status_code == 201
+    for url in (RULES_URL, f"{RULES_URL}/versions/1"):
+        body = client.get(url, headers=auth(admin_key)).get_json()
+        assert [list(e) for e in body["rules"]] == [["id", "expression", "message"]]
+        assert body["expectations"] == [{"id": "income-in-range", "expectation": "expect_column_values_to_be_between",
+                                         "kwargs": {"column": "monthly_income", "max_value": 100000},
+                                         "message": "Income {monthly_income} is out of range", "severity": "warning"}]
+        assert [list(e) for e in body["expectations"]] == [["id", "expectation", "kwargs", "message", "severity"]]

@@ -123,3 +123,28 @@ def test_the_same_text_gives_the_same_fingerprint_and_a_stored_version_its_versi
     assert (stored.fingerprint, stored.version, stored.path) == ("version:4", 4, "acme/x rules")
     [rule] = stored.rules
     assert (rule.severity, rule.notify, rule.expression) == ("error", "none", OK_RULE["expression"])
+
+
+@pytest.mark.parametrize("bounds", [{"min_value": 0}, {"max_value": 100000}, {"min_value": 0, "max_value": 100000}])
+def test_a_between_expectation_takes_either_bound_or_both(bounds):
+    document = {"expectations": [{**BETWEEN, "kwargs": {"column": "monthly_income", **bounds}}]}
+    [expectation] = load_document(document, HOUSEHOLD_QUESTIONS, "x").expectations
+    assert expectation.kwargs == bounds
+
+
+def test_a_pulled_version_is_a_rules_file_that_reads_back_as_the_same_rules():
+    import datetime as dt
+
+    from fieldpipe.rules.store import as_yaml
+
+    pulled = {"form": "household-survey", "version": 3, "created_by": "cli:ana",
+              "created_at": dt.datetime(2026, 11, 20, 9, 5, tzinfo=dt.timezone.utc),
+              "document": {"rules": [{"message": "x", "expression": OK_RULE["expression"], "id": "ok"}],
+                           "expectations": [{**BETWEEN, "severity": "warning"}]}}
+    text = as_yaml(pulled)
+    assert text.splitlines()[0] == ("# rules of form household-survey, version 3, saved by cli:ana at 2026-11-20 09:05 UTC "
+                                    "(fieldpipe rules pull)")
+    assert "form: household-survey\nrules:\n- id: ok\n  expression: monthly_savings <= monthly_income\n  message: x\n" in text
+    ruleset = load_text(text, HOUSEHOLD_QUESTIONS, "household-survey.yaml", form_slug="household-survey")
+    assert [r.id for r in ruleset.rules] == ["ok"] and [(e.id, e.severity) for e in ruleset.expectations] == [
+        ("income", "warning")]

@@ -265,3 +265,51 @@ def test_an_expectations_error_is_read_from_gx_exception_info_flat_or_by_metric(
     from fieldpipe.rules.expectations import _error
 
     assert _error(exception_info) == error
+
+
+def test_a_rule_broken_at_run_time_fails_the_run_naming_it_after_the_other_forms_were_validated(
+        client, conn, admin_key, collector_key, make_form, rules_dir, monkeypatch):
+    """As in the test above, the run is handed a compiled pattern PostgreSQL rejects; here through the slug's run,
+    which must end failed, naming the form, the rule and the reason, and record the failure."""
+    from fieldpipe.rules import validate
+
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    post(client, collector_key, answers=answers(monthly_savings=30000))
+    loaded = validate.ruleset_for
+
+    def with_a_broken_pattern(conn, form):
+        ruleset = loaded(conn, form)
+        ruleset.rules[1].tree.sql_pattern = "a{1,2"
+        return ruleset
+
+    monkeypatch.setattr(validate, "ruleset_for", with_a_broken_pattern)
+    with pytest.raises(ValidationFailed) as failed:
+        validate_slug(conn, "household-survey")
+    assert str(failed.value).startswith("form acme/household-survey: checked 1 all responses (rules changed); "
+                                        "flags opened 1, updated 0, closed 0 ; broken rules: name-without-digits: "
+                                        "fails in PostgreSQL: invalid regular expression")
+    [recorded] = conn.execute("SELECT error, reason FROM pipeline_failures WHERE pipeline = 'validate_responses'")
+    assert recorded["error"] == "RuleFailed" and "broken rules: name-without-digits" in recorded["reason"]
+    assert [f["rule_id"] for f in open_flags(client, admin_key)] == ["savings-within-income"]
+
+
+def test_a_form_whose_rules_were_removed_is_validated_once_then_left_alone(
+        client, conn, admin_key, collector_key, make_form, rules_dir):
+    make_form()
+    rules_dir("household-survey", SAVINGS_RULES)
+    post(client, collector_key, answers=answers(monthly_savings=30000))
+    # an hour passes: the response is older than the run's revisit window
+    conn.execute("UPDATE responses SET received_at = received_at - interval '1 hour', "
+                 "updated_at = updated_at - interval '1 hour'")
+    validate_slug(conn, "household-survey")
+    assert pending_work(conn) == []
+    tasks = client.get("/api/v1/forms/household-survey/tasks", headers=auth(admin_key)).get_json()["items"]
+    [rules_task] = [t for t in tasks if t["kind"] == "rules"]
+    assert client.delete(f"/api/v1/forms/household-survey/tasks/{rules_task['id']}",
+                         headers=auth(admin_key)).status_code == 204
+    assert pending_work(conn) == [{"key": "household-survey", "name": "household-survey", "rows": 1, "gx": False}]
+    [run] = validate_slug(conn, "household-survey")
+    assert run.closed == {"rule_removed": 1} and run.revalidated_all
+    assert conn.execute("SELECT rules_fingerprint FROM validation_watermarks").fetchone()["rules_fingerprint"] == "none"
+    assert pending_work(conn) == []  # nothing new: not validated again and again
