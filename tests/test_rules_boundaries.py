@@ -149,8 +149,42 @@ def test_division_rounds_half_away_from_zero_at_the_tenth_place(conn):
     ("[a-", "write \\- for a '-' that is not a range like a-z (position 3)"),
     ("[-a]", "write \\- for a '-' that is not a range like a-z (position 2)"),
     ("[z-a]", "range z-a goes downwards"),
+    ("[!-\\d]", "write \\- for a '-' that is not a range like a-z (position 3)"),
+    ("a)", "unmatched ')' at position 2"),
+    ("(a))", "unmatched ')' at position 4"),
 ])
 def test_a_class_with_a_dangling_or_backward_range_is_refused_saying_where(pattern, message):
     with pytest.raises(RegexError) as refused:
         translate(pattern)
     assert str(refused.value) == message
+
+
+def test_dividing_by_a_decimal_below_one_rounds_half_away_from_zero_too(conn):
+    # 2 / 0.3 = 6.66666666666...: the remainder at the tenth place is more than half of 0.3; so is -2 / 0.3's
+    expressions = ["x / y = 6.6666666667", "x / y = -6.6666666667", "x / y = 2"]
+    rows = [{"x": 2, "y": 0.3}, {"x": -2, "y": 0.3}, {"x": 2, "y": 1}]
+    expected = {(r, i): r == i for r in range(3) for i in range(3)}
+    check_both(conn, expressions, rows, expected)
+
+
+def test_a_negated_class_anywhere_in_a_pattern_and_a_plain_class_after_an_anchor(conn):
+    expressions = ['s matches "[^0-9]"', 's matches "^[A-Z][a-z]+$"', 's matches "x[^a]"']
+    rows = [{"s": "123"}, {"s": "12a"}, {"s": "Asha"}, {"s": "asha"}, {"s": "xb"}, {"s": "xa"}]
+    expected = {
+        (0, 0): False, (1, 0): True, (2, 0): True, (3, 0): True, (4, 0): True, (5, 0): True,
+        (0, 1): False, (1, 1): False, (2, 1): True, (3, 1): False, (4, 1): False, (5, 1): False,
+        (0, 2): False, (1, 2): False, (2, 2): False, (3, 2): False, (4, 2): True, (5, 2): False,
+    }
+    check_both(conn, expressions, rows, expected)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ('a > "abc"', "compares number answer 'a' with the text 'abc'"),
+    ("s = 5", "compares text answer 's' with the number 5"),
+])
+def test_a_comparison_of_two_kinds_names_both_as_a_person_reads_them(expression, message):
+    from fieldpipe.rules.loader import RulesFileError
+
+    with pytest.raises(RulesFileError) as refused:
+        ruleset([expression])
+    assert message in str(refused.value)
