@@ -56,8 +56,8 @@ BUGS = [
     Bug("batch-twin-keeps-the-first-silently", "fieldpipe/responses.py",
         "same = first.hash == sub.hash", "same = True", ("tests/test_ingestion_edges.py",)),
     Bug("string-number-accepted-as-integer", "fieldpipe/answers.py",
-        'def _integer(value: Any, question: dict) -> int:\n',
-        'def _integer(value: Any, question: dict) -> int:\n'
+        'def _integer(value: Any) -> int:\n',
+        'def _integer(value: Any) -> int:\n'
         '    if isinstance(value, str) and value.isdigit():\n        return int(value)\n',
         ("tests/test_ingestion_edges.py",)),
     Bug("empty-string-satisfies-required", "fieldpipe/answers.py",
