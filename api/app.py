@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from api import errors, metrics, spec
+from api.answer_fast_path import AnswerFastPath
 from api.json import FieldpipeJSONProvider
 from fieldpipe.config import Settings
 
@@ -45,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_routes(app)
     app.before_request(spec.check_query_of_open_routes)
+    app.wsgi_app = AnswerFastPath(app)
     return app
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from functools import wraps
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psycopg
 from flask import current_app, request
+from psycopg_pool import ConnectionPool
 
 from api.spec import check_query
 from fieldpipe.domains import BodyProblem, body_problems, parse_json
@@ -130,21 +131,29 @@ def _in_transaction(work: Callable, autocommit: bool = False) -> Any:
     own), again after a lost race."""
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
-            with current_app.extensions["fieldpipe_pool"].connection() as conn:
-                if not autocommit:
-                    return work(conn)
-                conn.autocommit = True
-                try:
-                    return work(conn)
-                finally:
-                    with suppress(psycopg.Error):  # a broken connection is discarded by the pool anyway
-                        conn.autocommit = False
+            with borrowed_connection(current_app.extensions["fieldpipe_pool"], autocommit) as conn:
+                return work(conn)
         except RETRIED_ERRORS as err:
             log.warning("%s on %s %s (attempt %d of %d)", type(err).__name__, request.method,
                         request.url_rule, attempt, TRANSACTION_ATTEMPTS)
             if attempt == TRANSACTION_ATTEMPTS:
                 raise Problem("unavailable", "the database is busy; retry shortly") from None
             time.sleep(0.02 * attempt)
+
+
+@contextmanager
+def borrowed_connection(pool: ConnectionPool, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A pooled connection for one transaction, or with each statement committed on its own (`autocommit`)."""
+    with pool.connection() as conn:
+        if not autocommit:
+            yield conn
+            return
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            with suppress(psycopg.Error):  # a broken connection is discarded by the pool anyway
+                conn.autocommit = False
 
 
 def json_body() -> Any:

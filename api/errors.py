@@ -32,9 +32,13 @@ RETRY_AFTER_SECONDS = 5  # what a client waits before retrying when the database
 
 def request_id() -> str:
     if "request_id" not in g:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
     return g.request_id
+
+
+def request_id_from(given: str) -> str:
+    """The client's `X-Request-ID` when it is a plain token, else a new id."""
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def problem_response(problem: Problem) -> Response:
