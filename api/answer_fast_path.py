@@ -3,11 +3,10 @@
 Students answering an exam together are the API's busiest write: `exam_answers_ingest` asks for 1,500 answers/s
 from 200 students on this 2-core machine, where Flask's request context, hooks and response handling cost
 about a third of an answer's CPU. So an answer that needs nothing else (POST of a JSON answer, no query string,
-a valid student token, numeric ids) is stored here, by the same `exams.post_answer`, and
-counted and access-logged as every request is. Every other request, and every answer this path cannot settle
-(a refusal, an unknown token, a malformed body, a database error), goes to Flask as it came: each problem
-the route can answer is made in one place, and the answer's INSERT is idempotent, so trying again there
-stores nothing twice.
+a valid student token, numeric ids) is stored here, by the same `exams.post_answer`, and counted and
+access-logged as every request is. Every other request, and every answer this path cannot settle (a refusal,
+an unknown token, a malformed body, a database error), goes to Flask as it came: each problem the route can
+answer is made in one place, and the answer's INSERT is idempotent, so trying again there stores nothing twice.
 """
 
 from __future__ import annotations
