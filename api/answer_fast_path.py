@@ -49,12 +49,8 @@ class AnswerFastPath:
         match = self.path.fullmatch(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING"):
             return self.flask(environ, start_response)
-        student = self._student(environ)
-        body = self._body(environ) if student is not None else None
-        if body is None:
-            return self.flask(environ, start_response)
         try:
-            stored = self._store(student, match.groups(), body)
+            stored = self._answer(environ, match.groups())
         except Problem:  # refused: Flask answers why
             stored = None
         except Exception as exc:
@@ -73,11 +69,22 @@ class AnswerFastPath:
                         len(answered), environ.get("REMOTE_ADDR"))
         return [answered]
 
-    @staticmethod
-    def _student(environ: dict) -> signin.Student | None:
+    def _answer(self, environ: dict, ids: tuple[str, str]) -> tuple[dict, bool] | None:
+        """(receipt, created) for a plain answer of a valid student token; None for anything else."""
         header = environ.get("HTTP_AUTHORIZATION", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        return signin.verify_token(token) if signin.looks_like_token(token) else None
+        student = signin.verify_token(token) if signin.looks_like_token(token) else None
+        body = self._body(environ) if student is not None else None
+        if body is None:
+            return None
+        try:
+            payload = parse_json(body)
+        except ValueError:  # malformed, or nested too deep (BodyProblem): Flask says which
+            return None
+        if next(body_problems(payload), None) is not None:
+            return None
+        with borrowed_connection(self.pool, autocommit=True) as conn:
+            return exams.post_answer(conn, student, *ids, payload)
 
     def _body(self, environ: dict) -> bytes | None:
         """The JSON body, read once and left readable for Flask; None when it is not plain JSON of a known
@@ -90,13 +97,3 @@ class AnswerFastPath:
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)
         return body
-
-    def _store(self, student: signin.Student, ids: tuple[str, str], body: bytes) -> tuple[dict, bool] | None:
-        try:
-            payload = parse_json(body)
-        except ValueError:  # malformed, or nested too deep (BodyProblem): Flask says which
-            return None
-        if next(body_problems(payload), None) is not None:
-            return None
-        with borrowed_connection(self.pool, autocommit=True) as conn:
-            return exams.post_answer(conn, student, *ids, payload)

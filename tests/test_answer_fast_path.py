@@ -8,11 +8,13 @@ import logging
 import re
 import uuid
 
+import jwt
 import pytest
 from flask import request
 from werkzeug.test import Client
 
 from api import create_app
+from fieldpipe.assessments import signin
 from tests.helpers import auth
 from tests.test_assessments_api import school  # noqa: F401 (fixture)
 from tests.test_exams import answer, count, exam, slips, tokens  # noqa: F401 (fixtures)
@@ -121,3 +123,18 @@ def test_a_request_id_that_is_not_a_plain_token_is_replaced_around_flask_too(cli
                        json={"answer_id": str(uuid.uuid4()), "question": "q1", "answer": "b"},
                        headers={**auth(me["token"]), "X-Request-ID": "two words"})
     assert resp.status_code == 201 and re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-ID"])
+
+
+def test_an_answer_the_server_cannot_check_is_a_problem_not_a_crash(client, conn, exam, tokens, monkeypatch):  # noqa: F811
+    """In production without a key to check student tokens, an answer is 503 problem+json and stores nothing."""
+    claims = jwt.decode(tokens["1"]["token"], options={"verify_signature": False})
+    # a token no process has checked yet (the tokens of earlier tests can be the same bytes, and remembered)
+    me = {**tokens["1"], "token": jwt.encode({**claims, "iat": claims["iat"] - 7}, signin.DEVELOPMENT_KEY,
+                                             algorithm=signin.TOKEN_ALGORITHM)}
+    monkeypatch.setenv("FIELDPIPE_ENV", "production")
+    monkeypatch.delenv("FIELDPIPE_STUDENT_TOKEN_KEY", raising=False)
+    monkeypatch.delenv("FIELDPIPE_SECRET_KEY", raising=False)
+    resp = answer(client, me, exam["id"], "q1", "b")
+    assert (resp.status_code, resp.mimetype) == (503, "application/problem+json")
+    assert resp.get_json()["detail"] == "FIELDPIPE_STUDENT_TOKEN_KEY is not set, so student tokens cannot be signed"
+    assert count(conn) == 0
