@@ -8,6 +8,8 @@ import uuid
 
 from flask.json.provider import DefaultJSONProvider
 
+from fieldpipe.domains import json_value
+
 
 class FieldpipeJSONProvider(DefaultJSONProvider):
     ensure_ascii = False
@@ -15,10 +17,6 @@ class FieldpipeJSONProvider(DefaultJSONProvider):
 
     @staticmethod
     def default(value):
-        if isinstance(value, (dt.datetime, dt.date)):
-            return value.isoformat()
-        if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, decimal.Decimal):
-            return float(value)
+        if isinstance(value, (dt.datetime, dt.date, uuid.UUID, decimal.Decimal)):
+            return json_value(value)
         return DefaultJSONProvider.default(value)

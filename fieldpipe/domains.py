@@ -10,6 +10,7 @@ each bound; the OpenAPI document renders them from here (`json_schema_*`).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 import re
@@ -100,6 +101,16 @@ def parse_json(raw: bytes | str) -> Any:
         return json.loads(raw)
     except RecursionError:
         raise BodyProblem("", "depth", f"nests objects and arrays more than {JSON_MAX_DEPTH} deep") from None
+
+
+def json_value(value: Any) -> Any:
+    """`json.dumps`'s `default` wherever fieldpipe writes JSON: timestamps and dates in ISO 8601, as the API shows
+    them; decimals as numbers; anything else (a UUID) as its text."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
 
 
 def _path(parent: str, part: str | int) -> str:

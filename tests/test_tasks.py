@@ -3,6 +3,7 @@ sheets and webhooks through tasks, against real PostgreSQL and a real local webh
 
 import datetime as dt
 import json
+import re
 import time
 
 import pytest
@@ -163,6 +164,13 @@ def test_a_webhook_task_gets_new_and_edited_responses_once_each_signed(client, a
     bodies = sorted((r.json() for r in receiver.requests), key=lambda b: b["data"]["revision"])
     assert [(b["type"], b["data"]["revision"], b["data"]["answers"]["monthly_income"]) for b in bodies] == [
         ("response.created", 1, 20000), ("response.updated", 2, 30000)]
+    # timestamps as the API writes them (ISO 8601), not Python's str() of a datetime
+    shown = client.get(f"/api/v1/forms/household-survey/responses/{first['submission_id']}/revisions",
+                       headers=auth(admin_key)).get_json()["items"]
+    assert [b["data"]["submitted_at"] for b in bodies] == [r["submitted_at"] for r in sorted(
+        shown, key=lambda r: r["revision"])] == [first["submitted_at"]] * 2
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", b["data"][field])
+               for b in bodies for field in ("submitted_at", "received_at"))
     for request in receiver.requests:
         assert verify_signature(task["secret"], request.headers[SIGNATURE_HEADER], request.body)
     runs = client.get(f"{TASKS}/{task['id']}/runs", headers=auth(admin_key)).get_json()["items"]

@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import psycopg
 
 from fieldpipe import paging, responses
+from fieldpipe.domains import json_value
 from fieldpipe.forms import get_form_row
 from fieldpipe.imports import INCOMING_KEY_PATTERN
 from fieldpipe.imports.columns import RowReader, column_of, map_header
@@ -267,15 +268,9 @@ def _finish(conn: psycopg.Connection, store, import_id: uuid.UUID, spooled: Spoo
     return report(conn, import_id)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    return str(value)
-
-
 def _write_report(conn: psycopg.Connection, job: dict, out) -> None:
     """The report with every error, streamed from a server-side cursor into `out`."""
-    head = json.dumps(report_body(job), default=_json_value, ensure_ascii=False)
+    head = json.dumps(report_body(job), default=json_value, ensure_ascii=False)
     out.write(head[:-1].encode() + b', "errors": [')
     with conn.cursor(name="import_report_errors") as cur:
         cur.execute(ERRORS_SQL, (job["id"], None))

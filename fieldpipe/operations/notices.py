@@ -28,6 +28,7 @@ import psycopg
 from fieldpipe import paging
 from fieldpipe.answers import EMAIL_PATTERN
 from fieldpipe.config import OperationsSettings
+from fieldpipe.domains import json_value
 from fieldpipe.problems import FieldError, invalid
 from fieldpipe.retry import Backoff
 from fieldpipe.webhooks import delivery
@@ -69,7 +70,7 @@ def raise_notice(conn: psycopg.Connection, notice: Notice) -> int | None:
                ON CONFLICT (coalesce(organization_id, 0), incident) WHERE resolved_at IS NULL DO NOTHING
                RETURNING id""",
             {"org": notice.organization_id, "incident": notice.incident, "kind": notice.kind,
-             "subject": notice.subject, "body": notice.body, "data": json.dumps(notice.data, default=str),
+             "subject": notice.subject, "body": notice.body, "data": json.dumps(notice.data, default=json_value),
              "platform": OperationsSettings.from_env().operator_emails}).fetchone()
         if row is None:
             return None

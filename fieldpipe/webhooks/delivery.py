@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 import psycopg
 
 from fieldpipe import outbox, paging
+from fieldpipe.domains import json_value
 from fieldpipe.problems import FieldError, invalid, not_found
 from fieldpipe.ratelimit import RateLimiter
 from fieldpipe.retry import Backoff
@@ -131,7 +132,7 @@ def enqueue_for_tasks(conn: psycopg.Connection, events: list[dict],
            ORDER BY w.id, e.event_key
            ON CONFLICT (webhook_id, event_key) DO UPDATE SET event_key = excluded.event_key
            RETURNING id, event_key""",
-        {"events": json.dumps(events, default=str), "window": policy.retry_window},
+        {"events": json.dumps(events, default=json_value), "window": policy.retry_window},
     ).fetchall()
     return {r["event_key"]: r["id"] for r in rows}
 
