@@ -5,8 +5,9 @@ from 200 students on this 2-core machine, where Flask's request context, hooks a
 about a third of an answer's CPU. So an answer that needs nothing else (POST of a JSON answer, no query string,
 a valid student token, numeric ids) is stored here, by the same `exams.post_answer`, and counted and
 access-logged as every request is. Every other request, and every answer this path cannot settle (a refusal,
-an unknown token, a malformed body, a database error), goes to Flask as it came: each problem the route can
-answer is made in one place, and the answer's INSERT is idempotent, so trying again there stores nothing twice.
+an unknown token, a malformed body, no database connection free soon, a database error), goes to Flask as
+it came: each problem the route can answer is made in one place, and the answer's INSERT is idempotent, so
+trying again there stores nothing twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from typing import Callable, Iterable
 
 from flask import Flask
+from psycopg_pool import PoolTimeout
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api import metrics
@@ -30,6 +32,9 @@ from fieldpipe.problems import Problem
 log = logging.getLogger("fieldpipe.api")
 
 ENDPOINT = "exams.post_answer"
+# How long an answer here waits for a pooled connection before it goes to Flask, which waits the pool's timeout:
+# a busy pool costs an answer this much more, not a second timeout.
+CONNECTION_WAIT = 0.05
 STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (200, 201)}  # as werkzeug's
 
 
@@ -52,6 +57,8 @@ class AnswerFastPath:
         try:
             stored = self._answer(environ, match.groups())
         except Problem:  # refused: Flask answers why
+            stored = None
+        except PoolTimeout:  # no connection free soon: Flask waits for one, as long as any request does
             stored = None
         except Exception as exc:
             log.warning("an answer went to Flask after %s in the fast path", type(exc).__name__)
@@ -83,7 +90,7 @@ class AnswerFastPath:
             return None
         if next(body_problems(payload), None) is not None:
             return None
-        with borrowed_connection(self.pool, autocommit=True) as conn:
+        with borrowed_connection(self.pool, autocommit=True, timeout=CONNECTION_WAIT) as conn:
             return exams.post_answer(conn, student, *ids, payload)
 
     def _body(self, environ: dict) -> bytes | None:

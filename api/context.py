@@ -142,9 +142,11 @@ def _in_transaction(work: Callable, autocommit: bool = False) -> Any:
 
 
 @contextmanager
-def borrowed_connection(pool: ConnectionPool, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A pooled connection for one transaction, or with each statement committed on its own (`autocommit`)."""
-    with pool.connection() as conn:
+def borrowed_connection(pool: ConnectionPool, autocommit: bool = False,
+                        timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A pooled connection for one transaction, or with each statement committed on its own (`autocommit`);
+    PoolTimeout when none is free within `timeout` seconds (the pool's own when None)."""
+    with pool.connection(timeout) as conn:
         if not autocommit:
             yield conn
             return

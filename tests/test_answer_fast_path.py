@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 
 import jwt
@@ -138,3 +139,20 @@ def test_an_answer_the_server_cannot_check_is_a_problem_not_a_crash(client, conn
     assert (resp.status_code, resp.mimetype) == (503, "application/problem+json")
     assert resp.get_json()["detail"] == "FIELDPIPE_STUDENT_TOKEN_KEY is not set, so student tokens cannot be signed"
     assert count(conn) == 0
+
+
+def test_an_answer_waits_for_a_connection_once_when_none_is_free(clean_db, exam, tokens):  # noqa: F811
+    """The path around Flask takes only a connection free within 50 ms; otherwise Flask waits for one, for the
+    pool's timeout (here 2 s), and answers 503 when none comes: one wait, not two."""
+    app = create_app({"DATABASE_URL": clean_db, "TESTING": True, "POOL_SIZE": 1, "POOL_TIMEOUT": 2})
+    pool = app.extensions["fieldpipe_pool"]
+    try:
+        with pool.connection():  # the only connection, busy
+            started = time.monotonic()
+            resp = answer(app.test_client(), tokens["1"], exam["id"], "q1", "b")
+            waited = time.monotonic() - started
+        assert (resp.status_code, resp.get_json()["code"]) == (503, "503.1")
+        assert 2 <= waited < 3.5
+        assert answer(app.test_client(), tokens["1"], exam["id"], "q1", "b").status_code == 201  # free again
+    finally:
+        pool.close()
