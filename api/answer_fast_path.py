@@ -23,7 +23,7 @@ from psycopg_pool import PoolTimeout
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api import metrics
-from api.context import borrowed_connection
+from api.context import bearer_credential, borrowed_connection
 from api.errors import request_id_from
 from fieldpipe.assessments import exams, signin
 from fieldpipe.domains import body_problems, parse_json
@@ -78,8 +78,7 @@ class AnswerFastPath:
 
     def _answer(self, environ: dict, ids: tuple[str, str]) -> tuple[dict, bool] | None:
         """(receipt, created) for a plain answer of a valid student token; None for anything else."""
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        token = bearer_credential(environ.get("HTTP_AUTHORIZATION", "")) or ""
         student = signin.verify_token(token) if signin.looks_like_token(token) else None
         body = self._body(environ) if student is not None else None
         if body is None:

@@ -60,10 +60,15 @@ def forget_key(key_id: int) -> None:
 
 
 def _api_key() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
+    credential = bearer_credential(request.headers.get("Authorization", ""))
+    if credential is not None:
+        return credential or None
     return request.headers.get("X-API-Key") or None
+
+
+def bearer_credential(authorization: str) -> str | None:
+    """What an `Authorization: Bearer <credential>` header carries ("" when nothing); None for another header."""
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 def endpoint(admin: bool = False) -> Callable:
